@@ -1,0 +1,299 @@
+"""Landing ingestion (SPEC §2): raw feed files into typed landing tables and their quarantine.
+
+Incremental and idempotent through a ledger table, `ingested_files`, committed last: a file whose
+path and content are in the ledger is skipped. Data files carry the id of the ingest that wrote
+them, so an ingest interrupted between its commits is undone by the next one before it starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from stedi.contract import FEEDS, Feed, landing_columns, rejected_columns
+from stedi.engines import Engine
+from stedi.engines.base import LandedCounts, LandingBatch, TableInput
+from stedi.engines.duckdb import connect, register_tables
+from stedi.lake import RUN_PROPERTY, Lake, TableState
+from stedi.lines import split_lines
+from stedi.storage import FileInfo, Storage, open_storage
+
+LEDGER_TABLE = "ingested_files"
+LEDGER_COLUMNS = (
+    ("feed", "string"),
+    ("path", "string"),
+    ("size", "long"),
+    ("mtime_ns", "long"),
+    ("sha256", "string"),
+    ("non_blank_lines", "long"),
+    ("accepted", "long"),
+    ("rejected", "long"),
+    ("problem", "string"),
+    ("run_id", "string"),
+    ("ingested_at", "timestamptz"),
+)
+FEED_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+BATCH_BYTES = 256 * 1024 * 1024  # decompressed text handed to the engine at once; bounds memory
+
+ProgressCallback = Callable[[str, int, int], None]  # feed, bytes done, bytes total
+
+
+class SourceError(ValueError):
+    """The source cannot be ingested as given (missing, empty, unexpected layout)."""
+
+
+class ConservationError(RuntimeError):
+    pass
+
+
+@dataclass
+class FeedReport:
+    feed: str
+    files_new: int = 0
+    files_skipped: int = 0
+    lines: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    problems: list[str] = field(default_factory=list)  # unreadable files, by path and reason
+
+
+@dataclass
+class IngestReport:
+    run_id: str
+    source: str
+    feeds: dict[str, FeedReport]
+    ignored_files: list[str]
+
+    @property
+    def new_files(self) -> int:
+        return sum(r.files_new for r in self.feeds.values())
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "source": self.source,
+            "feeds": {name: vars(report) for name, report in self.feeds.items()},
+            "ignored_files": self.ignored_files,
+        }
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def run_of_data_file(path: str) -> str:
+    return path.rsplit("/", 1)[-1].split("__", 1)[0]
+
+
+# ---- discovery ---------------------------------------------------------------------------------
+def _feed_for_folder(name: str) -> Feed | None:
+    return next((feed for feed in FEEDS if name.lower() in feed.folders), None)
+
+
+def discover(storage: Storage) -> tuple[dict[str, list[FileInfo]], list[str]]:
+    """The feed files under a source root, by feed, and the files that are not feed files."""
+    root = storage.root
+    if not storage.exists(root):
+        raise SourceError(f"source not found: {root}")
+    if not storage.is_dir(root):
+        raise SourceError(f"source must be a folder holding customer/, accelerometer/ and step_trainer/: {root}")
+    found: dict[str, list[FileInfo]] = {}
+    ignored: list[str] = []
+    for child in storage.list_dir(root):
+        location = storage.join(child)
+        if child.startswith((".", "_")) or not storage.is_dir(location):
+            continue
+        feed = _feed_for_folder(child)
+        if feed is None:
+            expected = ", ".join(f"{f.folders[0]}/" for f in FEEDS)
+            raise SourceError(f"unknown feed folder '{child}/' in {root}: expected {expected}")
+        for info in storage.walk_files(location):
+            name = info.path.rsplit("/", 1)[-1]
+            if name.startswith("."):
+                continue
+            if name.lower().endswith(FEED_SUFFIXES):
+                found.setdefault(feed.name, []).append(info)
+            else:
+                ignored.append(info.path)
+    if not found:
+        raise SourceError(f"no feed files (*.json, *.jsonl, optionally .gz) under {root}")
+    return found, ignored
+
+
+# ---- the ledger --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LedgerEntry:
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+def read_ledger(lake: Lake) -> tuple[dict[str, LedgerEntry], set[str]]:
+    """Ingested files by path (latest content) and the ids of the ingests that completed."""
+    state = lake.state(LEDGER_TABLE)
+    if not state.files:
+        return {}, set()
+    conn = connect()
+    register_tables(conn, {LEDGER_TABLE: TableInput(state.files, LEDGER_COLUMNS)})
+    rows = conn.execute(
+        f"SELECT path, size, mtime_ns, sha256, run_id FROM {LEDGER_TABLE} ORDER BY ingested_at, run_id"
+    ).fetchall()
+    conn.close()
+    return {path: LedgerEntry(size, mtime, sha) for path, size, mtime, sha, _ in rows}, {row[4] for row in rows}
+
+
+def is_already_ingested(info: FileInfo, entry: LedgerEntry | None, sha256: Callable[[], str]) -> bool:
+    if entry is None:
+        return False
+    if entry.size == info.size and entry.mtime_ns == info.mtime_ns:
+        return True
+    return entry.size == info.size and entry.sha256 == sha256()
+
+
+# ---- ingestion ---------------------------------------------------------------------------------
+def ensure_landing_tables(lake: Lake) -> None:
+    for feed in FEEDS:
+        lake.ensure_table(feed.landing_table, landing_columns(feed))
+        lake.ensure_table(feed.rejected_table, rejected_columns())
+    lake.ensure_table(LEDGER_TABLE, LEDGER_COLUMNS)
+
+
+def landing_tables() -> list[str]:
+    return [name for feed in FEEDS for name in (feed.landing_table, feed.rejected_table)]
+
+
+def recover_interrupted_ingest(lake: Lake, completed_runs: set[str]) -> None:
+    for name in landing_tables():
+        state: TableState = lake.state(name)
+        orphans = [path for path in state.files if run_of_data_file(path) not in completed_runs]
+        if orphans:
+            lake.publish(name, [], {RUN_PROPERTY: "recovery"}, remove=orphans)
+
+
+@dataclass(frozen=True)
+class ReadFile:
+    info: FileInfo
+    sha256: str
+    problem: str | None
+
+
+def _batches(storage: Storage, files: list[FileInfo]) -> Iterator[tuple[list[ReadFile], pa.Table]]:
+    """Read files into Arrow tables of numbered lines, about BATCH_BYTES of text at a time."""
+    pending: list[pa.Table] = []
+    pending_files: list[ReadFile] = []
+    size = 0
+    for info in files:
+        raw = storage.read_bytes(info.path)
+        digest = hashlib.sha256(raw).hexdigest()
+        lines = split_lines(raw, gzipped=info.path.lower().endswith(".gz"))
+        count = len(lines.line_numbers)
+        columns = {
+            "_source_file": pa.repeat(info.path, count).cast(pa.string()),
+            "_source_sha256": pa.repeat(digest, count).cast(pa.string()),
+            "_source_line": pa.array(lines.line_numbers, pa.int64()),
+            "line": lines.lines,
+            "problem": pa.nulls(count, pa.string()),
+        }
+        pending.append(pa.table(columns).cast(_LINES_SCHEMA))
+        if lines.problem:
+            pending.append(
+                pa.table(
+                    {"_source_file": [info.path], "_source_sha256": [digest], "_source_line": [None], "line": [None], "problem": [lines.problem]},
+                    schema=_LINES_SCHEMA,
+                )
+            )
+        pending_files.append(ReadFile(info, digest, lines.problem))
+        size += lines.lines.nbytes
+        if size >= BATCH_BYTES:
+            yield pending_files, pa.concat_tables(pending)
+            pending, pending_files, size = [], [], 0
+    if pending_files:
+        yield pending_files, pa.concat_tables(pending)
+
+
+_LINES_SCHEMA = pa.schema(
+    [("_source_file", pa.string()), ("_source_sha256", pa.string()), ("_source_line", pa.int64()), ("line", pa.large_string()), ("problem", pa.string())]
+)
+
+
+def ingest(
+    lake: Lake, source: str, engine: Engine, on_progress: ProgressCallback | None = None, run_id: str | None = None
+) -> IngestReport:
+    """Ingest every new feed file under `source`. The caller holds the lake's write lock."""
+    storage = open_storage(source)
+    found, ignored = discover(storage)
+    ensure_landing_tables(lake)
+    ledger, completed_runs = read_ledger(lake)
+    recover_interrupted_ingest(lake, completed_runs)
+
+    run_id = run_id or new_run_id()
+    ingested_at = datetime.now(timezone.utc)
+    report = IngestReport(run_id, source, {feed.name: FeedReport(feed.name) for feed in FEEDS}, ignored)
+    written: dict[str, list[str]] = {name: [] for name in landing_tables()}
+    ledger_rows: list[dict] = []
+
+    for feed in FEEDS:
+        feed_report = report.feeds[feed.name]
+        new_files: list[FileInfo] = []
+        for info in found.get(feed.name, []):
+            if is_already_ingested(info, ledger.get(info.path), lambda: hashlib.sha256(storage.read_bytes(info.path)).hexdigest()):
+                feed_report.files_skipped += 1
+            else:
+                new_files.append(info)
+        total = sum(info.size for info in new_files)
+        done = 0
+        for batch_files, lines in _batches(storage, new_files):
+            accepted_path = lake.new_data_file(feed.landing_table, run_id)
+            rejected_path = lake.new_data_file(feed.rejected_table, run_id)
+            batch = LandingBatch(feed, lines, run_id, ingested_at.isoformat())
+            counts = engine.land(batch, accepted_path, rejected_path)
+            written[feed.landing_table].append(accepted_path)
+            written[feed.rejected_table].append(rejected_path)
+            for read in batch_files:
+                info, digest, problem = read.info, read.sha256, read.problem
+                landed = counts.get(info.path, LandedCounts(0, 0, 0))
+                if landed.accepted + landed.rejected != landed.non_blank:
+                    raise ConservationError(
+                        f"conservation failed for {info.path}: {landed.non_blank} non-blank lines, "
+                        f"{landed.accepted} accepted + {landed.rejected} rejected; nothing was published"
+                    )
+                if problem:
+                    feed_report.problems.append(f"{info.path}: {problem}")
+                feed_report.files_new += 1
+                feed_report.lines += landed.non_blank
+                feed_report.accepted += landed.accepted
+                feed_report.rejected += landed.rejected
+                ledger_rows.append(
+                    {"feed": feed.name, "path": info.path, "size": info.size, "mtime_ns": info.mtime_ns, "sha256": digest,
+                     "non_blank_lines": landed.non_blank, "accepted": landed.accepted, "rejected": landed.rejected,
+                     "problem": problem, "run_id": run_id, "ingested_at": ingested_at}
+                )
+                done += info.size
+            if on_progress:
+                on_progress(feed.name, done, total)
+        if on_progress and not new_files:
+            on_progress(feed.name, 0, 0)
+
+    if ledger_rows:
+        properties = {RUN_PROPERTY: run_id}
+        for name, files in written.items():
+            if files:
+                lake.publish(name, files, properties)
+        ledger_path = lake.new_data_file(LEDGER_TABLE, run_id)
+        _write_ledger_rows(ledger_rows, ledger_path)
+        lake.publish(LEDGER_TABLE, [ledger_path], properties)
+    return report
+
+
+def _write_ledger_rows(rows: list[dict], path: str) -> None:
+    conn = connect()
+    table = pa.Table.from_pylist(rows, schema=pa.schema(
+        [(name, {"string": pa.string(), "long": pa.int64(), "timestamptz": pa.timestamp("us", tz="UTC")}[kind]) for name, kind in LEDGER_COLUMNS]
+    ))
+    conn.register("ledger_rows", table)
+    conn.execute(f"COPY ledger_rows TO '{path}' (FORMAT parquet)")
+    conn.close()

@@ -1,0 +1,198 @@
+"""A lake: a root holding an Iceberg warehouse, its catalog and stedi's own small files.
+
+All table writes go through here: the engine writes Parquet files into the table's data folder and
+`publish` commits them with pyiceberg, one atomic commit per table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.io.pyarrow import parquet_file_to_data_file
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.table.name_mapping import create_mapping_from_schema
+from pyiceberg.types import DoubleType, LongType, NestedField, StringType, TimestampType, TimestamptzType
+
+from stedi.storage import Storage, open_storage
+
+NAMESPACE = "stedi"
+DEFAULT_LAKE = "./lakehouse"
+LAKE_ENV = "STEDI_LAKE"
+
+ICEBERG_TYPES = {
+    "string": StringType(),
+    "long": LongType(),
+    "double": DoubleType(),
+    "timestamp": TimestampType(),
+    "timestamptz": TimestamptzType(),
+}
+DUCKDB_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "timestamp": "TIMESTAMP", "timestamptz": "TIMESTAMPTZ"}
+
+# Snapshot summary keys stedi writes on every commit: who made it and from what.
+RUN_PROPERTY = "stedi.run-id"
+INPUTS_PROPERTY = "stedi.inputs"
+SCOPE_PROPERTY = "stedi.consent-scope"
+
+
+class LakeError(RuntimeError):
+    """A problem with the lake a user can fix (wrong path, unwritable folder, missing table)."""
+
+
+@dataclass(frozen=True)
+class TableState:
+    name: str
+    snapshot_id: int | None
+    rows: int
+    properties: dict[str, str]
+    files: tuple[str, ...]
+
+
+def resolve_location(location: str | None) -> str:
+    return location or os.environ.get(LAKE_ENV) or DEFAULT_LAKE
+
+
+class Lake:
+    def __init__(self, location: str | None = None) -> None:
+        self.location = resolve_location(location)
+        self.storage: Storage = open_storage(self.location)
+
+    # ---- layout -------------------------------------------------------------------------------
+    @property
+    def meta_dir(self) -> str:
+        return self.storage.join("_stedi")
+
+    def exists(self) -> bool:
+        return self.storage.exists(self.storage.join("catalog.db"))
+
+    def create(self) -> None:
+        try:
+            self.storage.make_dirs(self.storage.join("warehouse"))
+            self.storage.make_dirs(self.meta_dir)
+        except OSError as error:
+            raise LakeError(f"cannot create the lake at {self.location}: {error.strerror}") from None
+        if not os.access(self.storage.root, os.W_OK):
+            raise LakeError(f"the lake folder {self.location} is not writable")
+
+    def require(self) -> None:
+        if not self.exists():
+            raise LakeError(f"no lake at {self.location}: run `stedi ingest SOURCE` or `stedi run SOURCE` first")
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        catalog = SqlCatalog(
+            NAMESPACE,
+            uri=f"sqlite:///{self.storage.join('catalog.db')}",
+            warehouse=self.storage.uri(self.storage.join("warehouse")),
+        )
+        catalog.create_namespace_if_not_exists(NAMESPACE)
+        return catalog
+
+    @contextmanager
+    def writing(self, wait: bool = False) -> Iterator[None]:
+        """Held for the whole of an ingest or a run, so two writers never interleave."""
+        self.create()
+        with self.storage.exclusive_lock(self.storage.join("_stedi", "lock"), wait=wait):
+            yield
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The lake's key for pseudonyms and tombstones: made once, kept out of every table."""
+        path = self.storage.join("_stedi", "secret")
+        if not self.storage.exists(path):
+            self.storage.write_bytes(path, secrets.token_hex(32).encode(), private=True)
+        return self.storage.read_bytes(path).strip()
+
+    # ---- tables -------------------------------------------------------------------------------
+    def table_names(self) -> list[str]:
+        return sorted(name for _, name in self.catalog.list_tables(NAMESPACE))
+
+    def has_table(self, name: str) -> bool:
+        return self.catalog.table_exists((NAMESPACE, name))
+
+    def table(self, name: str) -> Table:
+        try:
+            return self.catalog.load_table((NAMESPACE, name))
+        except NoSuchTableError:
+            raise LakeError(f"no table '{name}' in the lake at {self.location}") from None
+
+    def ensure_table(self, name: str, columns: Iterable[tuple[str, str]]) -> Table:
+        if self.has_table(name):
+            return self.table(name)
+        schema = Schema(
+            *(NestedField(i, col, ICEBERG_TYPES[kind], required=False) for i, (col, kind) in enumerate(columns, 1))
+        )
+        return self.catalog.create_table(
+            (NAMESPACE, name),
+            schema=schema,
+            # Parquet written by DuckDB or Spark carries no Iceberg field ids: columns are matched by name.
+            properties={"schema.name-mapping.default": create_mapping_from_schema(schema).model_dump_json()},
+        )
+
+    def state(self, name: str, snapshot_id: int | None = None) -> TableState:
+        table = self.table(name)
+        snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id else table.current_snapshot()
+        if snapshot_id and snapshot is None:
+            raise LakeError(f"snapshot {snapshot_id} of '{name}' is no longer retained")
+        if snapshot is None:
+            return TableState(name, None, 0, {}, ())
+        files = tuple(task.file.file_path for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
+        summary = snapshot.summary
+        rows = int(summary.get("total-records", 0)) if summary else 0
+        properties = dict(summary.additional_properties) if summary else {}
+        return TableState(name, snapshot.snapshot_id, rows, properties, files)
+
+    def new_data_file(self, name: str, run_id: str) -> str:
+        """A fresh Parquet path inside the table's data folder, named after the run that writes it."""
+        folder = self.table(name).location().removeprefix("file://") + "/data"
+        self.storage.make_dirs(folder)
+        return f"{folder}/{run_id}__{uuid.uuid4().hex[:12]}.parquet"
+
+    def publish(
+        self, name: str, files: list[str], properties: dict[str, str], replace: bool = False,
+        remove: Iterable[str] = (),
+    ) -> int:
+        """Commit new Parquet files to a table in one atomic Iceberg commit; returns the snapshot id.
+
+        `replace` swaps the table's whole content for `files`; `remove` drops just those data files
+        (recovering from an interrupted ingest).
+        """
+        table = self.table(name)
+        to_remove = set(remove)
+        current = list(table.scan().plan_files()) if (replace or to_remove) and table.current_snapshot() else []
+        with table.transaction() as tx:
+            update = tx.update_snapshot(snapshot_properties=properties)
+            producer = update.overwrite() if current else update.fast_append()
+            with producer as commit:
+                for task in current:
+                    if replace or task.file.file_path in to_remove:
+                        commit.delete_data_file(task.file)
+                for path in files:
+                    commit.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
+        snapshot = self.table(name).current_snapshot()
+        assert snapshot is not None
+        return snapshot.snapshot_id
+
+    # ---- stedi's own records --------------------------------------------------------------------
+    def write_record(self, kind: str, key: str, record: dict) -> None:
+        self.storage.write_bytes(self.storage.join("_stedi", kind, f"{key}.json"), json.dumps(record, indent=2).encode())
+
+    def read_records(self, kind: str) -> list[dict]:
+        folder = self.storage.join("_stedi", kind)
+        if not self.storage.is_dir(folder):
+            return []
+        return [
+            json.loads(self.storage.read_bytes(self.storage.join("_stedi", kind, name)))
+            for name in self.storage.list_dir(folder)
+            if name.endswith(".json")
+        ]

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str  # full location, as `read_bytes` accepts it
+    size: int
+    mtime_ns: int
+
+
+class Storage(ABC):
+    """A tree of files addressed by '/'-separated locations under a root."""
+
+    root: str
+
+    def join(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+    @abstractmethod
+    def uri(self, location: str) -> str:
+        """The location as a URI that pyiceberg and DuckDB understand."""
+
+    @abstractmethod
+    def exists(self, location: str) -> bool: ...
+
+    @abstractmethod
+    def is_dir(self, location: str) -> bool: ...
+
+    @abstractmethod
+    def list_dir(self, location: str) -> list[str]:
+        """Names of the direct children of a folder."""
+
+    @abstractmethod
+    def walk_files(self, location: str) -> Iterator[FileInfo]:
+        """Every file below a folder, in a stable order."""
+
+    @abstractmethod
+    def read_bytes(self, location: str) -> bytes: ...
+
+    @abstractmethod
+    def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:
+        """Write atomically: readers see the old content or the new one, never a part."""
+
+    @abstractmethod
+    def delete(self, location: str) -> None: ...
+
+    @abstractmethod
+    def make_dirs(self, location: str) -> None: ...
+
+    @abstractmethod
+    def exclusive_lock(self, location: str, wait: bool) -> AbstractContextManager[None]:
+        """Held while one process writes a lake; a second one waits or fails clearly."""
