@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
@@ -56,6 +58,19 @@ class TableState:
     rows: int
     properties: dict[str, str]
     files: tuple[str, ...]
+
+
+def parquet_columns(path: str) -> list[tuple[str, str]]:
+    def kind(arrow_type: pa.DataType) -> str:
+        if pa.types.is_timestamp(arrow_type):
+            return "timestamptz" if arrow_type.tz else "timestamp"
+        if pa.types.is_integer(arrow_type):
+            return "long"
+        if pa.types.is_floating(arrow_type):
+            return "double"
+        return "string"
+
+    return [(f.name, kind(f.type)) for f in pq.read_schema(path)]
 
 
 def resolve_location(location: str | None) -> str:
@@ -126,6 +141,10 @@ class Lake:
         except NoSuchTableError:
             raise LakeError(f"no table '{name}' in the lake at {self.location}") from None
 
+    def ensure_table_like(self, name: str, parquet_file: str) -> Table:
+        """The table, created with the columns of a Parquet file if it does not exist yet."""
+        return self.ensure_table(name, parquet_columns(parquet_file))
+
     def ensure_table(self, name: str, columns: Iterable[tuple[str, str]]) -> Table:
         if self.has_table(name):
             return self.table(name)
@@ -152,9 +171,17 @@ class Lake:
         properties = dict(summary.additional_properties) if summary else {}
         return TableState(name, snapshot.snapshot_id, rows, properties, files)
 
+    def columns(self, name: str) -> tuple[tuple[str, str], ...]:
+        kinds = {str(t): kind for kind, t in ICEBERG_TYPES.items()}
+        return tuple((f.name, kinds[str(f.field_type)]) for f in self.table(name).schema().fields)
+
     def new_data_file(self, name: str, run_id: str) -> str:
-        """A fresh Parquet path inside the table's data folder, named after the run that writes it."""
-        folder = self.table(name).location().removeprefix("file://") + "/data"
+        """A fresh Parquet path inside the table's data folder, named after the run that writes it.
+
+        The table need not exist yet: a model's first output decides its schema.
+        """
+        location = self.table(name).location() if self.has_table(name) else self.storage.join("warehouse", f"{NAMESPACE}.db", name)
+        folder = location.removeprefix("file://") + "/data"
         self.storage.make_dirs(folder)
         return f"{folder}/{run_id}__{uuid.uuid4().hex[:12]}.parquet"
 

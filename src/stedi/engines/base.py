@@ -51,6 +51,6 @@ class Engine(ABC):
         rows as one Parquet file each; return per source file the counts that conservation checks."""
 
     @abstractmethod
-    def build(self, sql: str, inputs: Mapping[str, TableInput], out_path: str) -> int:
-        """Run a model's SELECT (DuckDB dialect) over its input tables and write the result as one
-        Parquet file; returns the number of rows written."""
+    def build(self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str) -> int:
+        """Run a model's SELECT (DuckDB dialect) over its input tables and the one-row `run_settings`
+        and write the result as one Parquet file; returns the number of rows written."""

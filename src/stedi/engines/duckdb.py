@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import duckdb
+import pyarrow as pa
 
 from stedi.contract import Feed, Field, Kind
 from stedi.engines.base import Engine, LandedCounts, LandingBatch, TableInput
 from stedi.lake import DUCKDB_TYPES
+from stedi.models import RUN_SETTINGS
 
 JSON_TYPE_NAMES = "CASE json_type({v}) WHEN 'VARCHAR' THEN 'a string' WHEN 'BIGINT' THEN 'an integer' " \
     "WHEN 'UBIGINT' THEN 'an integer' WHEN 'DOUBLE' THEN 'a number' WHEN 'BOOLEAN' THEN 'a boolean' " \
@@ -32,9 +34,10 @@ def literal(text: str) -> str:
 
 def relation_sql(table: TableInput) -> str:
     """A SELECT over a table's Parquet files with exactly its columns, even when it has no file yet."""
-    columns = ", ".join(f"CAST({quote(name)} AS {DUCKDB_TYPES[kind]}) AS {quote(name)}" for name, kind in table.columns)
     if not table.files:
-        return f"SELECT {columns} WHERE false"
+        nulls = ", ".join(f"CAST(NULL AS {DUCKDB_TYPES[kind]}) AS {quote(name)}" for name, kind in table.columns)
+        return f"SELECT {nulls} WHERE false"
+    columns = ", ".join(f"CAST({quote(name)} AS {DUCKDB_TYPES[kind]}) AS {quote(name)}" for name, kind in table.columns)
     files = ", ".join(literal(f) for f in table.files)
     return f"SELECT {columns} FROM read_parquet([{files}], union_by_name = true)"
 
@@ -158,9 +161,10 @@ class DuckDBEngine(Engine):
         conn.close()
         return {file: LandedCounts(non_blank, accepted, rejected) for file, non_blank, accepted, rejected in counts}
 
-    def build(self, sql: str, inputs: Mapping[str, TableInput], out_path: str) -> int:
+    def build(self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str) -> int:
         conn = connect()
         register_tables(conn, inputs)
+        conn.register(RUN_SETTINGS, settings)
         conn.execute(f"COPY ({sql}) TO {literal(out_path)} (FORMAT parquet, COMPRESSION zstd)")
         rows = conn.execute(f"SELECT count(*) FROM read_parquet({literal(out_path)})").fetchone()[0]
         conn.close()

@@ -1,0 +1,118 @@
+"""Quality gates (SPEC §5): each check is a query that counts the rows breaking a rule.
+
+Checks run on DuckDB over the table's new, not yet published Parquet files and the tables it
+relates to — whichever engine built it — so the audit is the same for every engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import duckdb
+
+from stedi.models import CheckSpec
+
+# Columns that identify a person directly; none may reach machine_learning_curated.
+PII_COLUMNS = ("email", "user", "customername", "phone", "birthday", "serialnumber")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    severity: str
+    violations: int
+
+    @property
+    def passed(self) -> bool:
+        return self.violations == 0
+
+    @property
+    def blocks_publish(self) -> bool:
+        return not self.passed and self.severity == "error"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def _not_null(t: str, column: str) -> str:
+    return f'SELECT count(*) FROM {t} WHERE "{column}" IS NULL'
+
+
+def _unique(t: str, column: str) -> str:
+    return f'SELECT count(*) FROM (SELECT "{column}" FROM {t} GROUP BY ALL HAVING count(*) > 1)'
+
+
+def _not_empty(t: str) -> str:
+    return f"SELECT CASE WHEN count(*) = 0 THEN 1 ELSE 0 END FROM {t}"
+
+
+def _latest_record_with_consent(t: str) -> str:
+    return f"""
+    SELECT count(*) FROM {t} AS kept
+    WHERE kept.shareWithResearchAsOfDate IS NULL
+       OR EXISTS (SELECT 1 FROM customer_landing AS newer
+                  WHERE lower(trim(newer.email)) = kept.email AND newer.lastUpdateDate > kept.lastUpdateDate)"""
+
+
+def _consenting_rows(t: str, email: str, time: str | None = None) -> str:
+    out_of_scope = (
+        f" OR (run_settings.consent_scope = 'since-consent' AND row.\"{time}\" < customer.shareWithResearchAsOfDate)"
+        if time else ""
+    )
+    return f"""
+    SELECT count(*) FROM {t} AS row
+    CROSS JOIN run_settings
+    LEFT JOIN customer_trusted AS customer ON customer.email = row."{email}"
+    WHERE row."{email}" IS NOT NULL AND (customer.email IS NULL{out_of_scope})"""
+
+
+def _references(t: str, column: str, table: str, key: str) -> str:
+    return f"""
+    SELECT count(*) FROM {t} AS row
+    WHERE row."{column}" IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM {table} AS other WHERE other."{key}" = row."{column}")"""
+
+
+def _unambiguous_serial_numbers(t: str) -> str:
+    return f"""
+    SELECT count(*) FROM {t} AS reading
+    LEFT JOIN serial_number_owners AS owner ON owner.serialNumber = reading.serialNumber
+    WHERE owner.customers IS DISTINCT FROM 1 OR owner.email IS DISTINCT FROM reading.email"""
+
+
+def _no_pii_columns(t: str) -> str:
+    names = ", ".join(f"'{c}'" for c in PII_COLUMNS)
+    return f"SELECT count(*) FROM (DESCRIBE {t}) WHERE lower(column_name) IN ({names})"
+
+
+def _same_customer_pairs(t: str) -> str:
+    return f"""
+    SELECT count(*) FROM {t} AS pair
+    CROSS JOIN run_settings
+    WHERE NOT EXISTS (
+        SELECT 1 FROM step_trainer_trusted AS step
+        WHERE sha256(concat(run_settings.key_secret, '|', step.email)) = pair.customer_key
+          AND step.sensorReadingTime = pair.timestamp
+          AND step.distanceFromObject = pair.distanceFromObject)"""
+
+
+CHECKS: dict[str, Callable[..., str]] = {
+    "not_null": _not_null,
+    "unique": _unique,
+    "not_empty": _not_empty,
+    "latest_record_with_consent": _latest_record_with_consent,
+    "consenting_rows": _consenting_rows,
+    "references": _references,
+    "unambiguous_serial_numbers": _unambiguous_serial_numbers,
+    "no_pii_columns": _no_pii_columns,
+    "same_customer_pairs": _same_customer_pairs,
+}
+
+
+def run_check(conn: duckdb.DuckDBPyConnection, table: str, check: CheckSpec) -> CheckResult:
+    """`conn` has every table the check may read registered, `table` at its new contents."""
+    if check.kind not in CHECKS:
+        raise ValueError(f"unknown check '{check.kind}' on {table}: known checks are {', '.join(CHECKS)}")
+    sql = CHECKS[check.kind](f'"{table}"', **check.params)
+    return CheckResult(check.name, check.severity, int(conn.execute(sql).fetchone()[0]))

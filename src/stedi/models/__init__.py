@@ -1,0 +1,106 @@
+"""The zone models: one SQL file per table, its description and checks in a YAML file beside it.
+
+A model's inputs are the tables its SQL reads, found by parsing it; the run order is derived from
+them, never listed by hand.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import sqlglot
+import yaml
+from sqlglot import exp
+
+from stedi.contract import FEEDS
+
+# Values a model reads that are not tables: the consent scope and the pseudonym key of this run.
+RUN_SETTINGS = "run_settings"
+LANDING_TABLES = frozenset(feed.landing_table for feed in FEEDS)
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    kind: str
+    params: dict
+    severity: str  # "error" or "warn"
+
+    @property
+    def name(self) -> str:
+        detail = ", ".join(f"{v}" for k, v in self.params.items())
+        return f"{self.kind}({detail})" if detail else self.kind
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    zone: str
+    sql: str
+    description: str
+    checks: tuple[CheckSpec, ...]
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return tables_read(self.sql)
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the definition changes, so an edited model is rebuilt."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+
+def tables_read(sql: str) -> frozenset[str]:
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    return frozenset(t.name for t in tree.find_all(exp.Table) if t.name not in ctes and t.name != RUN_SETTINGS)
+
+
+def _parse_check(entry: dict) -> CheckSpec:
+    (kind, params), = entry.items()
+    if isinstance(params, str):
+        params = {"column": params}
+    params = dict(params or {})
+    severity = params.pop("severity", "error")
+    return CheckSpec(kind, params, severity)
+
+
+@cache
+def load_models() -> tuple[Model, ...]:
+    root = resources.files("stedi.models")
+    models = []
+    for zone in sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        for path in sorted(root.joinpath(zone).iterdir(), key=lambda p: p.name):
+            if not path.name.endswith(".sql"):
+                continue
+            name = path.name.removesuffix(".sql")
+            doc_path = root.joinpath(zone, f"{name}.yml")
+            doc = yaml.safe_load(doc_path.read_text()) if doc_path.is_file() else {}
+            models.append(
+                Model(name, zone, path.read_text(), (doc.get("description") or "").strip(),
+                      tuple(_parse_check(c) for c in doc.get("checks", [])))
+            )
+    return tuple(models)
+
+
+def run_order(models: tuple[Model, ...]) -> list[Model]:
+    by_name = {m.name: m for m in models}
+    for model in models:
+        unknown = model.reads - by_name.keys() - LANDING_TABLES
+        if unknown:
+            raise ValueError(f"model {model.name} reads unknown tables: {', '.join(sorted(unknown))}")
+    graph = {m.name: {r for r in m.reads if r in by_name} for m in models}
+    return [by_name[name] for name in graphlib.TopologicalSorter(graph).static_order()]
+
+
+def downstream_of(name: str, models: tuple[Model, ...]) -> set[str]:
+    """Every model that reads `name`, directly or through other models."""
+    found: set[str] = set()
+    frontier = {name}
+    while frontier:
+        frontier = {m.name for m in models if m.reads & frontier} - found
+        found |= frontier
+    return found

@@ -1,0 +1,202 @@
+"""A run: ingest (optionally), then build every zone model in dependency order, write–audit–publish.
+
+Each model is rebuilt only when one of its inputs, its definition or the consent scope changed since
+its last publish; those facts travel in the table's own snapshot summary, so an interrupted run
+leaves nothing to repair. The run's manifest is written to the lake at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from stedi.checks import CheckResult, run_check
+from stedi.engines import Engine
+from stedi.engines.base import TableInput
+from stedi.engines.duckdb import connect, register_tables
+from stedi.funnel import funnel
+from stedi.ingest import IngestReport, ingest, new_run_id
+from stedi.lake import INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, LakeError, parquet_columns
+from stedi.models import LANDING_TABLES, RUN_SETTINGS, Model, downstream_of, load_models, run_order
+
+CONSENT_SCOPES = ("since-consent", "all")
+DEFAULT_SCOPE = "since-consent"
+MODEL_PROPERTY = "stedi.model"
+
+
+@dataclass
+class TableRun:
+    name: str
+    zone: str
+    status: str  # built | unchanged | failed | skipped
+    inputs: dict[str, int | None] = field(default_factory=dict)
+    output_snapshot: int | None = None
+    rows_in: int = 0
+    rows_out: int = 0
+    duration_s: float = 0.0
+    checks: list[CheckResult] = field(default_factory=list)
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return {**{k: v for k, v in vars(self).items() if k != "checks"}, "checks": [c.as_dict() for c in self.checks]}
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    engine: str
+    consent_scope: str
+    started_at: str
+    finished_at: str = ""
+    ingest: IngestReport | None = None
+    tables: list[TableRun] = field(default_factory=list)
+    funnel: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(t.status == "failed" for t in self.tables)
+
+    @property
+    def changed(self) -> bool:
+        return any(t.status != "unchanged" for t in self.tables) or bool(self.ingest and self.ingest.new_files)
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "engine": self.engine,
+            "consent_scope": self.consent_scope,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "ok": self.ok,
+            "ingest": self.ingest.as_dict() if self.ingest else None,
+            "tables": [t.as_dict() for t in self.tables],
+            "funnel": self.funnel,
+        }
+
+
+def consent_scope_of(lake: Lake, requested: str | None) -> str:
+    """The scope is a lake setting: given once, it stays until changed."""
+    settings_path = lake.storage.join("_stedi", "settings.json")
+    settings = json.loads(lake.storage.read_bytes(settings_path)) if lake.storage.exists(settings_path) else {}
+    if requested is None:
+        return settings.get("consent_scope", DEFAULT_SCOPE)
+    if requested not in CONSENT_SCOPES:
+        raise LakeError(f"unknown consent scope '{requested}': choose one of {', '.join(CONSENT_SCOPES)}")
+    if settings.get("consent_scope") != requested:
+        lake.storage.write_bytes(settings_path, json.dumps({**settings, "consent_scope": requested}).encode())
+    return requested
+
+
+def run_settings_table(lake: Lake, consent_scope: str) -> pa.Table:
+    return pa.table({"consent_scope": [consent_scope], "key_secret": [lake.secret.decode()]})
+
+
+def published_inputs(lake: Lake, names: list[str]) -> dict[str, TableInput]:
+    inputs = {}
+    for name in names:
+        if lake.has_table(name):
+            inputs[name] = TableInput(lake.state(name).files, lake.columns(name))
+    return inputs
+
+
+def _needs_build(lake: Lake, model: Model, inputs: dict[str, int | None], scope: str) -> bool:
+    if not lake.has_table(model.name):
+        return True
+    last = lake.state(model.name).properties
+    return (
+        last.get(INPUTS_PROPERTY) != json.dumps(inputs, sort_keys=True)
+        or last.get(SCOPE_PROPERTY) != scope
+        or last.get(MODEL_PROPERTY) != model.fingerprint
+    )
+
+
+def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: str, all_models: tuple[Model, ...]) -> TableRun:
+    started = time.perf_counter()
+    missing = sorted(name for name in model.reads if not lake.has_table(name))
+    if missing:
+        return TableRun(model.name, model.zone, "skipped", note=f"input not built yet: {', '.join(missing)}")
+    inputs = {name: lake.state(name) for name in sorted(model.reads)}
+    snapshot_ids = {name: state.snapshot_id for name, state in inputs.items()}
+    result = TableRun(model.name, model.zone, "unchanged", snapshot_ids, rows_in=sum(s.rows for s in inputs.values()))
+    if not _needs_build(lake, model, snapshot_ids, scope):
+        state = lake.state(model.name)
+        result.output_snapshot, result.rows_out = state.snapshot_id, state.rows
+        return result
+
+    settings = run_settings_table(lake, scope)
+    out_path = lake.new_data_file(model.name, run_id)
+    table_inputs = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
+    result.rows_out = engine.build(model.sql, table_inputs, settings, out_path)
+
+    # Audit the new contents against every table they relate to, before anything is published.
+    conn = connect()
+    related = [m.name for m in all_models] + sorted(LANDING_TABLES)
+    register_tables(conn, published_inputs(lake, related))
+    register_tables(conn, {model.name: TableInput((out_path,), tuple(parquet_columns(out_path)))})
+    conn.register(RUN_SETTINGS, settings)
+    result.checks = [run_check(conn, model.name, check) for check in model.checks]
+    conn.close()
+    result.duration_s = round(time.perf_counter() - started, 3)
+    if any(c.blocks_publish for c in result.checks):
+        lake.storage.delete(out_path)
+        result.status = "failed"
+        result.note = "failed checks; the previous snapshot stays live"
+        result.output_snapshot = lake.state(model.name).snapshot_id if lake.has_table(model.name) else None
+        return result
+
+    lake.ensure_table_like(model.name, out_path)
+    properties = {
+        RUN_PROPERTY: run_id,
+        INPUTS_PROPERTY: json.dumps(snapshot_ids, sort_keys=True),
+        SCOPE_PROPERTY: scope,
+        MODEL_PROPERTY: model.fingerprint,
+    }
+    result.output_snapshot = lake.publish(model.name, [out_path], properties, replace=True)
+    result.status = "built"
+    result.duration_s = round(time.perf_counter() - started, 3)
+    return result
+
+
+TableCallback = Callable[[TableRun], None]
+
+
+def run(
+    lake: Lake, engine: Engine, source: str | None = None, consent_scope: str | None = None,
+    on_progress=None, on_table: TableCallback | None = None,
+) -> RunReport:
+    """Ingest `source` if given, then build the zones. The caller holds the lake's write lock."""
+    run_id = new_run_id()
+    scope = consent_scope_of(lake, consent_scope)
+    report = RunReport(run_id, engine.name, scope, datetime.now(timezone.utc).isoformat())
+    if source is not None:
+        report.ingest = ingest(lake, source, engine, on_progress, run_id=run_id)
+    elif not lake.has_table("customer_landing"):
+        raise LakeError(f"the lake at {lake.location} has no landing tables yet: give a SOURCE to ingest")
+
+    models = load_models()
+    blocked: set[str] = set()
+    for model in run_order(models):
+        if model.name in blocked:
+            table_run = TableRun(model.name, model.zone, "skipped", note="an upstream table failed its checks")
+        else:
+            table_run = build_model(lake, engine, model, run_id, scope, models)
+            if table_run.status in ("failed", "skipped"):
+                blocked |= downstream_of(model.name, models)
+        report.tables.append(table_run)
+        if on_table:
+            on_table(table_run)
+    report.funnel = funnel(lake, scope)
+    report.finished_at = datetime.now(timezone.utc).isoformat()
+    if report.changed:
+        lake.write_record("runs", run_id, report.as_dict())
+    return report
+
+
+def latest_run(lake: Lake) -> dict | None:
+    runs = lake.read_records("runs")
+    return max(runs, key=lambda r: r["run_id"]) if runs else None
