@@ -1,0 +1,260 @@
+"""The `stedi` command line."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+from stedi import display
+from stedi.display import console, emit_json, table
+from stedi.engines import ENGINE_NAMES, EngineUnavailable, open_engine
+from stedi.ingest import ConservationError, IngestReport, SourceError, ingest
+from stedi.lake import LAKE_ENV, Lake, LakeError
+from stedi.query import QueryError, query_lake
+from stedi.run import CONSENT_SCOPES, RunReport, TableRun, latest_run, run
+from stedi.status import history, status
+from stedi.storage.local import LakeBusyError
+
+app = typer.Typer(
+    help="The STEDI lakehouse: raw Step Trainer and phone feeds into privacy-safe training data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+LakeOption = Annotated[Optional[str], typer.Option("--lake", envvar=LAKE_ENV, help="Lake root (default ./lakehouse).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+EngineOption = Annotated[str, typer.Option("--engine", help=f"Engine: {' or '.join(ENGINE_NAMES)}.")]
+ScopeOption = Annotated[
+    Optional[str],
+    typer.Option("--consent-scope", help=f"{' or '.join(CONSENT_SCOPES)}; a lake setting that stays until changed."),
+]
+WaitOption = Annotated[bool, typer.Option("--wait", help="Wait for another writer instead of failing.")]
+
+USER_ERRORS = (SourceError, LakeError, LakeBusyError, EngineUnavailable, QueryError, FileExistsError, ConservationError)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A mistake a user can fix is one clear line and exit code 2, never a traceback."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        display.errors.print(display.safe(f"error: {error}"), style="red")
+        raise typer.Exit(2) from None
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<14}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+        console=display.errors, disable=quiet, transient=True,
+    )
+
+
+def _progress_callback(progress: Progress):
+    tasks: dict[str, int] = {}
+
+    def on_progress(feed: str, done: int, total: int) -> None:
+        if feed not in tasks:
+            tasks[feed] = progress.add_task(feed, total=total or 1)
+        progress.update(tasks[feed], completed=done if total else 1)
+
+    return on_progress
+
+
+def print_ingest(report: IngestReport) -> None:
+    rows = [
+        (f.feed, f.files_new, f.files_skipped, f.lines, f.accepted, f.rejected) for f in report.feeds.values()
+    ]
+    console.print(table(f"Ingest {report.run_id}", ["feed", "new files", "skipped", "lines", "accepted", "rejected"], rows))
+    for feed in report.feeds.values():
+        for problem in feed.problems:
+            console.print(display.safe(f"quarantined file problem: {problem}"), style="yellow")
+    if report.ignored_files:
+        console.print(f"ignored {len(report.ignored_files)} file(s) that are not feed files (*.json, *.jsonl, .gz)")
+
+
+def print_run(report: RunReport) -> None:
+    if report.ingest:
+        print_ingest(report.ingest)
+    rows = [
+        (t.zone, t.name, t.status, t.rows_in, t.rows_out, f"{t.duration_s:.2f}s",
+         sum(c.passed for c in t.checks) if t.checks else "", _failed_checks(t) or t.note)
+        for t in report.tables
+    ]
+    console.print(table(f"Run {report.run_id} · engine {report.engine} · consent scope {report.consent_scope}",
+                        ["zone", "table", "status", "rows in", "rows out", "time", "checks passed", "notes"], rows))
+    print_funnel(report.funnel)
+    if not report.changed:
+        console.print("Nothing new: every table is up to date (no-op).")
+    elif report.ok:
+        console.print(f"[green]Run {report.run_id} published.[/] Consent scope: {report.consent_scope}.")
+    else:
+        console.print(f"[red]Run {report.run_id} failed quality gates:[/] failing tables kept their previous snapshot; "
+                      "their downstream tables were skipped.")
+
+
+def _failed_checks(t: TableRun) -> str:
+    return "; ".join(f"{c.severity}: {c.name} — {c.violations} rows" for c in t.checks if not c.passed)
+
+
+def print_funnel(funnel: dict) -> None:
+    if not funnel:
+        return
+    rows = [(feed, step.replace("_", " "), count) for feed, steps in funnel.items() for step, count in steps.items()]
+    console.print(table("Zone funnel", ["feed", "step", "rows"], rows))
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Argument(help="Folder to write customer/, accelerometer/, step_trainer/ into.")],
+    customers: Annotated[int, typer.Option(help="Number of customers.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same bytes.")] = 0,
+    defects: Annotated[bool, typer.Option("--defects", help="Add what real feeds also carry (broken lines, ...).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate realistic feeds shaped like real STEDI exports."""
+    from stedi.generate import generate_feeds
+
+    with user_errors():
+        if customers < 1:
+            raise SourceError("--customers must be at least 1")
+        result = generate_feeds(out, customers, seed=seed, defects=defects)
+    if as_json:
+        emit_json({"root": str(result.root), "files": result.files, "records": result.records, "bytes": result.bytes})
+        return
+    console.print(table(f"Generated {result.bytes / 1e6:.1f} MB in {out}", ["feed", "files", "records"],
+                        [(feed, result.files[feed], result.records[feed]) for feed in result.files]))
+
+
+@app.command("ingest")
+def ingest_command(
+    source: Annotated[str, typer.Argument(help="Folder holding customer/, accelerometer/, step_trainer/.")],
+    lake: LakeOption = None, engine: EngineOption = "duckdb", wait: WaitOption = False, as_json: JsonOption = False,
+) -> None:
+    """Ingest new feed files into the landing zone (idempotent, incremental)."""
+    with user_errors():
+        the_lake = Lake(lake)
+        the_engine = open_engine(engine)
+        with the_lake.writing(wait), _progress(as_json) as progress:
+            report = ingest(the_lake, source, the_engine, _progress_callback(progress))
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        print_ingest(report)
+
+
+@app.command("run")
+def run_command(
+    source: Annotated[Optional[str], typer.Argument(help="Ingest this source first.")] = None,
+    lake: LakeOption = None, engine: EngineOption = "duckdb", consent_scope: ScopeOption = None,
+    wait: WaitOption = False, as_json: JsonOption = False,
+) -> None:
+    """Ingest SOURCE (if given), then build the trusted and curated zones behind quality gates."""
+    with user_errors():
+        the_lake = Lake(lake)
+        the_engine = open_engine(engine)
+        if source is None:
+            the_lake.require()
+        with the_lake.writing(wait), _progress(as_json) as progress:
+            report = run(the_lake, the_engine, source, consent_scope, _progress_callback(progress))
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        print_run(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status_command(lake: LakeOption = None, as_json: JsonOption = False) -> None:
+    """Tables, rows, snapshots, the last ingest and the last run's checks."""
+    with user_errors():
+        the_lake = Lake(lake)
+        the_lake.require()
+        result = status(the_lake)
+    if as_json:
+        emit_json(result)
+        return
+    console.print(table(f"Lake {the_lake.location}", ["table", "rows", "snapshots", "last commit (UTC)", "by run"],
+                        [(t["table"], t["rows"], t["snapshots"], t["last_commit"], t["run_id"]) for t in result["tables"]]))
+    if result["last_ingest"]:
+        i = result["last_ingest"]
+        console.print(display.safe(f"Last ingest {i['run_id']}: {i['files']} files, {i['accepted']} accepted, {i['rejected']} rejected"))
+    last = result["last_run"]
+    if last:
+        console.print(table(f"Last run {last['run_id']} · engine {last['engine']} · consent scope {last['consent_scope']}",
+                            ["table", "status", "check", "severity", "violations"],
+                            [(t["name"], t["status"], c["name"], c["severity"], c["violations"]) for t in last["tables"] for c in t["checks"]]))
+
+
+@app.command("history")
+def history_command(table_name: Annotated[str, typer.Argument(metavar="TABLE")], lake: LakeOption = None, as_json: JsonOption = False) -> None:
+    """The snapshots of a table, with the run that made each one."""
+    with user_errors():
+        the_lake = Lake(lake)
+        the_lake.require()
+        snapshots = history(the_lake, table_name)
+    if as_json:
+        emit_json(snapshots)
+        return
+    console.print(table(f"History of {table_name}", ["snapshot", "committed (UTC)", "operation", "run", "rows"],
+                        [(s["snapshot_id"], s["committed_at"], s["operation"], s["run_id"], s["rows"]) for s in snapshots]))
+
+
+@app.command("query")
+def query_command(
+    sql: Annotated[str, typer.Argument(help="A read-only SELECT over the lake's tables by their plain names.")],
+    lake: LakeOption = None, limit: Annotated[int, typer.Option(help="Rows to show in the table view.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Read-only SQL over the lake (DuckDB): the local stand-in for Athena."""
+    with user_errors():
+        the_lake = Lake(lake)
+        the_lake.require()
+        columns, rows = query_lake(the_lake, sql)
+    if as_json:
+        emit_json([dict(zip(columns, row)) for row in rows])
+        return
+    console.print(table(f"{len(rows)} row(s)", columns, rows[:limit]))
+    if len(rows) > limit:
+        console.print(f"showing {limit} of {len(rows)} rows; use --limit or --json for more")
+
+
+@app.command()
+def demo(
+    lake: LakeOption = None,
+    data: Annotated[Path, typer.Option(help="Where to write the generated feeds (replaced).")] = Path("demo-data"),
+    customers: Annotated[int, typer.Option(help="Number of customers to generate.")] = 2000,
+    engine: EngineOption = "duckdb",
+) -> None:
+    """Generate realistic feeds with defects, run the whole lakehouse and print the zones."""
+    from stedi.generate import generate_feeds
+
+    with user_errors():
+        if data.exists():
+            shutil.rmtree(data)
+        generated = generate_feeds(data, customers, seed=7, defects=True)
+        console.print(f"Generated {generated.bytes / 1e6:.1f} MB of feeds for {customers} customers in {data}/")
+        the_lake = Lake(lake)
+        with the_lake.writing(), _progress(False) as progress:
+            report = run(the_lake, open_engine(engine), str(data), None, _progress_callback(progress))
+        print_run(report)
+        sample = (
+            "SELECT customer_key, count(*) AS readings, min(timestamp) AS first_ms, round(avg(distanceFromObject), 1) AS avg_distance "
+            "FROM machine_learning_curated GROUP BY customer_key ORDER BY readings DESC LIMIT 5"
+        )
+        columns, rows = query_lake(the_lake, sample)
+        console.print(f"\n$ stedi query \"{sample}\"")
+        console.print(table("machine_learning_curated, per pseudonymous customer", columns, rows))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,38 @@
+"""Terminal output: Rich tables whose cells are escaped, because values come from the feeds."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+console = Console()
+errors = Console(stderr=True)
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(value: object) -> Text:
+    """Plain text: no Rich markup, no terminal control sequences from the data."""
+    if value is None:
+        return Text("∅", style="dim")
+    text = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return Text(text)
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
+    out = Table(title=title, title_justify="left", header_style="bold")
+    for name in columns:
+        out.add_column(name, overflow="fold")
+    for row in rows:
+        out.add_row(*(safe(v) for v in row))
+    return out
+
+
+def emit_json(payload: object) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")

@@ -1,0 +1,643 @@
+"""Realistic STEDI landing feeds (customer, accelerometer, step_trainer) for demos, tests and benchmarks.
+
+The feeds mimic real exports: customers with and without research consent (some consenting in the
+middle of their readings), phone readings in same-millisecond bursts, devices sharing timestamps,
+and Step Trainer readings taken at the customer's own phone timestamps. With ``defects=True`` they
+also carry the damage real feeds carry, in small deterministic proportions.
+
+Lines are assembled column-wise with Arrow string kernels, one batch of customers at a time, so the
+cost is a few vectorised passes per batch instead of Python work per reading.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_FEEDS = ("customer", "accelerometer", "step_trainer")
+
+# Independent random streams, so e.g. adding defects never shifts the base data of other batches.
+_POPULATION_STREAM, _CUSTOMER_DEFECT_STREAM, _READING_STREAM, _READING_DEFECT_STREAM = range(4)
+
+# Readings are generated and rendered this many customers at a time, whatever the file size,
+# which bounds memory and keeps the output independent of how the work is cut.
+_BATCH_CUSTOMERS = 1000
+
+_DAY_MS = 86_400_000
+_WINDOW_START_MS = 1_640_995_200_000  # 2022-01-01T00:00:00Z
+_WINDOW_MS = 730 * _DAY_MS
+_CUSTOMERS_PER_SESSION_SLOT = 8  # sessions start on a shared grid: devices collide on timestamps
+_BIRTHDAYS = (np.datetime64("1930-01-01"), np.datetime64("2006-01-01"))
+
+_ACCELEROMETER_READINGS = (80, 90)  # inclusive range per customer
+_STEP_READINGS = 30
+_BURST_SIZES = np.array([1, 2, 3])  # phone readings written with one and the same millisecond
+_BURST_SIZE_WEIGHTS = (0.5, 0.3, 0.2)
+# Bursts are a whole number of grid steps apart, so devices that start together keep colliding.
+_BURST_GAP_GRID_MS = 100
+_BURST_GAP_STEPS = (1, 10)  # inclusive
+
+_RESEARCH_CONSENT = 0.5
+_RESEARCH_CONSENT_LATER = 0.3  # of consenting customers: consented in the middle of their readings
+_PUBLIC_CONSENT = 0.35
+_FRIENDS_CONSENT = 0.3
+_PROFILE_EDITED = 0.2  # lastUpdateDate moved on after the last consent
+
+_FIRST_NAMES = (
+    "Santosh", "Sarah", "Jo", "Frank", "Bobby", "Lyn", "Liz", "Danny", "Spencer", "Ben", "Senthil",
+    "Trevor", "Gail", "Jeff", "Chris", "Eric", "Steph", "Gus", "Travis", "Kathy", "Mohammed", "Neil",
+    "Raul", "Aisha", "Priya", "Wei", "Mateo", "Olga", "Kenji", "Amara",
+)  # fmt: skip
+_LAST_NAMES = (
+    "Clayton", "Lincoln", "Jones", "Doshi", "Hansen", "Anandh", "Mitra", "Abram", "Staples", "Davis",
+    "Wu", "Habschied", "Olsen", "Lee", "Ahmed", "Stark", "Jackson", "Khan", "Garcia", "Ivanova",
+    "Tanaka", "Smith", "Nguyen", "Kim", "Patel", "Mueller", "Silva", "Rossi", "Okafor", "Larsen",
+)  # fmt: skip
+
+# Defect mode. Rates are fractions of a feed's lines (at least one line each, so that even a tiny
+# feed shows every kind); each damaged line carries exactly one kind of damage.
+_BROKEN_LINE_RATE = 0.001  # for each of: truncated, garbage, JSON array, bare number
+_BLANK_LINE_RATE = 0.002
+_EXTRA_FIELD_RATE = 0.003
+_CONSENT_CHANGE_RATE = 0.01  # later customer records that revoke, and that grant, research consent
+_CUSTOMERS_PER_SHARED_SERIAL = 1000  # one group of 2-3 customers per this many shares a serial
+_TRUNCATE_AT = 40  # characters: every generated line is longer, so the cut always breaks the JSON
+_GARBAGE_LINES = (
+    "<html><body><h1>504 Gateway Time-out</h1></body></html>",
+    "ERROR upload interrupted, retrying",
+    "undefined",
+    "{{{{",
+)
+
+
+@dataclass(frozen=True)
+class GeneratedFeeds:
+    root: Path
+    files: dict[str, int]  # feed name -> number of files written
+    records: dict[str, int]  # feed name -> number of JSON lines written (all lines incl. defect lines)
+    bytes: int  # total bytes written
+
+
+@dataclass(frozen=True)
+class _FeedDefects:
+    """How one feed's lines go wrong in defect mode."""
+
+    wrong_values: tuple[tuple[float, str, str | None], ...]  # (rate, key, JSON text; None drops the key)
+    renamed_keys: tuple[float, Mapping[str, str]]
+    extra_field: tuple[str, str]  # key, JSON value
+    duplicate_rate: float  # exact repeated lines
+
+
+_CUSTOMER_KEYS = (
+    "customerName", "email", "phone", "birthDay", "serialNumber", "registrationDate",
+    "lastUpdateDate", "shareWithResearchAsOfDate", "shareWithPublicAsOfDate", "shareWithFriendsAsOfDate",
+)  # fmt: skip
+_STEP_TRAINER_KEYS = ("sensorReadingTime", "serialNumber", "distanceFromObject")
+
+_CUSTOMER_DEFECTS = _FeedDefects(
+    wrong_values=(
+        (0.002, "registrationDate", '"yesterday"'),
+        (0.002, "email", None),
+        (0.002, "birthDay", '"1399-01-01"'),
+        (0.002, "birthDay", '"983-01-01"'),
+    ),
+    renamed_keys=(0.002, {key: key.lower() for key in _CUSTOMER_KEYS}),
+    extra_field=("appVersion", '"2.1"'),
+    duplicate_rate=0.0,
+)
+_PHONE_AS_NUMBER_RATE = 0.005
+
+_ACCELEROMETER_DEFECTS = _FeedDefects(
+    wrong_values=(
+        (0.001, "x", '"abc"'),
+        (0.001, "timestamp", '"yesterday"'),
+        (0.001, "user", "4815162342"),
+        (0.001, "user", None),
+        (0.001, "timestamp", None),
+        (0.001, "x", None),
+    ),
+    renamed_keys=(0.002, {"timestamp": "timeStamp"}),
+    extra_field=("appVersion", '"2.1"'),
+    duplicate_rate=0.003,
+)
+_SERIAL_INSTEAD_OF_USER_RATE = 0.003  # older app versions identify the device, not the user
+
+_STEP_TRAINER_DEFECTS = _FeedDefects(
+    wrong_values=(
+        (0.001, "distanceFromObject", '"far"'),
+        (0.001, "sensorReadingTime", '"yesterday"'),
+        (0.001, "serialNumber", None),
+        (0.001, "sensorReadingTime", None),
+        (0.001, "distanceFromObject", None),
+    ),
+    renamed_keys=(0.002, {key: key.lower() for key in _STEP_TRAINER_KEYS}),
+    extra_field=("firmwareVersion", '"1.4.2"'),
+    duplicate_rate=0.003,
+)
+
+
+def generate_feeds(
+    out: Path,
+    customers: int,
+    seed: int = 0,
+    defects: bool = False,
+    customers_per_file: int = 1000,
+) -> GeneratedFeeds:
+    """Write the three landing feeds under ``out`` and say what was written.
+
+    Output is byte-identical for the same arguments. ``seed`` must be a non-negative integer.
+    """
+    if customers < 1 or customers_per_file < 1:
+        raise ValueError(f"customers ({customers}) and customers_per_file ({customers_per_file}) must be >= 1")
+    out = Path(out)
+    landing = {feed: out / feed / "landing" for feed in _FEEDS}
+    occupied = [str(folder) for folder in landing.values() if folder.is_dir() and any(folder.iterdir())]
+    if occupied:
+        raise FileExistsError(f"refusing to add generated feeds to folders that already hold files: {', '.join(occupied)}")
+    for folder in landing.values():
+        folder.mkdir(parents=True, exist_ok=True)
+
+    population = _draw_customers(customers, np.random.default_rng([seed, _POPULATION_STREAM]))
+    customer_picker = _Picker(np.random.default_rng([seed, _CUSTOMER_DEFECT_STREAM]), customers) if defects else None
+    if customer_picker is not None:
+        # Chosen before any reading is written: the shared serials show up in the Step Trainer feed,
+        # and consent changes should concern customers whose own records are otherwise clean.
+        _share_serial_numbers(population, customer_picker)
+        revoked = customer_picker.pick(customer_picker.share(_CONSENT_CHANGE_RATE), within=population.has_research)
+        granted = customer_picker.pick(customer_picker.share(_CONSENT_CHANGE_RATE), within=~population.has_research)
+
+    chunks = math.ceil(customers / customers_per_file)
+    files = dict.fromkeys(_FEEDS, 0)
+    records = dict.fromkeys(_FEEDS, 0)
+    first_accelerometer_file: _LandingFile | None = None
+    for chunk in range(chunks):
+        style = _file_style(chunk, chunks, defects)
+        chunk_stop = min(customers, (chunk + 1) * customers_per_file)
+        with (
+            _LandingFile(landing["accelerometer"] / _file_name("accelerometer", chunk, style), style) as accelerometer,
+            _LandingFile(landing["step_trainer"] / _file_name("step_trainer", chunk, style), style) as step_trainer,
+        ):
+            for start in range(chunk * customers_per_file, chunk_stop, _BATCH_CUSTOMERS):
+                stop = min(chunk_stop, start + _BATCH_CUSTOMERS)
+                readings = _draw_readings(population, start, stop, np.random.default_rng([seed, _READING_STREAM, start]))
+                late = population.late_research[start:stop]
+                population.research[start:stop][late] = readings.consent_between[late]
+                reading_picker = _batch_picker(seed, start, readings) if defects else None
+                accelerometer.write(_accelerometer_lines(readings, population, reading_picker))
+                step_trainer.write(_step_trainer_lines(readings, population, reading_picker))
+        for feed, written in (("accelerometer", accelerometer), ("step_trainer", step_trainer)):
+            files[feed] += 1
+            records[feed] += written.records
+        if chunk == 0:
+            first_accelerometer_file = accelerometer
+
+    customer_lines, source_rows = _customer_lines(population, customer_picker)
+    file_starts = np.searchsorted(source_rows, np.arange(chunks + 1) * customers_per_file)
+    for chunk in range(chunks):
+        style = _file_style(chunk, chunks, defects)
+        with _LandingFile(landing["customer"] / _file_name("customer", chunk, style), style) as customer_file:
+            customer_file.write(customer_lines[file_starts[chunk] : file_starts[chunk + 1]])
+        files["customer"] += 1
+        records["customer"] += customer_file.records
+
+    if customer_picker is not None:
+        updates_rng = np.random.default_rng([seed, _CUSTOMER_DEFECT_STREAM, 1])
+        with _LandingFile(landing["customer"] / _file_name("customer", chunks, _FileStyle()), _FileStyle()) as updates:
+            updates.write(_consent_change_lines(population, revoked, granted, updates_rng))
+        files["customer"] += 1
+        records["customer"] += updates.records
+
+        assert first_accelerometer_file is not None
+        original = first_accelerometer_file.path
+        redelivered = original.with_name(original.name.replace("-00000", "-00000-redelivered"))
+        shutil.copyfile(original, redelivered)
+        files["accelerometer"] += 1
+        records["accelerometer"] += first_accelerometer_file.records
+
+        for feed in _FEEDS:
+            last = chunks + 1 if feed == "customer" else chunks
+            (landing[feed] / _file_name(feed, last, _FileStyle())).touch()
+            files[feed] += 1
+
+    written_bytes = sum(path.stat().st_size for folder in landing.values() for path in folder.iterdir())
+    return GeneratedFeeds(root=out, files=files, records=records, bytes=written_bytes)
+
+
+# --- customers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Customers:
+    """Customer attributes by customer number; text columns already hold JSON value text."""
+
+    name: pa.Array
+    email: pa.Array
+    phone: pa.Array  # digits only, unquoted
+    birthday: pa.Array
+    serial: pa.Array
+    registration: np.ndarray
+    session_start: np.ndarray
+    research: np.ndarray  # meaningful where has_research; late consents are filled in with the readings
+    has_research: np.ndarray
+    late_research: np.ndarray
+    public: np.ndarray
+    has_public: np.ndarray
+    friends: np.ndarray
+    has_friends: np.ndarray
+    profile_edit_ms: np.ndarray
+
+    def last_update(self) -> np.ndarray:
+        consents = [np.where(present, date, 0) for date, present in self._consents()]
+        return np.maximum.reduce([self.registration, *consents]) + self.profile_edit_ms
+
+    def _consents(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(self.research, self.has_research), (self.public, self.has_public), (self.friends, self.has_friends)]
+
+
+def _draw_customers(count: int, rng: np.random.Generator) -> _Customers:
+    first = pa.array(_FIRST_NAMES).take(rng.integers(len(_FIRST_NAMES), size=count))
+    last = pa.array(_LAST_NAMES).take(rng.integers(len(_LAST_NAMES), size=count))
+    unique_suffix = _int_text(rng.permutation(count))
+    birthdays = rng.integers(*(day.astype(np.int64) for day in _BIRTHDAYS), size=count).astype("datetime64[D]")
+
+    slots = math.ceil(count / _CUSTOMERS_PER_SESSION_SLOT)
+    slot_minutes = (np.arange(slots) * _WINDOW_MS // slots) // 60_000 * 60_000
+    slot_starts = _WINDOW_START_MS + slot_minutes + rng.integers(0, _BURST_GAP_GRID_MS, size=slots)
+    session_start = slot_starts[rng.integers(slots, size=count)]
+    registration = session_start - rng.integers(3_600_000, 60 * _DAY_MS, size=count)
+
+    def later_consent(share: float) -> tuple[np.ndarray, np.ndarray]:
+        # Consented at registration or some time before the first session.
+        delay = np.where(rng.random(count) < 0.5, 0, rng.integers(0, session_start - registration))
+        return registration + delay, rng.random(count) < share
+
+    has_research = rng.random(count) < _RESEARCH_CONSENT
+    public, has_public = later_consent(_PUBLIC_CONSENT)
+    friends, has_friends = later_consent(_FRIENDS_CONSENT)
+    return _Customers(
+        name=_quoted(pc.binary_join_element_wise(first, last, " ")),
+        email=_quoted(pc.binary_join_element_wise(first, ".", last, ".", unique_suffix, "@test.com", "")),
+        phone=_int_text(rng.integers(2_000_000_000, 10_000_000_000, size=count)),
+        birthday=_quoted(pa.array(birthdays).cast(pa.string())),
+        serial=_quoted(_uuid4_text(count, rng)),
+        registration=registration,
+        session_start=session_start,
+        research=registration.copy(),
+        has_research=has_research,
+        late_research=has_research & (rng.random(count) < _RESEARCH_CONSENT_LATER),
+        public=public,
+        has_public=has_public,
+        friends=friends,
+        has_friends=has_friends,
+        profile_edit_ms=np.where(rng.random(count) < _PROFILE_EDITED, rng.integers(1, 30 * _DAY_MS, size=count), 0),
+    )
+
+
+_UUID_HEX_COLUMNS = np.array([column for column in range(36) if column not in (8, 13, 18, 23)])
+
+
+def _uuid4_text(count: int, rng: np.random.Generator) -> pa.Array:
+    """Random version-4 UUIDs built as one byte matrix (uuid.UUID per row would cost seconds)."""
+    nibbles = rng.integers(0, 16, size=(count, 32), dtype=np.uint8)
+    nibbles[:, 12] = 4
+    nibbles[:, 16] = 8 | (nibbles[:, 16] & 3)
+    text = np.full((count, 36), ord("-"), dtype=np.uint8)
+    text[:, _UUID_HEX_COLUMNS] = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[nibbles]
+    offsets = np.arange(count + 1, dtype=np.int32) * 36
+    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
+
+
+def _share_serial_numbers(customers: _Customers, picker: _Picker) -> None:
+    """The fulfillment bug: a few groups of 2-3 customers received Step Trainers with one serial."""
+    count = len(customers.serial)
+    groups = min(max(1, count // _CUSTOMERS_PER_SHARED_SERIAL), count // 3)
+    sizes = picker.rng.integers(2, 4, size=groups)
+    members = picker.rng.permutation(picker.pick(int(sizes.sum())))
+    serial_owner = np.arange(count)
+    serial_owner[members] = np.repeat(members[np.cumsum(sizes) - sizes], sizes)
+    customers.serial = customers.serial.take(serial_owner)
+
+
+def _customer_objects(
+    customers: _Customers, rows: np.ndarray, last_update: np.ndarray, research: np.ndarray, has_research: np.ndarray
+) -> _JsonObjects:
+    objects = _JsonObjects(len(rows))
+    objects.add("customerName", customers.name.take(rows))
+    objects.add("email", customers.email.take(rows))
+    objects.add("phone", _quoted(customers.phone.take(rows)))
+    objects.add("birthDay", customers.birthday.take(rows))
+    objects.add("serialNumber", customers.serial.take(rows))
+    objects.add("registrationDate", _int_text(customers.registration[rows]))
+    objects.add("lastUpdateDate", _int_text(last_update))
+    objects.add("shareWithResearchAsOfDate", _int_text(research, present=has_research))
+    objects.add("shareWithPublicAsOfDate", _int_text(customers.public[rows], present=customers.has_public[rows]))
+    objects.add("shareWithFriendsAsOfDate", _int_text(customers.friends[rows], present=customers.has_friends[rows]))
+    return objects
+
+
+def _customer_lines(customers: _Customers, picker: _Picker | None) -> tuple[pa.Array, np.ndarray]:
+    """All customer lines, and for each line the customer it belongs to (to cut them into files)."""
+    rows = np.arange(len(customers.serial))
+    objects = _customer_objects(customers, rows, customers.last_update(), customers.research, customers.has_research)
+    if picker is None:
+        return objects.render(), rows
+    _damage_objects(objects, _CUSTOMER_DEFECTS, picker)
+    as_number = picker.pick(picker.share(_PHONE_AS_NUMBER_RATE))
+    objects.replace("phone", as_number, customers.phone.take(as_number))
+    lines = _damage_lines(objects.render(), _int_text(customers.registration), picker)
+    return _repeat_and_space(lines, picker, _CUSTOMER_DEFECTS.duplicate_rate)
+
+
+def _consent_change_lines(
+    customers: _Customers, revoked: np.ndarray, granted: np.ndarray, rng: np.random.Generator
+) -> pa.Array:
+    """Later records of the same customers: revoked ones lose the research key, granted ones gain it."""
+    rows = np.sort(np.concatenate([revoked, granted]))
+    last_update = customers.last_update()[rows] + rng.integers(_DAY_MS, 30 * _DAY_MS, size=len(rows))
+    has_research = np.isin(rows, granted)
+    return _customer_objects(customers, rows, last_update, last_update, has_research).render()
+
+
+# --- readings ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Readings:
+    """One batch of customers' readings, each feed in time order as a device would upload them."""
+
+    accelerometer_customer: np.ndarray
+    accelerometer_time: np.ndarray
+    acceleration: np.ndarray  # (readings, 3): x, y, z in m/s²
+    step_customer: np.ndarray
+    step_time: np.ndarray
+    distance: np.ndarray
+    consent_between: np.ndarray  # per customer: a time with readings before and after it
+
+
+def _draw_readings(customers: _Customers, start: int, stop: int, rng: np.random.Generator) -> _Readings:
+    count = stop - start
+    slots = _ACCELEROMETER_READINGS[1]
+    readings = rng.integers(_ACCELEROMETER_READINGS[0], _ACCELEROMETER_READINGS[1] + 1, size=count)
+
+    sizes = rng.choice(_BURST_SIZES, size=(count, slots), p=_BURST_SIZE_WEIGHTS)
+    # Step readings need 30 distinct bursts; in the (astronomically rare) case the readings would fit
+    # in fewer, that customer's phone writes single readings instead.
+    sizes[np.cumsum(sizes, axis=1)[:, _STEP_READINGS - 2] >= readings] = 1
+    burst_starts = np.cumsum(sizes, axis=1) - sizes
+    starts_a_burst = np.zeros((count, slots), dtype=bool)
+    rows, columns = np.nonzero(burst_starts < slots)
+    starts_a_burst[rows, burst_starts[rows, columns]] = True
+    burst_of_slot = np.cumsum(starts_a_burst, axis=1) - 1
+    bursts = burst_of_slot[np.arange(count), readings - 1] + 1
+
+    gaps = rng.integers(_BURST_GAP_STEPS[0], _BURST_GAP_STEPS[1] + 1, size=(count, slots)) * _BURST_GAP_GRID_MS
+    gaps[:, 0] = 0
+    burst_time = customers.session_start[start:stop, None] + np.cumsum(gaps, axis=1)
+
+    reading_customer, reading_slot = np.nonzero(np.arange(slots) < readings[:, None])
+    accelerometer_time = burst_time[reading_customer, burst_of_slot[reading_customer, reading_slot]]
+    acceleration = rng.normal((0.0, 0.0, 9.81), (2.5, 2.5, 2.0), size=(len(reading_customer), 3))
+
+    # The Step Trainer samples at moments the phone also recorded: 30 distinct bursts per customer.
+    preference = rng.random((count, slots))
+    preference[np.arange(slots) >= bursts[:, None]] = np.inf
+    step_bursts = np.sort(np.argsort(preference, axis=1)[:, :_STEP_READINGS], axis=1)
+    step_time = np.take_along_axis(burst_time, step_bursts, axis=1)
+    # Bursts lie at least one grid step apart, so the midpoint is strictly between two step readings.
+    middle = _STEP_READINGS // 2
+    consent_between = (step_time[:, middle - 1] + step_time[:, middle]) // 2
+    distance = rng.integers(150, 400, size=count)[:, None] + rng.integers(-40, 41, size=(count, _STEP_READINGS))
+
+    accelerometer_order = np.argsort(accelerometer_time, kind="stable")
+    step_time = step_time.ravel()
+    step_order = np.argsort(step_time, kind="stable")
+    return _Readings(
+        accelerometer_customer=start + reading_customer[accelerometer_order],
+        accelerometer_time=accelerometer_time[accelerometer_order],
+        acceleration=acceleration[accelerometer_order],
+        step_customer=start + np.repeat(np.arange(count), _STEP_READINGS)[step_order],
+        step_time=step_time[step_order],
+        distance=distance.ravel()[step_order],
+        consent_between=consent_between,
+    )
+
+
+def _batch_picker(seed: int, start: int, readings: _Readings) -> _Picker:
+    rng = np.random.default_rng([seed, _READING_DEFECT_STREAM, start])
+    return _Picker(rng, len(readings.accelerometer_time))
+
+
+def _accelerometer_lines(readings: _Readings, customers: _Customers, picker: _Picker | None) -> pa.Array:
+    timestamps = _int_text(readings.accelerometer_time)
+    objects = _JsonObjects(len(timestamps))
+    objects.add("user", customers.email.take(readings.accelerometer_customer))
+    objects.add("timestamp", timestamps)
+    for axis, name in enumerate("xyz"):
+        objects.add(name, _decimal_text(readings.acceleration[:, axis]))
+    if picker is None:
+        return objects.render()
+    _damage_objects(objects, _ACCELEROMETER_DEFECTS, picker)
+    by_serial = picker.pick(picker.share(_SERIAL_INSTEAD_OF_USER_RATE))
+    objects.rename("user", by_serial, "serialNumber")
+    objects.replace("user", by_serial, customers.serial.take(readings.accelerometer_customer[by_serial]))
+    lines = _damage_lines(objects.render(), timestamps, picker)
+    return _repeat_and_space(lines, picker, _ACCELEROMETER_DEFECTS.duplicate_rate)[0]
+
+
+def _step_trainer_lines(readings: _Readings, customers: _Customers, picker: _Picker | None) -> pa.Array:
+    times = _int_text(readings.step_time)
+    objects = _JsonObjects(len(times))
+    objects.add("sensorReadingTime", times)
+    objects.add("serialNumber", customers.serial.take(readings.step_customer))
+    objects.add("distanceFromObject", _int_text(readings.distance))
+    if picker is None:
+        return objects.render()
+    # The batch picker was sized for the accelerometer lines; the step lines get their own.
+    picker = _Picker(picker.rng, len(times))
+    _damage_objects(objects, _STEP_TRAINER_DEFECTS, picker)
+    lines = _damage_lines(objects.render(), times, picker)
+    return _repeat_and_space(lines, picker, _STEP_TRAINER_DEFECTS.duplicate_rate)[0]
+
+
+# --- JSON text, column-wise --------------------------------------------------------------------
+
+
+class _JsonObjects:
+    """One JSON object per row, held as key and value text per field until rendered.
+
+    Keeping fields apart lets defects rename, retype or drop a field in chosen rows with vectorised
+    kernels; a null value leaves the key out of that row's object (absent, never ``null``).
+    """
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self._keys: dict[str, pa.Array | str] = {}
+        self._values: dict[str, pa.Array] = {}
+
+    def add(self, key: str, values: pa.Array) -> None:
+        self._keys[key] = key
+        self._values[key] = values
+
+    def rename(self, key: str, rows: np.ndarray, new_key: str) -> None:
+        self._keys[key] = pc.if_else(_row_mask(self.rows, rows), new_key, self._keys[key])
+
+    def replace(self, key: str, rows: np.ndarray, values: str | None | pa.Array) -> None:
+        """Give ``rows`` other value text for ``key``: one text for all, one per row, or None to drop it."""
+        if not isinstance(values, pa.Array):
+            values = pa.repeat(pa.scalar(values, pa.string()), len(rows))
+        self._values[key] = pc.replace_with_mask(self._values[key], _row_mask(self.rows, rows), values)
+
+    def render(self) -> pa.Array:
+        fields = [pc.binary_join_element_wise('"', self._keys[key], '":', value, "") for key, value in self._values.items()]
+        body = pc.binary_join_element_wise(*fields, ",", null_handling="skip")
+        return pc.binary_join_element_wise("{", body, "}", "")
+
+
+def _row_mask(length: int, rows: np.ndarray) -> pa.Array:
+    mask = np.zeros(length, dtype=bool)
+    mask[rows] = True
+    return pa.array(mask)
+
+
+def _quoted(text: pa.Array) -> pa.Array:
+    """JSON string text; the generated values never need escaping."""
+    return pc.binary_join_element_wise('"', text, '"', "")
+
+
+def _int_text(values: np.ndarray, present: np.ndarray | None = None) -> pa.Array:
+    return pa.array(values, mask=None if present is None else ~present).cast(pa.string())
+
+
+def _decimal_text(values: np.ndarray, decimals: int = 3) -> pa.Array:
+    """Fixed-point text such as ``-0.250`` or ``9.000``: always a JSON double, never an integer."""
+    scaled = np.rint(values * 10**decimals).astype(np.int64)
+    magnitude = np.abs(scaled)
+    whole = _int_text(magnitude // 10**decimals)
+    fraction = pc.utf8_lpad(_int_text(magnitude % 10**decimals), decimals, "0")
+    sign = pc.if_else(pa.array(scaled < 0), "-", "")
+    return pc.binary_join_element_wise(sign, whole, ".", fraction, "")
+
+
+# --- defects -----------------------------------------------------------------------------------
+
+
+class _Picker:
+    """Chooses rows for each defect without overlap, so every damaged line shows one kind of damage."""
+
+    def __init__(self, rng: np.random.Generator, rows: int) -> None:
+        self.rng = rng
+        self._free = np.ones(rows, dtype=bool)
+
+    def share(self, rate: float) -> int:
+        return max(1, round(rate * len(self._free)))
+
+    def pick(self, count: int, within: np.ndarray | None = None) -> np.ndarray:
+        candidates = np.flatnonzero(self._free if within is None else self._free & within)
+        chosen = np.sort(self.rng.choice(candidates, min(count, len(candidates)), replace=False))
+        self._free[chosen] = False
+        return chosen
+
+
+def _damage_objects(objects: _JsonObjects, defects: _FeedDefects, picker: _Picker) -> None:
+    for rate, key, text in defects.wrong_values:
+        objects.replace(key, picker.pick(picker.share(rate)), text)
+    rate, renames = defects.renamed_keys
+    renamed = picker.pick(picker.share(rate))
+    for key, new_key in renames.items():
+        objects.rename(key, renamed, new_key)
+    extra_key, extra_value = defects.extra_field
+    with_extra = _row_mask(objects.rows, picker.pick(picker.share(_EXTRA_FIELD_RATE)))
+    objects.add(extra_key, pc.if_else(with_extra, extra_value, pa.scalar(None, pa.string())))
+
+
+def _damage_lines(lines: pa.Array, numbers: pa.Array, picker: _Picker) -> pa.Array:
+    """Replace a few whole lines: truncated JSON, garbage text, a JSON array, a bare number."""
+    truncated, garbage, arrays, bare_numbers = (picker.pick(picker.share(_BROKEN_LINE_RATE)) for _ in range(4))
+    garbage_text = pa.array(_GARBAGE_LINES).take(picker.rng.integers(len(_GARBAGE_LINES), size=len(garbage)))
+    replacements = (
+        (truncated, pc.utf8_slice_codeunits(lines.take(truncated), 0, _TRUNCATE_AT)),
+        (garbage, garbage_text),
+        (arrays, pc.binary_join_element_wise("[", lines.take(arrays), "]", "")),
+        (bare_numbers, numbers.take(bare_numbers)),
+    )
+    for rows, text in replacements:
+        lines = pc.replace_with_mask(lines, _row_mask(len(lines), rows), text)
+    return lines
+
+
+def _repeat_and_space(lines: pa.Array, picker: _Picker, duplicate_rate: float) -> tuple[pa.Array, np.ndarray]:
+    """Repeat a few lines exactly and put blank lines after a few; also returns each line's source row."""
+    count = len(lines)
+    copies = np.ones(count, dtype=np.int64)
+    if duplicate_rate:
+        copies[picker.pick(picker.share(duplicate_rate))] += 1
+    blank_after = picker.pick(picker.share(_BLANK_LINE_RATE))
+    copies[blank_after] += 1
+    source_rows = np.repeat(np.arange(count), copies)
+    taken = source_rows.copy()
+    taken[np.cumsum(copies)[blank_after] - 1] = count  # the appended empty string
+    with_blank = pa.concat_arrays([lines, pa.array([""])])
+    return with_blank.take(pa.array(taken)), source_rows
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FileStyle:
+    gzip: bool = False
+    crlf: bool = False
+    bom: bool = False
+
+
+def _file_style(chunk: int, chunks: int, defects: bool) -> _FileStyle:
+    """In defect mode each feed has a CRLF file, a BOM file and a gzip file (one file may be all three)."""
+    if not defects:
+        return _FileStyle()
+    return _FileStyle(gzip=chunk == chunks - 1, crlf=chunk == 0, bom=chunk == min(1, chunks - 1))
+
+
+def _file_name(feed: str, index: int, style: _FileStyle) -> str:
+    return f"{feed}-{index:05d}.json" + (".gz" if style.gzip else "")
+
+
+class _LandingFile:
+    """One feed file written line batch by line batch, with its style's compression, line end and BOM."""
+
+    def __init__(self, path: Path, style: _FileStyle) -> None:
+        self.path = path
+        self.records = 0  # non-blank lines
+        self._style = style
+
+    def __enter__(self) -> _LandingFile:
+        self._raw = self.path.open("wb")
+        self._stream = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0, compresslevel=6) if self._style.gzip else self._raw
+        if self._style.bom:
+            self._stream.write(b"\xef\xbb\xbf")
+        return self
+
+    def write(self, lines: pa.Array) -> None:
+        self.records += int(np.count_nonzero(pc.utf8_length(lines).to_numpy(zero_copy_only=False)))
+        terminated = pc.binary_join_element_wise(lines, "\r\n" if self._style.crlf else "\n", "")
+        self._stream.write(_utf8_bytes(terminated))
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self._stream.close()
+        self._raw.close()
+
+
+def _utf8_bytes(text: pa.Array) -> memoryview:
+    """All strings back to back, read straight from Arrow's buffers rather than joined in Python."""
+    if len(text) == 0:
+        return memoryview(b"")
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32, count=len(text) + 1, offset=text.offset * 4)
+    return memoryview(text.buffers()[2])[offsets[0] : offsets[-1]]
