@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stedi.engines import open_engine
+from stedi.ingest import ingest
+from stedi.lake import Lake
+from stedi.query import query_lake
+from stedi.run import run
+
+
+def write_feed_file(root: Path, relative: str, lines: list[object], newline: str = "\n") -> Path:
+    """Write a feed file: dicts become JSON lines, strings are written as they are."""
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = newline.join(line if isinstance(line, str) else json.dumps(line) for line in lines)
+    path.write_text(text + (newline if lines else ""))
+    return path
+
+
+class LakeHarness:
+    """A lake in a temporary folder with helpers to ingest, run and read it back."""
+
+    def __init__(self, root: Path, engine: str = "duckdb") -> None:
+        self.source = root / "source"
+        self.lake = Lake(str(root / "lake"))
+        self.engine = open_engine(engine)
+
+    def feed(self, relative: str, lines: list[object], newline: str = "\n") -> Path:
+        return write_feed_file(self.source, relative, lines, newline)
+
+    def ingest(self):
+        with self.lake.writing():
+            return ingest(self.lake, str(self.source), self.engine)
+
+    def run(self, consent_scope: str | None = None, with_source: bool = True):
+        with self.lake.writing():
+            return run(self.lake, self.engine, str(self.source) if with_source else None, consent_scope)
+
+    def rows(self, sql: str) -> list[tuple]:
+        return query_lake(self.lake, sql)[1]
+
+    def count(self, table: str) -> int:
+        return self.rows(f"SELECT count(*) FROM {table}")[0][0]
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> LakeHarness:
+    return LakeHarness(tmp_path)
