@@ -81,6 +81,8 @@ class Lake:
     def __init__(self, location: str | None = None) -> None:
         self.location = resolve_location(location)
         self.storage: Storage = open_storage(self.location)
+        self._loaded: dict[str, Table] = {}
+        self._states: dict[tuple[str, int], TableState] = {}
 
     # ---- layout -------------------------------------------------------------------------------
     @property
@@ -118,6 +120,7 @@ class Lake:
         """Held for the whole of an ingest or a run, so two writers never interleave."""
         self.create()
         with self.storage.exclusive_lock(self.storage.join("_stedi", "lock"), wait=wait):
+            self.refresh()  # another process may have committed before we got the lock
             yield
 
     @cached_property
@@ -133,13 +136,20 @@ class Lake:
         return sorted(name for _, name in self.catalog.list_tables(NAMESPACE))
 
     def has_table(self, name: str) -> bool:
-        return self.catalog.table_exists((NAMESPACE, name))
+        return name in self._loaded or self.catalog.table_exists((NAMESPACE, name))
 
     def table(self, name: str) -> Table:
-        try:
-            return self.catalog.load_table((NAMESPACE, name))
-        except NoSuchTableError:
-            raise LakeError(f"no table '{name}' in the lake at {self.location}") from None
+        """The table as last loaded by this process; `publish` reloads it, and the write lock
+        guarantees no other process commits meanwhile."""
+        if name not in self._loaded:
+            try:
+                self._loaded[name] = self.catalog.load_table((NAMESPACE, name))
+            except NoSuchTableError:
+                raise LakeError(f"no table '{name}' in the lake at {self.location}") from None
+        return self._loaded[name]
+
+    def refresh(self) -> None:
+        self._loaded.clear()
 
     def ensure_table_like(self, name: str, parquet_file: str) -> Table:
         """The table, created with the columns of a Parquet file if it does not exist yet."""
@@ -151,12 +161,13 @@ class Lake:
         schema = Schema(
             *(NestedField(i, col, ICEBERG_TYPES[kind], required=False) for i, (col, kind) in enumerate(columns, 1))
         )
-        return self.catalog.create_table(
+        self._loaded[name] = self.catalog.create_table(
             (NAMESPACE, name),
             schema=schema,
             # Parquet written by DuckDB or Spark carries no Iceberg field ids: columns are matched by name.
             properties={"schema.name-mapping.default": create_mapping_from_schema(schema).model_dump_json()},
         )
+        return self._loaded[name]
 
     def state(self, name: str, snapshot_id: int | None = None) -> TableState:
         table = self.table(name)
@@ -165,11 +176,14 @@ class Lake:
             raise LakeError(f"snapshot {snapshot_id} of '{name}' is no longer retained")
         if snapshot is None:
             return TableState(name, None, 0, {}, ())
-        files = tuple(task.file.file_path for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
-        summary = snapshot.summary
-        rows = int(summary.get("total-records", 0)) if summary else 0
-        properties = dict(summary.additional_properties) if summary else {}
-        return TableState(name, snapshot.snapshot_id, rows, properties, files)
+        key = (name, snapshot.snapshot_id)
+        if key not in self._states:  # a snapshot never changes: plan its files once
+            files = tuple(task.file.file_path for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
+            summary = snapshot.summary
+            rows = int(summary.get("total-records", 0)) if summary else 0
+            properties = dict(summary.additional_properties) if summary else {}
+            self._states[key] = TableState(name, snapshot.snapshot_id, rows, properties, files)
+        return self._states[key]
 
     def columns(self, name: str) -> tuple[tuple[str, str], ...]:
         kinds = {str(t): kind for kind, t in ICEBERG_TYPES.items()}
@@ -206,6 +220,7 @@ class Lake:
                         commit.delete_data_file(task.file)
                 for path in files:
                     commit.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
+        self._loaded.pop(name, None)
         snapshot = self.table(name).current_snapshot()
         assert snapshot is not None
         return snapshot.snapshot_id

@@ -42,10 +42,7 @@ class Model:
     sql: str
     description: str
     checks: tuple[CheckSpec, ...]
-
-    @property
-    def reads(self) -> frozenset[str]:
-        return tables_read(self.sql)
+    reads: frozenset[str]
 
     @property
     def fingerprint(self) -> str:
@@ -79,10 +76,9 @@ def load_models() -> tuple[Model, ...]:
             name = path.name.removesuffix(".sql")
             doc_path = root.joinpath(zone, f"{name}.yml")
             doc = yaml.safe_load(doc_path.read_text()) if doc_path.is_file() else {}
-            models.append(
-                Model(name, zone, path.read_text(), (doc.get("description") or "").strip(),
-                      tuple(_parse_check(c) for c in doc.get("checks", [])))
-            )
+            sql = path.read_text()
+            checks = tuple(_parse_check(c) for c in doc.get("checks", []))
+            models.append(Model(name, zone, sql, (doc.get("description") or "").strip(), checks, tables_read(sql)))
     return tuple(models)
 
 
