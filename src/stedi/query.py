@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import duckdb
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError
 
 from stedi.engines.base import TableInput
 from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import Lake
 
-READ_ONLY = (exp.Query, exp.Describe)
+READ_ONLY = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)  # SELECT covers DESCRIBE and SHOW
 
 
 class QueryError(ValueError):
@@ -20,13 +17,13 @@ class QueryError(ValueError):
 
 def require_read_only(sql: str) -> None:
     try:
-        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
-    except ParseError as error:
-        raise QueryError(f"cannot parse the query: {error.errors[0]['description'] if error.errors else error}") from None
+        statements = duckdb.extract_statements(sql)
+    except duckdb.ParserException as error:
+        raise QueryError(f"cannot parse the query: {str(error).splitlines()[0]}") from None
     if len(statements) != 1:
         raise QueryError("give exactly one SQL statement")
-    if not isinstance(statements[0], READ_ONLY):
-        raise QueryError("stedi query is read-only: only SELECT (or DESCRIBE) statements are allowed")
+    if statements[0].type not in READ_ONLY:
+        raise QueryError("stedi query is read-only: only SELECT, DESCRIBE and EXPLAIN statements are allowed")
 
 
 def lake_connection(lake: Lake, snapshots: dict[str, int] | None = None) -> duckdb.DuckDBPyConnection:

@@ -1,0 +1,122 @@
+"""The command line: clear one-line errors with exit code 2, summaries, --json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import write_feed_file
+from stedi.cli import app
+from stedi.lake import Lake
+
+runner = CliRunner()
+
+
+def stedi(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def source(tmp_path):
+    write_feed_file(tmp_path / "src", "customer/c.json", [{"email": "a@x.com", "serialNumber": "S1", "shareWithResearchAsOfDate": 1}])
+    write_feed_file(tmp_path / "src", "accelerometer/a.json", [{"user": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3}, "broken"])
+    write_feed_file(tmp_path / "src", "step_trainer/s.json", [{"sensorReadingTime": 5, "serialNumber": "S1", "distanceFromObject": 9}])
+    return tmp_path / "src"
+
+
+def user_error(tmp_path, *args) -> str:
+    result = stedi(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error: ")
+    return " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ingest", "{tmp}/nowhere"], "source not found"),
+        (["ingest", "{tmp}/empty"], "no feed files"),
+        (["ingest", "{tmp}/odd"], "unknown feed folder 'pictures/'"),
+        (["run"], "no lake at"),
+        (["status"], "no lake at"),
+        (["query", "SELECT 1"], "no lake at"),
+        (["run", "{tmp}/empty", "--engine", "oracle"], "unknown engine 'oracle'"),
+    ],
+)
+def test_user_errors_are_one_clear_line(tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "odd" / "pictures").mkdir(parents=True)
+    args = [a.format(tmp=tmp_path) for a in args] + ["--lake", str(tmp_path / "lake")]
+    assert message in user_error(tmp_path, *args)
+
+
+def test_unwritable_lake(tmp_path, source):
+    (tmp_path / "a-file").write_text("")
+    assert "cannot create the lake" in user_error(tmp_path, "ingest", str(source), "--lake", str(tmp_path / "a-file" / "lake"))
+
+
+def test_unknown_consent_scope(tmp_path, source):
+    assert "unknown consent scope 'some'" in user_error(tmp_path, "run", str(source), "--lake", str(tmp_path / "lake"), "--consent-scope", "some")
+
+
+def test_ingest_json_summary(tmp_path, source):
+    result = stedi("ingest", str(source), "--lake", str(tmp_path / "lake"), "--json")
+    assert result.exit_code == 0, result.output
+    feeds = json.loads(result.stdout)["feeds"]
+    assert (feeds["accelerometer"]["accepted"], feeds["accelerometer"]["rejected"]) == (1, 1)
+    assert feeds["customer"]["files_new"] == 1
+
+
+def test_run_status_history_and_query(tmp_path, source):
+    lake = ["--lake", str(tmp_path / "lake")]
+    result = stedi("run", str(source), *lake)
+    assert result.exit_code == 0, result.output
+    assert "consent scope since-consent" in result.stdout and "published" in result.stdout
+    again = stedi("run", *lake)
+    assert "Nothing new" in again.stdout
+
+    status = json.loads(stedi("status", *lake, "--json").stdout)
+    rows = {t["table"]: t["rows"] for t in status["tables"]}
+    assert rows["machine_learning_curated"] == 1 and rows["accelerometer_landing_rejected"] == 1
+    assert status["last_run"]["consent_scope"] == "since-consent"
+    assert all(c["passed"] for t in status["last_run"]["tables"] for c in t["checks"])
+
+    history = json.loads(stedi("history", "customer_trusted", *lake, "--json").stdout)
+    assert [h["run_id"] for h in history] == [status["last_run"]["run_id"]]
+
+    rows = json.loads(stedi("query", "SELECT distanceFromObject FROM machine_learning_curated", *lake, "--json").stdout)
+    assert rows == [{"distanceFromObject": 9}]
+
+
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("DROP TABLE customer_landing", "read-only"),
+        ("COPY customer_landing TO 'x.csv'", "read-only"),
+        ("SELECT 1; SELECT 2", "exactly one SQL statement"),
+        ("SELECT * FROM nowhere", "nowhere"),
+        ("SELEC oops", "cannot parse"),
+    ],
+)
+def test_query_is_read_only_and_explains_errors(tmp_path, source, sql, message):
+    stedi("ingest", str(source), "--lake", str(tmp_path / "lake"))
+    assert message in user_error(tmp_path, "query", sql, "--lake", str(tmp_path / "lake"))
+
+
+def test_values_from_the_data_are_escaped_on_the_terminal(tmp_path):
+    write_feed_file(tmp_path / "src", "customer/c.json", [{"email": "a@x.com", "customerName": "[bold red]boom[/] \x1b[31mred"}])
+    stedi("ingest", str(tmp_path / "src"), "--lake", str(tmp_path / "lake"))
+    result = stedi("query", "SELECT customerName FROM customer_landing", "--lake", str(tmp_path / "lake"))
+    assert "[bold red]boom[/]" in result.stdout
+    assert "\x1b[31m" not in result.stdout and "\\x1b[31mred" in result.stdout
+
+
+def test_a_second_writer_fails_clearly(tmp_path, source):
+    lake = Lake(str(tmp_path / "lake"))
+    with lake.writing():
+        message = user_error(tmp_path, "ingest", str(source), "--lake", str(tmp_path / "lake"))
+    assert "another stedi process is writing this lake" in message
