@@ -29,9 +29,10 @@ FUNNEL_SQL = {
         FROM latest""",
     "accelerometer": """
         WITH attributed AS (
-            SELECT reading.*, coalesce(lower(trim(reading.user)), owner.email) AS customer_email, owner.customers AS serial_customers
+            SELECT reading.*, coalesce(lower(trim(reading.user)), owner.email) AS customer_email,
+                   CASE WHEN reading.user IS NULL THEN owner.customers END AS serial_customers
             FROM accelerometer_landing AS reading
-            LEFT JOIN serial_number_owners AS owner ON reading.user IS NULL AND owner.serialNumber = reading.serialNumber)
+            LEFT JOIN serial_number_owners AS owner ON owner.serialNumber = reading.serialNumber)
         SELECT (SELECT count(*) FROM accelerometer_landing) AS landing_rows,
                (SELECT count(*) FROM accelerometer_landing_rejected) AS rejected_lines,
                count(*) FILTER (WHERE serial_customers > 1) AS ambiguous_serial,

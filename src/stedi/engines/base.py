@@ -17,7 +17,8 @@ class EngineUnavailable(RuntimeError):
 class LandingBatch:
     """Numbered lines of one or more feed files, as `stedi.ingest` hands them to an engine.
 
-    Columns: _source_file, _source_sha256, _source_line, line, problem (a file-level failure,
+    Columns: _source_file, _source_sha256, _source_line, line, blank (whitespace only, not a
+    record), problem (a file-level failure,
     e.g. a corrupt gzip stream, recorded as a quarantine row of its own).
     """
 

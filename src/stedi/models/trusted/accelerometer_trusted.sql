@@ -10,7 +10,7 @@ WITH attributed AS (
         reading.z
     FROM accelerometer_landing AS reading
     LEFT JOIN serial_number_owners AS owners
-        ON reading.user IS NULL AND owners.serialNumber = reading.serialNumber
+        ON owners.serialNumber = reading.serialNumber
 )
 SELECT DISTINCT attributed.user, attributed.timestamp, attributed.x, attributed.y, attributed.z
 FROM attributed
