@@ -13,12 +13,15 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from stedi import display
 from stedi.display import console, emit_json, table
 from stedi.engines import ENGINE_NAMES, EngineUnavailable, open_engine
+from stedi.erasure import ErasureError, ErasureReport, forget, read_email_file
+from stedi.export import FORMATS, ExportError, export
 from stedi.ingest import ConservationError, IngestReport, SourceError, ingest
 from stedi.lake import LAKE_ENV, Lake, LakeError
 from stedi.query import QueryError, query_lake
 from stedi.run import CONSENT_SCOPES, RunReport, TableRun, latest_run, run
 from stedi.status import history, status
 from stedi.storage.local import LakeBusyError
+from stedi.timetravel import parse_time, query_lake_as_of
 
 app = typer.Typer(
     help="The STEDI lakehouse: raw Step Trainer and phone feeds into privacy-safe training data.",
@@ -36,7 +39,10 @@ ScopeOption = Annotated[
 ]
 WaitOption = Annotated[bool, typer.Option("--wait", help="Wait for another writer instead of failing.")]
 
-USER_ERRORS = (SourceError, LakeError, LakeBusyError, EngineUnavailable, QueryError, FileExistsError, ConservationError)
+USER_ERRORS = (
+    SourceError, LakeError, LakeBusyError, EngineUnavailable, QueryError, FileExistsError, ConservationError,
+    ErasureError, ExportError,
+)
 
 
 @contextmanager
@@ -68,10 +74,13 @@ def _progress_callback(progress: Progress):
 
 
 def print_ingest(report: IngestReport) -> None:
+    erased = any(f.erased for f in report.feeds.values())  # lines of forgotten customers, dropped
     rows = [
-        (f.feed, f.files_new, f.files_skipped, f.lines, f.accepted, f.rejected) for f in report.feeds.values()
+        (f.feed, f.files_new, f.files_skipped, f.lines, f.accepted, f.rejected, *([f.erased] if erased else []))
+        for f in report.feeds.values()
     ]
-    console.print(table(f"Ingest {report.run_id}", ["feed", "new files", "skipped", "lines", "accepted", "rejected"], rows))
+    columns = ["feed", "new files", "skipped", "lines", "accepted", "rejected", *(["erased"] if erased else [])]
+    console.print(table(f"Ingest {report.run_id}", columns, rows))
     for feed in report.feeds.values():
         for problem in feed.problems:
             console.print(display.safe(f"quarantined file problem: {problem}"), style="yellow")
@@ -211,19 +220,99 @@ def history_command(table_name: Annotated[str, typer.Argument(metavar="TABLE")],
 def query_command(
     sql: Annotated[str, typer.Argument(help="A read-only SELECT over the lake's tables by their plain names.")],
     lake: LakeOption = None, limit: Annotated[int, typer.Option(help="Rows to show in the table view.")] = 50,
+    as_of: Annotated[Optional[str], typer.Option(
+        "--as-of", metavar="TIMESTAMP",
+        help="Time travel: every table as it was then (ISO 8601, UTC unless an offset is given, or epoch ms).",
+    )] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read-only SQL over the lake (DuckDB): the local stand-in for Athena."""
     with user_errors():
         the_lake = Lake(lake)
         the_lake.require()
-        columns, rows = query_lake(the_lake, sql)
+        if as_of is None:
+            columns, rows = query_lake(the_lake, sql)
+        else:
+            columns, rows = query_lake_as_of(the_lake, sql, parse_time(as_of))
     if as_json:
         emit_json([dict(zip(columns, row)) for row in rows])
         return
     console.print(table(f"{len(rows)} row(s)", columns, rows[:limit]))
     if len(rows) > limit:
         console.print(f"showing {limit} of {len(rows)} rows; use --limit or --json for more")
+
+
+def print_erasure(report: ErasureReport) -> None:
+    verb = "would remove" if report.dry_run else "rows removed"
+    console.print(table(f"{'Dry run of erasure' if report.dry_run else 'Erasure'} {report.erasure_id}",
+                        ["table", verb, "data files rewritten"],
+                        [(t.name, t.rows, len(t.files)) for t in report.tables]))
+    found = len(report.requested) - len(report.unknown)
+    rows = sum(report.rows_removed.values())
+    tables = sum(1 for n in report.rows_removed.values() if n)
+    if report.unknown:
+        console.print(display.safe(f"not found in the lake ({len(report.unknown)}): {', '.join(report.unknown)}"), style="yellow")
+    if report.shared_serial_numbers:
+        console.print(f"{report.shared_serial_numbers} of their serial numbers are shared with other customers: "
+                      "the Step Trainer readings of those numbers cannot be told apart and go too.")
+    if report.dry_run:
+        console.print(f"Dry run, nothing changed: forgetting {found} of {len(report.requested)} customer(s) would remove "
+                      f"{rows} rows from {tables} table(s), rewrite {report.files_rewritten} data file(s) and expire "
+                      f"{report.snapshots_expired} snapshot(s).")
+        return
+    console.print(f"[green]Forgot {found} of {len(report.requested)} customer(s):[/] {rows} rows removed from {tables} table(s); "
+                  f"{report.files_deleted} file(s) deleted; {report.snapshots_expired} older snapshot(s) expired. "
+                  f"Tombstoned so no ingest brings them back. Audit record: _stedi/erasures/{report.erasure_id}.json")
+
+
+@app.command("forget")
+def forget_command(
+    emails: Annotated[Optional[list[str]], typer.Argument(metavar="EMAIL...", help="Emails of the customers to forget.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="A file of emails, one a line (# comments).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; change nothing.")] = False,
+    lake: LakeOption = None, wait: WaitOption = False, as_json: JsonOption = False,
+) -> None:
+    """The right to erasure: remove customers from every table of every zone, for good."""
+    with user_errors():
+        wanted = list(emails or []) + (read_email_file(str(file)) if file else [])
+        if not wanted:
+            raise ErasureError("give at least one EMAIL or --file with emails")
+        the_lake = Lake(lake)
+        the_lake.require()
+        with the_lake.writing(wait):
+            report = forget(the_lake, wanted, dry_run=dry_run)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        print_erasure(report)
+
+
+@app.command("export")
+def export_command(
+    out: Annotated[str, typer.Argument(metavar="OUT", help="A new folder for the files and manifest.json.")],
+    fmt: Annotated[str, typer.Option("--format", help=f"File format: {' or '.join(FORMATS)}.")] = "parquet",
+    run_id: Annotated[Optional[str], typer.Option("--run", metavar="RUN_ID", help="The training data of that run.")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", metavar="TIMESTAMP", help="The training data as it was then.")] = None,
+    split: Annotated[Optional[float], typer.Option(
+        "--split-by-customer", metavar="FRACTION", help="Split train/test by customer, e.g. 0.8 for 80% of customers in train.",
+    )] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the customer split.")] = 0,
+    lake: LakeOption = None, as_json: JsonOption = False,
+) -> None:
+    """Export machine_learning_curated with a manifest that makes the training data reproducible."""
+    with user_errors():
+        the_lake = Lake(lake)
+        the_lake.require()
+        manifest = export(the_lake, out, fmt, run_id, as_of, split, seed)
+    if as_json:
+        emit_json(manifest)
+        return
+    console.print(table(f"Exported {manifest['table']} to {out}", ["file", "rows", "customers", "content sha256"],
+                        [(f["file"], f["rows"], f["customers"], f["content_sha256"][:16]) for f in manifest["files"]]))
+    console.print(display.safe(
+        f"run {manifest['run_id']} · snapshot {manifest['snapshot_id']} · consent scope {manifest['consent_scope']} · "
+        f"{manifest['rows']} rows · content sha256 {manifest['content_sha256']} · manifest {out}/manifest.json"
+    ))
 
 
 @app.command()

@@ -21,6 +21,7 @@ from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import RUN_PROPERTY, Lake, TableState
 from stedi.lines import split_lines
 from stedi.storage import FileInfo, Storage, open_storage
+from stedi.tombstones import drop_tombstoned, load_tombstones
 
 LEDGER_TABLE = "ingested_files"
 LEDGER_COLUMNS = (
@@ -32,6 +33,7 @@ LEDGER_COLUMNS = (
     ("non_blank_lines", "long"),
     ("accepted", "long"),
     ("rejected", "long"),
+    ("erased", "long"),  # lines of forgotten customers (tombstoned), dropped on the way in
     ("problem", "string"),
     ("run_id", "string"),
     ("ingested_at", "timestamptz"),
@@ -58,6 +60,7 @@ class FeedReport:
     lines: int = 0
     accepted: int = 0
     rejected: int = 0
+    erased: int = 0  # lines of forgotten customers, dropped (see stedi.tombstones)
     problems: list[str] = field(default_factory=list)  # unreadable files, by path and reason
 
 
@@ -138,7 +141,8 @@ def read_ledger(lake: Lake) -> tuple[dict[str, LedgerEntry], set[str]]:
     if not state.files:
         return {}, set()
     conn = connect()
-    register_tables(conn, {LEDGER_TABLE: TableInput(state.files, LEDGER_COLUMNS)})
+    needed = ("path", "size", "mtime_ns", "sha256", "run_id", "ingested_at")  # present in ledgers of every version
+    register_tables(conn, {LEDGER_TABLE: TableInput(state.files, tuple(c for c in LEDGER_COLUMNS if c[0] in needed))})
     rows = conn.execute(
         f"SELECT path, size, mtime_ns, sha256, run_id FROM {LEDGER_TABLE} ORDER BY ingested_at, run_id"
     ).fetchall()
@@ -196,13 +200,15 @@ def _batches(storage: Storage, files: list[FileInfo]) -> Iterator[tuple[list[Rea
             "_source_sha256": pa.repeat(digest, count).cast(pa.string()),
             "_source_line": pa.array(lines.line_numbers, pa.int64()),
             "line": lines.lines,
+            "blank": pa.array(lines.blank, pa.bool_()),
             "problem": pa.nulls(count, pa.string()),
         }
         pending.append(pa.table(columns).cast(_LINES_SCHEMA))
         if lines.problem:
             pending.append(
                 pa.table(
-                    {"_source_file": [info.path], "_source_sha256": [digest], "_source_line": [None], "line": [None], "problem": [lines.problem]},
+                    {"_source_file": [info.path], "_source_sha256": [digest], "_source_line": [None], "line": [None],
+                     "blank": [False], "problem": [lines.problem]},
                     schema=_LINES_SCHEMA,
                 )
             )
@@ -216,7 +222,8 @@ def _batches(storage: Storage, files: list[FileInfo]) -> Iterator[tuple[list[Rea
 
 
 _LINES_SCHEMA = pa.schema(
-    [("_source_file", pa.string()), ("_source_sha256", pa.string()), ("_source_line", pa.int64()), ("line", pa.large_string()), ("problem", pa.string())]
+    [("_source_file", pa.string()), ("_source_sha256", pa.string()), ("_source_line", pa.int64()), ("line", pa.large_string()), ("blank", pa.bool_()),
+     ("problem", pa.string())]
 )
 
 
@@ -235,6 +242,7 @@ def ingest(
     report = IngestReport(run_id, source, {feed.name: FeedReport(feed.name) for feed in FEEDS}, ignored)
     written: dict[str, list[str]] = {name: [] for name in landing_tables()}
     ledger_rows: list[dict] = []
+    tombstones = load_tombstones(lake)
 
     for feed in FEEDS:
         feed_report = report.feeds[feed.name]
@@ -251,25 +259,30 @@ def ingest(
             rejected_path = lake.new_data_file(feed.rejected_table, run_id)
             batch = LandingBatch(feed, lines, run_id, ingested_at.isoformat())
             counts = engine.land(batch, accepted_path, rejected_path)
+            erased = drop_tombstoned(tombstones, accepted_path, rejected_path) if tombstones else {}
             written[feed.landing_table].append(accepted_path)
             written[feed.rejected_table].append(rejected_path)
             for read in batch_files:
                 info, digest, problem = read.info, read.sha256, read.problem
                 landed = counts.get(info.path, LandedCounts(0, 0, 0))
-                if landed.accepted + landed.rejected != landed.non_blank:
+                erased_accepted, erased_rejected = erased.get(info.path, (0, 0))
+                accepted, rejected = landed.accepted - erased_accepted, landed.rejected - erased_rejected
+                erased_lines = erased_accepted + erased_rejected
+                if accepted + rejected + erased_lines != landed.non_blank:
                     raise ConservationError(
                         f"conservation failed for {info.path}: {landed.non_blank} non-blank lines, "
-                        f"{landed.accepted} accepted + {landed.rejected} rejected; nothing was published"
+                        f"{accepted} accepted + {rejected} rejected + {erased_lines} erased; nothing was published"
                     )
                 if problem:
                     feed_report.problems.append(f"{info.path}: {problem}")
                 feed_report.files_new += 1
                 feed_report.lines += landed.non_blank
-                feed_report.accepted += landed.accepted
-                feed_report.rejected += landed.rejected
+                feed_report.accepted += accepted
+                feed_report.rejected += rejected
+                feed_report.erased += erased_lines
                 ledger_rows.append(
                     {"feed": feed.name, "path": info.path, "size": info.size, "mtime_ns": info.mtime_ns, "sha256": digest,
-                     "non_blank_lines": landed.non_blank, "accepted": landed.accepted, "rejected": landed.rejected,
+                     "non_blank_lines": landed.non_blank, "accepted": accepted, "rejected": rejected, "erased": erased_lines,
                      "problem": problem, "run_id": run_id, "ingested_at": ingested_at}
                 )
                 done += info.size
@@ -283,6 +296,7 @@ def ingest(
         for name, files in written.items():
             if files:
                 lake.publish(name, files, properties)
+        lake.ensure_columns(LEDGER_TABLE, LEDGER_COLUMNS)  # a ledger from before `erased` existed
         ledger_path = lake.new_data_file(LEDGER_TABLE, run_id)
         _write_ledger_rows(ledger_rows, ledger_path)
         lake.publish(LEDGER_TABLE, [ledger_path], properties)

@@ -24,6 +24,7 @@ from pyiceberg.io.pyarrow import parquet_file_to_data_file
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.table.name_mapping import create_mapping_from_schema
+from pyiceberg.table.update.snapshot import ExpireSnapshots
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType, TimestampType, TimestamptzType
 
 from stedi.storage import Storage, open_storage
@@ -45,6 +46,11 @@ DUCKDB_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "time
 RUN_PROPERTY = "stedi.run-id"
 INPUTS_PROPERTY = "stedi.inputs"
 SCOPE_PROPERTY = "stedi.consent-scope"
+# Written by `stedi forget` on the snapshot it leaves: which erasure made it, and (when the rows did
+# not change) the ids of the expired snapshots that held exactly the same rows.
+ERASURE_PROPERTY = "stedi.erasure"
+SAME_CONTENT_PROPERTY = "stedi.same-content-as"
+BUILT_BY_PROPERTY = "stedi.built-by-run"  # the run whose rows an erasure's snapshot carries on
 
 
 class LakeError(RuntimeError):
@@ -58,6 +64,20 @@ class TableState:
     rows: int
     properties: dict[str, str]
     files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What `Lake.keep_only_current` did to a table."""
+
+    snapshot_id: int | None
+    committed: bool  # a new snapshot was made
+    expired: tuple[tuple[int, int], ...]  # (snapshot id, committed at ms) of every snapshot expired
+
+
+def local_path(location: str) -> str:
+    """A file location as Iceberg metadata writes it (a path or a file:// URI) as a plain path."""
+    return os.path.abspath(location.removeprefix("file://"))
 
 
 def parquet_columns(path: str) -> list[tuple[str, str]]:
@@ -224,6 +244,106 @@ class Lake:
         snapshot = self.table(name).current_snapshot()
         assert snapshot is not None
         return snapshot.snapshot_id
+
+    def ensure_columns(self, name: str, columns: Iterable[tuple[str, str]]) -> None:
+        """Add the columns a table created by an older stedi lacks (optional columns, so old files
+        read them as nulls)."""
+        table = self.table(name)
+        missing = [(col, kind) for col, kind in columns if col not in table.schema().column_names]
+        if missing:
+            with table.transaction() as tx:
+                with tx.update_schema() as update:
+                    for col, kind in missing:
+                        update.add_column(col, ICEBERG_TYPES[kind])
+                mapping = create_mapping_from_schema(tx.table_metadata.schema()).model_dump_json()
+                tx.set_properties({"schema.name-mapping.default": mapping})
+            self._loaded.pop(name, None)
+
+    def has_deleted_entries(self, name: str) -> bool:
+        """Whether the current snapshot's manifests still list data files it deleted (with their
+        column statistics, which may hold values of the rows those files held)."""
+        table = self.table(name)
+        snapshot = table.current_snapshot()
+        return bool(snapshot) and any((m.deleted_files_count or 0) > 0 for m in snapshot.manifests(table.io))
+
+    def keep_only_current(
+        self, name: str, properties: dict[str, str], add: Iterable[str] = (), remove: Iterable[str] = (),
+        recommit: bool = False,
+    ) -> Pruned:
+        """Rewrite a table's data files and forget its history, in one atomic Iceberg commit.
+
+        `remove` data files are swapped for the `add` ones; when files were swapped, `recommit` is
+        asked or the manifests still list deleted files, the live files are committed once more
+        under a new snapshot carrying `properties`, so that no manifest it references mentions a
+        deleted file; then every other snapshot is expired. The files that no longer belong to the
+        table stay on storage until `unreferenced_files` finds them.
+        """
+        table = self.table(name)
+        current = table.current_snapshot()
+        if current is None:
+            return Pruned(None, False, ())
+        to_remove = set(remove)
+        to_add = list(add)
+        rewrite = bool(to_remove or to_add)
+        recommit = rewrite or recommit or self.has_deleted_entries(name)
+        # With a new snapshot, the current one goes too.
+        expired = tuple(
+            (s.snapshot_id, s.timestamp_ms) for s in table.snapshots() if recommit or s.snapshot_id != current.snapshot_id
+        )
+        if not expired:
+            return Pruned(current.snapshot_id, False, ())
+        live = list(table.scan().plan_files()) if to_remove else []
+        with table.transaction() as tx:
+            if rewrite:
+                with tx.update_snapshot(snapshot_properties=properties).overwrite() as commit:
+                    for task in live:
+                        if task.file.file_path in to_remove:
+                            commit.delete_data_file(task.file)
+                    for path in to_add:
+                        commit.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
+            if recommit:
+                # A fast append keeps only the manifests that list added or existing files: the
+                # manifest of deleted entries is left behind.
+                with tx.update_snapshot(snapshot_properties=properties).fast_append():
+                    pass
+            head = tx.table_metadata.current_snapshot_id
+            older = [s.snapshot_id for s in tx.table_metadata.snapshots if s.snapshot_id != head]
+            if older:
+                ExpireSnapshots(tx).by_ids(older).commit()
+        self._loaded.pop(name, None)
+        snapshot = self.table(name).current_snapshot()
+        assert snapshot is not None
+        return Pruned(snapshot.snapshot_id, recommit, expired)
+
+    def referenced_files(self) -> set[str]:
+        """Every file the current metadata of the lake's tables references, as plain paths: the
+        metadata JSON, manifest lists, manifests and live data files."""
+        referenced: set[str] = set()
+        for name in self.table_names():
+            table = self.table(name)
+            referenced.add(local_path(table.metadata_location))
+            snapshot = table.current_snapshot()
+            if snapshot is None:
+                continue
+            referenced.add(local_path(snapshot.manifest_list))
+            for manifest in snapshot.manifests(table.io):
+                referenced.add(local_path(manifest.manifest_path))
+                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+                    referenced.add(local_path(entry.data_file.file_path))
+        return referenced
+
+    def unreferenced_files(self) -> list[str]:
+        """Files under the warehouse that no current table metadata references: data files of
+        expired snapshots, their manifests and manifest lists, old metadata JSON, leftovers of
+        interrupted writes. Refuses (LakeError) if a referenced file is not where it is expected,
+        so that a path mismatch can never make live files look unreferenced."""
+        referenced = self.referenced_files()
+        on_storage = [info.path for info in self.storage.walk_files(self.storage.join("warehouse"))]
+        present = {os.path.abspath(path) for path in on_storage}
+        unknown = sorted(p for p in referenced if p not in present)
+        if unknown:
+            raise LakeError(f"the lake references files that are not in its warehouse, e.g. {unknown[0]}; nothing was deleted")
+        return [path for path in on_storage if os.path.abspath(path) not in referenced]
 
     # ---- stedi's own records --------------------------------------------------------------------
     def write_record(self, kind: str, key: str, record: dict) -> None:

@@ -1,0 +1,369 @@
+"""SPEC §4 Erasure: `stedi forget` removes a customer from every table, physically, for good.
+
+The lake is scanned byte by byte afterwards — Parquet decoded, Avro manifests decompressed,
+metadata JSON and the SQLite catalog as they are — so "gone" means no file holds the customer.
+Expected counts are reasoned out from the hand-made feeds below.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from stedi.cli import app
+from stedi.erasure import customer_key, forget
+
+CONSENT = 1_000
+ERIN = "erin.gone@example.org"
+ERIN_SERIAL, ERIN_OLD_SERIAL = "SER-ERIN-0001", "SER-ERIN-OLD1"
+ERIN_IDENTITY = [ERIN, "Erin Gone", ERIN_SERIAL, ERIN_OLD_SERIAL, "8015550199", "1977-07-07"]
+
+
+def customer(email, name, serial, consent=CONSENT, updated=10, phone="8015551212", birthday="1990-01-01"):
+    record = {"customerName": name, "email": email, "phone": phone, "birthDay": birthday, "serialNumber": serial,
+              "registrationDate": 1, "lastUpdateDate": updated}
+    if consent is not None:
+        record["shareWithResearchAsOfDate"] = consent
+    return record
+
+
+def reading(user, t, serial=None):
+    record = {"timestamp": t, "x": 0.5, "y": 1.0, "z": -1.0}
+    if user is not None:
+        record["user"] = user
+    if serial is not None:
+        record["serialNumber"] = serial
+    return record
+
+
+def step(serial, t):
+    return {"sensorReadingTime": t, "serialNumber": serial, "distanceFromObject": 42}
+
+
+def erin_record(**changes):
+    return customer("Erin.Gone@Example.org", "Erin Gone", ERIN_SERIAL, phone="8015550199", birthday="1977-07-07", updated=20, **changes)
+
+
+def write_feeds(harness):
+    """Erin (consenting, two records: an old Step Trainer and a new one), Ann (consenting), Bob (no
+    consent); quarantined lines of each, one of them naming Erin only by her serial number."""
+    harness.feed("customer/c.json", [
+        customer(ERIN, "Erin Gone", ERIN_OLD_SERIAL, phone="8015550199", birthday="1977-07-07", updated=10),
+        erin_record(),
+        customer("ann@x.com", "Ann Keep", "SER-ANN"),
+        customer("bob@x.com", "Bob Stay", "SER-BOB", consent=None),
+        json.dumps({"customerName": "Erin Gone", "email": "ERIN.GONE@EXAMPLE.ORG", "phone": [1]}),
+        "{not json",
+    ])
+    harness.feed("accelerometer/a.json", [
+        reading(" ERIN.GONE@example.org ", 2000), reading(ERIN, 2001), reading(None, 2002, serial=ERIN_SERIAL),
+        reading("ann@x.com", 2000), reading("ann@x.com", 2001), reading("bob@x.com", 2000),
+        json.dumps({"user": ERIN, "timestamp": "late", "x": 1, "y": 1, "z": 1}),
+        json.dumps({"user": "ann@x.com", "timestamp": "late", "x": 1, "y": 1, "z": 1}),
+    ])
+    harness.feed("step_trainer/s.json", [
+        step(ERIN_SERIAL, 2000), step(ERIN_SERIAL, 2001), step(ERIN_SERIAL, 2002), step(ERIN_OLD_SERIAL, 1500),
+        step("SER-ANN", 2000), step("SER-ANN", 2001), step("SER-BOB", 2000),
+        json.dumps({"sensorReadingTime": 1, "serialNumber": ERIN_SERIAL}),
+        json.dumps({"sensorReadingTime": 1, "serialNumber": "SER-ANN"}),
+    ])
+
+
+TABLES = [
+    "customer_landing", "customer_landing_rejected", "accelerometer_landing", "accelerometer_landing_rejected",
+    "step_trainer_landing", "step_trainer_landing_rejected", "customer_trusted", "serial_number_owners",
+    "accelerometer_trusted", "customers_curated", "step_trainer_trusted", "machine_learning_curated",
+]
+# Before: Erin 2 records + Ann + Bob; Erin's readings 2000-2002 (the last by serial only) and Ann's
+# two, since consent; Erin's three steps on her new serial (the old one has no owner) and Ann's two.
+BEFORE = dict(zip(TABLES, [4, 2, 6, 2, 7, 2, 2, 3, 5, 2, 5, 5]))
+# Erin's rows: 2 records, 2 quarantined lines naming her, 3 readings (2 by user, 1 by serial), 1
+# quarantined reading, 4 steps (both serials), 1 quarantined step, and downstream her 1 customer,
+# 1 owned serial, 3 readings, 1 curated customer, 3 steps and 3 training rows.
+ERIN_ROWS = dict(zip(TABLES, [2, 1, 3, 1, 4, 1, 1, 1, 3, 1, 3, 3]))
+
+
+def counts(harness) -> dict[str, int]:
+    return {name: harness.count(name) for name in TABLES}
+
+
+# ---- scanning every byte of the lake ---------------------------------------------------------------
+def _avro_payload(data: bytes) -> bytes:
+    """An Avro object container file with its blocks decompressed (manifests are deflated)."""
+    assert data[:4] == b"Obj\x01"
+    pos = 4
+
+    def long() -> int:
+        nonlocal pos
+        shift = result = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return (result >> 1) ^ -(result & 1)
+
+    def raw() -> bytes:
+        nonlocal pos
+        size = long()
+        pos += size
+        return data[pos - size : pos]
+
+    meta = {}
+    while (count := long()) != 0:
+        if count < 0:
+            count = -count
+            long()
+        for _ in range(count):
+            key = raw()
+            meta[key] = raw()
+    pos += 16
+    codec = meta.get(b"avro.codec", b"null")
+    assert codec in (b"null", b"deflate"), codec
+    parts = [data[:pos]]
+    while pos < len(data):
+        long()
+        block = raw()
+        pos += 16
+        parts.append(zlib.decompress(block, -15) if codec == b"deflate" else block)
+    return b"".join(parts)
+
+
+def lake_text(root: Path) -> dict[Path, str]:
+    """Every file under the lake as lower-case text: raw bytes, plus decoded Parquet rows and
+    decompressed Avro blocks."""
+    texts = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        extra = b""
+        if path.suffix == ".parquet":
+            extra = repr(pq.read_table(path).to_pylist()).encode()
+        elif path.suffix == ".avro":
+            extra = _avro_payload(data)
+        texts[path] = (data + b"\n" + extra).decode("utf-8", "replace").lower()
+    return texts
+
+
+def files_holding(root: Path, needles: list[str]) -> dict[str, list[str]]:
+    texts = lake_text(root)
+    found = {}
+    for needle in needles:
+        where = [str(p.relative_to(root)) for p, text in texts.items() if needle.lower() in text]
+        if where:
+            found[needle] = where
+    return found
+
+
+def lake_files(root: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+# ---- the tests -----------------------------------------------------------------------------------
+@pytest.fixture
+def lake(harness):
+    write_feeds(harness)
+    assert harness.run().ok
+    assert counts(harness) == BEFORE
+    return harness
+
+
+def test_forget_removes_every_row_and_every_byte(lake):
+    root = Path(lake.lake.location)
+    key = customer_key(lake.lake.secret, ERIN)
+    before = files_holding(root, [*ERIN_IDENTITY, key])
+    assert set(before) == {*ERIN_IDENTITY, key}  # the scan sees them before
+
+    with lake.lake.writing():
+        report = forget(lake.lake, ["  Erin.GONE@example.org "])
+    assert report.rows_removed == {**ERIN_ROWS, "ingested_files": 0}
+    assert report.unknown == [] and report.serial_numbers == 2 and report.shared_serial_numbers == 0
+    assert counts(lake) == {name: BEFORE[name] - ERIN_ROWS[name] for name in TABLES}
+    # Everyone else is untouched.
+    assert lake.rows("SELECT email FROM customer_trusted") == [("ann@x.com",)]
+    assert sorted(lake.rows("SELECT DISTINCT lower(trim(email)) FROM customer_landing")) == [("ann@x.com",), ("bob@x.com",)]
+    assert lake.rows("SELECT raw FROM customer_landing_rejected") == [("{not json",)]
+    assert lake.rows("SELECT count(*) FROM accelerometer_landing_rejected WHERE raw LIKE '%ann@x.com%'") == [(1,)]
+
+    assert files_holding(root, [*ERIN_IDENTITY, key, ERIN[:16]]) == {}
+    for name in TABLES:  # one snapshot left per table: nothing to travel back to
+        assert len(lake.lake.table(name).snapshots()) == 1
+
+    # The audit record says what happened, without saying who was forgotten.
+    (record,) = lake.lake.read_records("erasures")
+    assert record["customers_requested"] == 1 and record["customers_found"] == 1
+    assert record["rows_removed"]["accelerometer_landing"] == 3 and record["files_deleted"] > 0
+    assert record["by"]
+    tombstones = (root / "_stedi" / "tombstones.json").read_text()
+    assert len(json.loads(tombstones)["emails"]) == 1 and len(json.loads(tombstones)["serial_numbers"]) == 2
+
+    # The next run rebuilds from the erased landing zone: nothing comes back.
+    assert lake.run(with_source=False).ok
+    assert counts(lake) == {name: BEFORE[name] - ERIN_ROWS[name] for name in TABLES}
+    assert files_holding(root, [ERIN, ERIN_SERIAL, "Erin Gone", key]) == {}
+
+    # Bob never consented: his rows are in landing only, and in serial_number_owners as the
+    # unnamed (email-less) owner of his serial number.
+    with lake.lake.writing():
+        report = forget(lake.lake, ["bob@x.com"])
+    removed = {name: n for name, n in report.rows_removed.items() if n}
+    assert removed == {"customer_landing": 1, "accelerometer_landing": 1, "step_trainer_landing": 1, "serial_number_owners": 1}
+    assert lake.count("machine_learning_curated") == BEFORE["machine_learning_curated"] - ERIN_ROWS["machine_learning_curated"]
+    assert files_holding(root, ["bob@x.com", "SER-BOB", "Bob Stay"]) == {}
+
+
+def test_reingesting_old_raw_files_does_not_resurrect(lake):
+    with lake.lake.writing():
+        forget(lake.lake, [ERIN])
+    after = counts(lake)
+    # Touched: same content, new mtime — skipped. Copied to new paths: ingested again, Erin dropped.
+    for feed in ("customer/c.json", "accelerometer/a.json", "step_trainer/s.json"):
+        original = lake.source / feed
+        original.touch()
+        copy = lake.source / feed.replace("/", "/again/")
+        copy.parent.mkdir()
+        shutil.copy(original, copy)
+    report = lake.run()
+    assert report.ok
+    feeds = report.ingest.feeds
+    # customer file: 6 lines = Ann, Bob, {not json} + Erin's 2 records and her quarantined line.
+    assert (feeds["customer"].files_new, feeds["customer"].lines) == (1, 6)
+    assert (feeds["customer"].accepted, feeds["customer"].rejected, feeds["customer"].erased) == (2, 1, 3)
+    assert (feeds["accelerometer"].accepted, feeds["accelerometer"].rejected, feeds["accelerometer"].erased) == (3, 1, 4)
+    assert (feeds["step_trainer"].accepted, feeds["step_trainer"].rejected, feeds["step_trainer"].erased) == (3, 1, 5)
+    # Conservation holds for every file of the ledger, erased lines included.
+    assert lake.rows("SELECT count(*) FROM ingested_files WHERE accepted + rejected + coalesce(erased, 0) <> non_blank_lines") == [(0,)]
+    # Landing holds Ann's and Bob's copies; the curated zones collapse the exact duplicates.
+    landing = ["customer_landing", "customer_landing_rejected", "accelerometer_landing", "accelerometer_landing_rejected",
+               "step_trainer_landing", "step_trainer_landing_rejected"]
+    assert counts(lake) == {name: after[name] * 2 if name in landing else after[name] for name in TABLES}
+    assert files_holding(Path(lake.lake.location), [ERIN, ERIN_SERIAL, ERIN_OLD_SERIAL, "Erin Gone"]) == {}
+
+
+def test_dry_run_changes_nothing_twice_is_harmless_unknown_is_reported(lake):
+    root = Path(lake.lake.location)
+    files = lake_files(root)
+    with lake.lake.writing():
+        dry = forget(lake.lake, [ERIN], dry_run=True)
+    assert dry.dry_run and dry.rows_removed == {**ERIN_ROWS, "ingested_files": 0}
+    assert lake_files(root) == files and counts(lake) == BEFORE
+
+    with lake.lake.writing():
+        first = forget(lake.lake, [ERIN, "nobody@nowhere.org"])
+    assert first.unknown == ["nobody@nowhere.org"] and first.rows_removed == dry.rows_removed
+    snapshot = {name: lake.lake.table(name).current_snapshot().snapshot_id for name in TABLES}
+    files = lake_files(root / "warehouse")
+    with lake.lake.writing():
+        second = forget(lake.lake, [ERIN])
+    assert second.unknown == [ERIN]
+    assert sum(second.rows_removed.values()) == 0 and second.files_deleted == 0 and second.snapshots_expired == 0
+    lake.lake.refresh()
+    assert {name: lake.lake.table(name).current_snapshot().snapshot_id for name in TABLES} == snapshot
+    assert lake_files(root / "warehouse") == files
+    assert len(lake.lake.read_records("erasures")) == 2
+
+
+def test_a_quarantined_line_of_a_longer_email_is_not_matched(harness):
+    harness.feed("customer/c.json", [customer("bob@x.com", "Bob", "S1")])
+    harness.feed("accelerometer/a.json", [
+        '{"user": "jimbob@x.com", "timestamp": "late"}', '{"user": "bob@x.com.au", "timestamp": "late"}',
+        '{"user": "Bob@X.com", "timestamp": "late"}', 'free text bob@x.com. then more',
+    ])
+    harness.ingest()
+    with harness.lake.writing():
+        report = forget(harness.lake, ["bob@x.com"])
+    assert report.rows_removed["accelerometer_landing_rejected"] == 2
+    assert sorted(r[0] for r in harness.rows("SELECT raw FROM accelerometer_landing_rejected")) == [
+        '{"user": "bob@x.com.au", "timestamp": "late"}', '{"user": "jimbob@x.com", "timestamp": "late"}',
+    ]
+
+
+def test_shared_serial_numbers_take_their_readings_along(harness):
+    """Two customers got one serial number: its step readings cannot be attributed, so forgetting
+    one of them removes them too; the other customer's own records stay."""
+    harness.feed("customer/c.json", [customer("a@x.com", "A", "SHARED"), customer("b@x.com", "B", "SHARED")])
+    harness.feed("step_trainer/s.json", [step("SHARED", 2000)])
+    harness.ingest()
+    with harness.lake.writing():
+        report = forget(harness.lake, ["a@x.com"])
+    assert report.shared_serial_numbers == 1
+    assert report.rows_removed["step_trainer_landing"] == 1
+    assert harness.rows("SELECT email FROM customer_landing") == [("b@x.com",)]
+
+
+def test_forget_on_a_generated_lake_with_defects(tmp_path, harness):
+    from stedi.generate import generate_feeds
+    from stedi.run import run
+
+    generate_feeds(harness.source, 30, seed=11, defects=True)
+    assert harness.run().ok
+    # A consenting customer who reached the training data and owns their serial number alone.
+    secret = harness.lake.secret.decode()
+    email, serial, key, ml_rows = harness.rows(
+        f"""SELECT o.email, o.serialNumber, m.customer_key, count(*) FROM serial_number_owners AS o
+            JOIN machine_learning_curated AS m ON m.customer_key = sha256(concat('{secret}', '|', o.email))
+            WHERE o.customers = 1 GROUP BY ALL ORDER BY o.email LIMIT 1"""
+    )[0]
+    ml_total = harness.count("machine_learning_curated")
+    landing_total = harness.count("accelerometer_landing")
+    assert set(files_holding(Path(harness.lake.location), [email, serial, key])) == {email, serial, key}
+
+    with harness.lake.writing():
+        report = forget(harness.lake, [email.upper()])
+    assert report.unknown == []
+    assert report.rows_removed["machine_learning_curated"] == ml_rows
+    assert harness.count("machine_learning_curated") == ml_total - ml_rows
+    assert harness.count("accelerometer_landing") == landing_total - report.rows_removed["accelerometer_landing"]
+    assert files_holding(Path(harness.lake.location), [email, serial, key]) == {}
+
+    # All the raw files again, under new paths: the customer stays gone.
+    shutil.copytree(harness.source, tmp_path / "again")
+    with harness.lake.writing():
+        again = run(harness.lake, harness.engine, str(tmp_path / "again"))
+    assert again.ok and sum(f.erased for f in again.ingest.feeds.values()) > 0
+    assert harness.count("machine_learning_curated") == ml_total - ml_rows  # duplicates collapse
+    assert files_holding(Path(harness.lake.location), [email, serial, key]) == {}
+
+
+# ---- the command -------------------------------------------------------------------------------
+runner = CliRunner()
+
+
+def test_cli_forget(lake, tmp_path):
+    lake_arg = ["--lake", lake.lake.location]
+    (tmp_path / "emails.txt").write_text(f"# erasure requests\n{ERIN}\n\nnobody@nowhere.org\n")
+    dry = runner.invoke(app, ["forget", "--file", str(tmp_path / "emails.txt"), "--dry-run", "--json", *lake_arg])
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["rows_removed"]["machine_learning_curated"] == 3
+    assert counts(lake) == BEFORE
+
+    result = runner.invoke(app, ["forget", "--file", str(tmp_path / "emails.txt"), *lake_arg])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "Forgot 1 of 2 customer(s): 24 rows removed from 12 table(s)" in text
+    assert "not found in the lake (1): nobody@nowhere.org" in text
+
+    for args, message in [
+        (["forget", *lake_arg], "give at least one EMAIL"),
+        (["forget", "--file", str(tmp_path / "missing.txt"), *lake_arg], "cannot read the email list"),
+        (["forget", "a@x.com", "--lake", str(tmp_path / "nolake")], "no lake at"),
+    ]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: ") and message in " ".join(result.stderr.split())
+
+
+def test_a_ledger_from_before_erased_existed_gains_the_column(harness):
+    from stedi.ingest import LEDGER_COLUMNS, LEDGER_TABLE
+
+    harness.lake.create()
+    harness.lake.ensure_table(LEDGER_TABLE, [c for c in LEDGER_COLUMNS if c[0] != "erased"])
+    harness.feed("customer/c.json", [customer("a@x.com", "A", "S1")])
+    harness.ingest()
+    assert harness.rows("SELECT accepted, erased FROM ingested_files") == [(1, 0)]
