@@ -357,13 +357,3 @@ def test_cli_forget(lake, tmp_path):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith("error: ") and message in " ".join(result.stderr.split())
-
-
-def test_a_ledger_from_before_erased_existed_gains_the_column(harness):
-    from stedi.ingest import LEDGER_COLUMNS, LEDGER_TABLE
-
-    harness.lake.create()
-    harness.lake.ensure_table(LEDGER_TABLE, [c for c in LEDGER_COLUMNS if c[0] != "erased"])
-    harness.feed("customer/c.json", [customer("a@x.com", "A", "S1")])
-    harness.ingest()
-    assert harness.rows("SELECT accepted, erased FROM ingested_files") == [(1, 0)]

@@ -141,8 +141,7 @@ def read_ledger(lake: Lake) -> tuple[dict[str, LedgerEntry], set[str]]:
     if not state.files:
         return {}, set()
     conn = connect()
-    needed = ("path", "size", "mtime_ns", "sha256", "run_id", "ingested_at")  # present in ledgers of every version
-    register_tables(conn, {LEDGER_TABLE: TableInput(state.files, tuple(c for c in LEDGER_COLUMNS if c[0] in needed))})
+    register_tables(conn, {LEDGER_TABLE: TableInput(state.files, LEDGER_COLUMNS)})
     rows = conn.execute(
         f"SELECT path, size, mtime_ns, sha256, run_id FROM {LEDGER_TABLE} ORDER BY ingested_at, run_id"
     ).fetchall()
@@ -296,7 +295,6 @@ def ingest(
         for name, files in written.items():
             if files:
                 lake.publish(name, files, properties)
-        lake.ensure_columns(LEDGER_TABLE, LEDGER_COLUMNS)  # a ledger from before `erased` existed
         ledger_path = lake.new_data_file(LEDGER_TABLE, run_id)
         _write_ledger_rows(ledger_rows, ledger_path)
         lake.publish(LEDGER_TABLE, [ledger_path], properties)

@@ -245,20 +245,6 @@ class Lake:
         assert snapshot is not None
         return snapshot.snapshot_id
 
-    def ensure_columns(self, name: str, columns: Iterable[tuple[str, str]]) -> None:
-        """Add the columns a table created by an older stedi lacks (optional columns, so old files
-        read them as nulls)."""
-        table = self.table(name)
-        missing = [(col, kind) for col, kind in columns if col not in table.schema().column_names]
-        if missing:
-            with table.transaction() as tx:
-                with tx.update_schema() as update:
-                    for col, kind in missing:
-                        update.add_column(col, ICEBERG_TYPES[kind])
-                mapping = create_mapping_from_schema(tx.table_metadata.schema()).model_dump_json()
-                tx.set_properties({"schema.name-mapping.default": mapping})
-            self._loaded.pop(name, None)
-
     def has_deleted_entries(self, name: str) -> bool:
         """Whether the current snapshot's manifests still list data files it deleted (with their
         column statistics, which may hold values of the rows those files held)."""
