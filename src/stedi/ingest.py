@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from stedi.contract import FEEDS, Feed, landing_columns, rejected_columns
 from stedi.engines import Engine
@@ -21,6 +22,7 @@ from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import RUN_PROPERTY, Lake, TableState
 from stedi.lines import split_lines
 from stedi.storage import FileInfo, Storage, open_storage
+from stedi.strict import read_strict
 from stedi.tombstones import drop_tombstoned, load_tombstones
 
 LEDGER_TABLE = "ingested_files"
@@ -182,47 +184,65 @@ class ReadFile:
     info: FileInfo
     sha256: str
     problem: str | None
+    clean_rows: pa.Table | None  # the file's landing rows, when it fits the contract as a whole
+    non_blank: int
 
 
-def _batches(storage: Storage, files: list[FileInfo]) -> Iterator[tuple[list[ReadFile], pa.Table]]:
-    """Read files into Arrow tables of numbered lines, about BATCH_BYTES of text at a time."""
-    pending: list[pa.Table] = []
-    pending_files: list[ReadFile] = []
-    size = 0
-    for info in files:
-        raw = storage.read_bytes(info.path)
-        digest = hashlib.sha256(raw).hexdigest()
-        lines = split_lines(raw, gzipped=info.path.lower().endswith(".gz"))
-        count = len(lines.line_numbers)
-        columns = {
+@dataclass(frozen=True)
+class Batch:
+    files: list[ReadFile]
+    lines: pa.Table | None  # numbered lines of the files that must be judged line by line
+
+
+def _read_file(storage: Storage, feed: Feed, info: FileInfo, ingested_at: datetime, run_id: str) -> tuple[ReadFile, pa.Table | None]:
+    raw = storage.read_bytes(info.path)
+    digest = hashlib.sha256(raw).hexdigest()
+    lines = split_lines(raw, gzipped=info.path.lower().endswith(".gz"))
+    if lines.problem is None:
+        clean = read_strict(feed, lines.text, lines.line_numbers[~lines.blank], info.path, digest, ingested_at, run_id)
+        if clean is not None:
+            return ReadFile(info, digest, None, clean, clean.num_rows), None
+    count = len(lines.line_numbers)
+    numbered = pa.table(
+        {
             "_source_file": pa.repeat(info.path, count).cast(pa.string()),
             "_source_sha256": pa.repeat(digest, count).cast(pa.string()),
             "_source_line": pa.array(lines.line_numbers, pa.int64()),
             "line": lines.lines,
             "blank": pa.array(lines.blank, pa.bool_()),
             "problem": pa.nulls(count, pa.string()),
-        }
-        pending.append(pa.table(columns).cast(_LINES_SCHEMA))
-        if lines.problem:
-            pending.append(
-                pa.table(
-                    {"_source_file": [info.path], "_source_sha256": [digest], "_source_line": [None], "line": [None],
-                     "blank": [False], "problem": [lines.problem]},
-                    schema=_LINES_SCHEMA,
-                )
-            )
-        pending_files.append(ReadFile(info, digest, lines.problem))
-        size += lines.lines.nbytes
+        },
+        schema=_LINES_SCHEMA,
+    )
+    if lines.problem:
+        failure = {"_source_file": [info.path], "_source_sha256": [digest], "_source_line": [None], "line": [None],
+                   "blank": [False], "problem": [lines.problem]}
+        numbered = pa.concat_tables([numbered, pa.table(failure, schema=_LINES_SCHEMA)])
+    return ReadFile(info, digest, lines.problem, None, int((~lines.blank).sum())), numbered
+
+
+def _batches(storage: Storage, feed: Feed, files: list[FileInfo], ingested_at: datetime, run_id: str) -> Iterator[Batch]:
+    """Read files about BATCH_BYTES of text at a time: clean files as landing rows, the others as
+    numbered lines for the engine."""
+    pending_files: list[ReadFile] = []
+    pending_lines: list[pa.Table] = []
+    size = 0
+    for info in files:
+        read, lines = _read_file(storage, feed, info, ingested_at, run_id)
+        pending_files.append(read)
+        if lines is not None:
+            pending_lines.append(lines)
+        size += lines.nbytes if lines is not None else read.clean_rows.nbytes
         if size >= BATCH_BYTES:
-            yield pending_files, pa.concat_tables(pending)
-            pending, pending_files, size = [], [], 0
+            yield Batch(pending_files, pa.concat_tables(pending_lines) if pending_lines else None)
+            pending_files, pending_lines, size = [], [], 0
     if pending_files:
-        yield pending_files, pa.concat_tables(pending)
+        yield Batch(pending_files, pa.concat_tables(pending_lines) if pending_lines else None)
 
 
 _LINES_SCHEMA = pa.schema(
-    [("_source_file", pa.string()), ("_source_sha256", pa.string()), ("_source_line", pa.int64()), ("line", pa.large_string()), ("blank", pa.bool_()),
-     ("problem", pa.string())]
+    [("_source_file", pa.string()), ("_source_sha256", pa.string()), ("_source_line", pa.int64()),
+     ("line", pa.large_string()), ("blank", pa.bool_()), ("problem", pa.string())]
 )
 
 
@@ -253,17 +273,30 @@ def ingest(
                 new_files.append(info)
         total = sum(info.size for info in new_files)
         done = 0
-        for batch_files, lines in _batches(storage, new_files):
-            accepted_path = lake.new_data_file(feed.landing_table, run_id)
-            rejected_path = lake.new_data_file(feed.rejected_table, run_id)
-            batch = LandingBatch(feed, lines, run_id, ingested_at.isoformat())
-            counts = engine.land(batch, accepted_path, rejected_path)
-            erased = drop_tombstoned(tombstones, accepted_path, rejected_path) if tombstones else {}
-            written[feed.landing_table].append(accepted_path)
-            written[feed.rejected_table].append(rejected_path)
-            for read in batch_files:
+        for batch in _batches(storage, feed, new_files, ingested_at, run_id):
+            counts: dict[str, LandedCounts] = {}
+            paths: list[str] = []
+            if batch.lines is not None:
+                accepted_path = lake.new_data_file(feed.landing_table, run_id)
+                rejected_path = lake.new_data_file(feed.rejected_table, run_id)
+                counts = engine.land(LandingBatch(feed, batch.lines, run_id, ingested_at.isoformat()), accepted_path, rejected_path)
+                written[feed.landing_table].append(accepted_path)
+                written[feed.rejected_table].append(rejected_path)
+                paths += [accepted_path, rejected_path]
+            clean = [read.clean_rows for read in batch.files if read.clean_rows is not None]
+            if clean:
+                clean_path = lake.new_data_file(feed.landing_table, run_id)
+                pq.write_table(pa.concat_tables(clean), clean_path, compression="zstd")
+                written[feed.landing_table].append(clean_path)
+                paths.append(clean_path)
+                counts |= {
+                    path: LandedCounts(next(r.non_blank for r in batch.files if r.info.path == path), rows, 0)
+                    for path, rows in rows_per_file(clean_path).items()
+                }
+            erased = drop_tombstoned(tombstones, paths) if tombstones else {}
+            for read in batch.files:
                 info, digest, problem = read.info, read.sha256, read.problem
-                landed = counts.get(info.path, LandedCounts(0, 0, 0))
+                landed = counts.get(info.path, LandedCounts(read.non_blank, 0, 0))
                 erased_accepted, erased_rejected = erased.get(info.path, (0, 0))
                 accepted, rejected = landed.accepted - erased_accepted, landed.rejected - erased_rejected
                 erased_lines = erased_accepted + erased_rejected
@@ -299,6 +332,14 @@ def ingest(
         _write_ledger_rows(ledger_rows, ledger_path)
         lake.publish(LEDGER_TABLE, [ledger_path], properties)
     return report
+
+
+def rows_per_file(parquet_path: str) -> dict[str, int]:
+    """Counted from the file about to be published, so conservation is checked on what lands."""
+    conn = connect()
+    counts = dict(conn.execute(f"SELECT _source_file, count(*) FROM read_parquet('{parquet_path}') GROUP BY ALL").fetchall())
+    conn.close()
+    return counts
 
 
 def _write_ledger_rows(rows: list[dict], path: str) -> None:

@@ -25,6 +25,7 @@ class FileLines:
     lines: pa.LargeStringArray  # line ends ("\n", "\r\n") are blanked to spaces, which JSON ignores
     line_numbers: np.ndarray  # 1-based
     blank: np.ndarray  # True where a line holds nothing but whitespace
+    text: bytes  # the decoded text as it was, for readers that want the whole file at once
     problem: str | None = None  # why the file could not be read to its end
 
 
@@ -69,4 +70,4 @@ def split_lines(raw: bytes, gzipped: bool) -> FileLines:
     visible = np.concatenate(([0], np.cumsum(~np.isin(buffer, WHITESPACE), dtype=np.int64)))
     blank = visible[offsets[1:]] == visible[offsets[:-1]]
     lines = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(buffer))
-    return FileLines(lines, np.arange(1, len(starts) + 1, dtype=np.int64), blank, problem)
+    return FileLines(lines, np.arange(1, len(starts) + 1, dtype=np.int64), blank, data, problem)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -77,15 +77,14 @@ def save_tombstones(lake: Lake, tombstones: Tombstones) -> None:
     lake.storage.write_bytes(_path(lake), json.dumps(data, indent=2).encode())
 
 
-def drop_tombstoned(tombstones: Tombstones, accepted_path: str, rejected_path: str) -> dict[str, tuple[int, int]]:
-    """Remove the rows of tombstoned people from a freshly landed batch (its accepted and its
-    quarantine Parquet file, rewritten in place); returns per source file the accepted and the
-    rejected lines removed. Identity values live only in memory here, never in a file."""
+def drop_tombstoned(tombstones: Tombstones, paths: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Remove the rows of tombstoned people from a freshly landed batch (its landing and quarantine
+    Parquet files, rewritten in place); returns per source file the accepted and the rejected lines
+    removed. Identity values live only in memory here, never in a file."""
     conn = connect()
     emails: set[str] = set()
     serials: set[str] = set()
     tokens: set[str] = set()
-    paths = (accepted_path, rejected_path)
     for path in paths:
         source = f"read_parquet({literal(path)})"
         roles = identity_columns(parquet_column_names(conn, path))
@@ -106,8 +105,10 @@ def drop_tombstoned(tombstones: Tombstones, accepted_path: str, rejected_path: s
 
     register_identities(conn, emails=emails, serials=serials, tokens=tokens)
     erased: dict[str, list[int]] = {}
-    for side, path in enumerate(paths):
-        condition = match_sql(parquet_column_names(conn, path))
+    for path in paths:
+        columns = parquet_column_names(conn, path)
+        side = 1 if "reason" in columns else 0  # quarantine files explain each row
+        condition = match_sql(columns)
         if condition is None:
             continue
         source = f"read_parquet({literal(path)})"
