@@ -20,7 +20,7 @@ from stedi.engines import Engine
 from stedi.engines.base import LandedCounts, LandingBatch, TableInput
 from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import RUN_PROPERTY, Lake, TableState
-from stedi.lines import split_lines
+from stedi.lines import read_text, split_lines
 from stedi.storage import FileInfo, Storage, open_storage
 from stedi.strict import read_strict
 from stedi.tombstones import drop_tombstoned, load_tombstones
@@ -197,11 +197,11 @@ class Batch:
 def _read_file(storage: Storage, feed: Feed, info: FileInfo, ingested_at: datetime, run_id: str) -> tuple[ReadFile, pa.Table | None]:
     raw = storage.read_bytes(info.path)
     digest = hashlib.sha256(raw).hexdigest()
-    lines = split_lines(raw, gzipped=info.path.lower().endswith(".gz"))
-    if lines.problem is None:
-        clean = read_strict(feed, lines.text, lines.line_numbers[~lines.blank], info.path, digest, ingested_at, run_id)
-        if clean is not None:
-            return ReadFile(info, digest, None, clean, clean.num_rows), None
+    text = read_text(raw, gzipped=info.path.lower().endswith(".gz"))
+    clean = read_strict(feed, text, info.path, digest, ingested_at, run_id)
+    if clean is not None:
+        return ReadFile(info, digest, None, clean, clean.num_rows), None
+    lines = split_lines(text)
     count = len(lines.line_numbers)
     numbered = pa.table(
         {
@@ -214,11 +214,11 @@ def _read_file(storage: Storage, feed: Feed, info: FileInfo, ingested_at: dateti
         },
         schema=_LINES_SCHEMA,
     )
-    if lines.problem:
+    if text.problem:
         failure = {"_source_file": [info.path], "_source_sha256": [digest], "_source_line": [None], "line": [None],
-                   "blank": [False], "problem": [lines.problem]}
+                   "blank": [False], "problem": [text.problem]}
         numbered = pa.concat_tables([numbered, pa.table(failure, schema=_LINES_SCHEMA)])
-    return ReadFile(info, digest, lines.problem, None, int((~lines.blank).sum())), numbered
+    return ReadFile(info, digest, text.problem, None, int((~lines.blank).sum())), numbered
 
 
 def _batches(storage: Storage, feed: Feed, files: list[FileInfo], ingested_at: datetime, run_id: str) -> Iterator[Batch]:

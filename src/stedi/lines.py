@@ -1,9 +1,8 @@
-"""Turn the bytes of a feed file into numbered lines without a Python loop per line.
+"""Turn the bytes of a feed file into text and numbered lines without a Python loop per line.
 
-The lines become one Arrow string column that shares the file's buffer; line ends (LF or CRLF) are
-stripped later in SQL. Anything that stops a file from being read completely — a corrupt or
-truncated gzip stream — is returned as a problem, so the caller can quarantine it instead of
-crashing or losing the lines that were readable.
+Anything that stops a file from being read completely — a corrupt or truncated gzip stream — is
+returned as a problem, so the caller can quarantine it instead of crashing or losing the lines
+that were readable.
 """
 
 from __future__ import annotations
@@ -15,18 +14,35 @@ import numpy as np
 import pyarrow as pa
 
 UTF8_BOM = b"\xef\xbb\xbf"
-NEWLINE, CARRIAGE_RETURN, SPACE = 10, 13, 32
-WHITESPACE = np.array([9, 10, 13, 32], dtype=np.uint8)
 GZIP_MAGIC = b"\x1f\x8b"
+NEWLINE, CARRIAGE_RETURN, SPACE = 10, 13, 32
+IS_WHITESPACE = np.zeros(256, dtype=bool)
+IS_WHITESPACE[[9, 10, 13, 32]] = True
+
+
+@dataclass(frozen=True)
+class FileText:
+    text: bytes  # decompressed, without BOM, valid UTF-8
+    line_starts: np.ndarray  # byte offset of each line
+    problem: str | None  # why the file could not be read to its end
+
+    @property
+    def line_count(self) -> int:
+        return len(self.line_starts)
+
+    def blank(self) -> np.ndarray:
+        """True where a line holds nothing but whitespace (its line end included, so never empty)."""
+        if not self.line_count:
+            return np.zeros(0, dtype=bool)
+        visible = ~IS_WHITESPACE[np.frombuffer(self.text, dtype=np.uint8)]
+        return ~np.logical_or.reduceat(visible, self.line_starts)
 
 
 @dataclass(frozen=True)
 class FileLines:
     lines: pa.LargeStringArray  # line ends ("\n", "\r\n") are blanked to spaces, which JSON ignores
     line_numbers: np.ndarray  # 1-based
-    blank: np.ndarray  # True where a line holds nothing but whitespace
-    text: bytes  # the decoded text as it was, for readers that want the whole file at once
-    problem: str | None = None  # why the file could not be read to its end
+    blank: np.ndarray
 
 
 def decompress(data: bytes) -> tuple[bytes, str | None]:
@@ -50,24 +66,32 @@ def decode_utf8(data: bytes) -> bytes:
         return data.decode("utf-8", errors="replace").encode("utf-8")
 
 
-def split_lines(raw: bytes, gzipped: bool) -> FileLines:
+def read_text(raw: bytes, gzipped: bool) -> FileText:
     problem = None
     data = raw
     if gzipped or raw[:2] == GZIP_MAGIC:
         data, problem = decompress(raw)
     data = decode_utf8(data.removeprefix(UTF8_BOM))
-    # Line ends become spaces in place, so every line is a slice of one buffer (no copy per line)
-    # and needs no trimming later; a string function per line costs more than parsing it.
-    buffer = np.frombuffer(data, dtype=np.uint8).copy()
-    newlines = np.flatnonzero(buffer == NEWLINE)
-    carriage_returns = newlines[newlines > 0] - 1
-    buffer[carriage_returns[buffer[carriage_returns] == CARRIAGE_RETURN]] = SPACE
-    buffer[newlines] = SPACE
+    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE)
     starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
     if starts[-1] == len(data):  # the file ends with a newline: no line after it
         starts = starts[:-1]
-    offsets = np.concatenate((starts, [len(data)])).astype(np.int64)
-    visible = np.concatenate(([0], np.cumsum(~np.isin(buffer, WHITESPACE), dtype=np.int64)))
-    blank = visible[offsets[1:]] == visible[offsets[:-1]]
-    lines = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(buffer))
-    return FileLines(lines, np.arange(1, len(starts) + 1, dtype=np.int64), blank, data, problem)
+    return FileText(data, starts, problem)
+
+
+def split_lines(file: FileText) -> FileLines:
+    """Every line as one element of an Arrow column sharing a single buffer (no copy per line).
+
+    Line ends become spaces, so no line needs trimming later: a string function per line costs more
+    than parsing it.
+    """
+    buffer = np.frombuffer(file.text, dtype=np.uint8).copy()
+    newlines = file.line_starts[1:] - 1
+    if len(buffer) and buffer[-1] == NEWLINE:
+        newlines = np.append(newlines, len(buffer) - 1)
+    carriage_returns = newlines[newlines > 0] - 1
+    buffer[carriage_returns[buffer[carriage_returns] == CARRIAGE_RETURN]] = SPACE
+    buffer[newlines] = SPACE
+    offsets = np.append(file.line_starts, len(buffer)).astype(np.int64)
+    lines = pa.LargeStringArray.from_buffers(file.line_count, pa.py_buffer(offsets), pa.py_buffer(buffer))
+    return FileLines(lines, np.arange(1, file.line_count + 1, dtype=np.int64), file.blank())

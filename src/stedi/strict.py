@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from stedi.contract import Feed, Kind, landing_columns
+from stedi.lines import FileText
 
 ARROW_TYPES = {
     "string": pa.string(),
@@ -46,23 +47,22 @@ def _fits_required_fields(feed: Feed, table: pa.Table) -> bool:
     return True
 
 
-def read_strict(
-    feed: Feed, text: bytes, line_numbers: np.ndarray, source_file: str, sha256: str, ingested_at: datetime, run_id: str
-) -> pa.Table | None:
-    """The landing rows of a whole file, or None when some line needs judging on its own.
-
-    `line_numbers` are those of the file's non-blank lines, which the reader skips as well.
-    """
-    if len(line_numbers) == 0:
+def read_strict(feed: Feed, file: FileText, source_file: str, sha256: str, ingested_at: datetime, run_id: str) -> pa.Table | None:
+    """The landing rows of a whole file, or None when some line needs judging on its own."""
+    if file.problem or not file.line_count:
         return None
     options = pj.ParseOptions(
         explicit_schema=pa.schema([(f.name, STRICT_TYPES[f.kind]) for f in feed.fields]),
         unexpected_field_behavior="error",
     )
     try:
-        table = pj.read_json(io.BytesIO(text), parse_options=options)
+        table = pj.read_json(io.BytesIO(file.text), parse_options=options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
+    # The reader skips blank lines: find them only when there are some.
+    line_numbers = np.arange(1, file.line_count + 1, dtype=np.int64)
+    if table.num_rows != file.line_count:
+        line_numbers = line_numbers[~file.blank()]
     if table.num_rows != len(line_numbers) or not _fits_required_fields(feed, table):
         return None
     rows = table.num_rows
