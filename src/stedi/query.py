@@ -39,7 +39,11 @@ def lake_connection(lake: Lake, snapshots: dict[str, int] | None = None) -> duck
 
 def query_lake(lake: Lake, sql: str) -> tuple[list[str], list[tuple]]:
     require_read_only(sql)
-    conn = lake_connection(lake)
+    return run_query(lake_connection(lake), sql)
+
+
+def run_query(conn: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple]]:
+    """Column names and rows of a checked query; the connection is closed afterwards."""
     try:
         cursor = conn.execute(sql)
         return [d[0] for d in cursor.description], cursor.fetchall()

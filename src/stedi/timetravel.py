@@ -18,7 +18,7 @@ import duckdb
 from stedi.engines.base import TableInput
 from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import SAME_CONTENT_PROPERTY, Lake, LakeError
-from stedi.query import QueryError, require_read_only
+from stedi.query import require_read_only, run_query
 
 ERASURES = "erasures"  # kind of the audit records in _stedi/erasures/
 
@@ -114,11 +114,4 @@ def connection_as_of(lake: Lake, when_ms: int) -> duckdb.DuckDBPyConnection:
 
 def query_lake_as_of(lake: Lake, sql: str, when_ms: int) -> tuple[list[str], list[tuple]]:
     require_read_only(sql)
-    conn = connection_as_of(lake, when_ms)
-    try:
-        cursor = conn.execute(sql)
-        return [d[0] for d in cursor.description], cursor.fetchall()
-    except duckdb.Error as error:
-        raise QueryError(str(error).splitlines()[0]) from None
-    finally:
-        conn.close()
+    return run_query(connection_as_of(lake, when_ms), sql)
