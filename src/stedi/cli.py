@@ -11,6 +11,9 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stedi import display
+from stedi.aws import AwsError
+from stedi.aws.cli import app as aws_app
+from stedi.config import ConfigError
 from stedi.display import console, emit_json, table
 from stedi.engines import ENGINE_NAMES, EngineUnavailable, open_engine
 from stedi.erasure import ErasureError, ErasureReport, forget, read_email_file
@@ -30,7 +33,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-LakeOption = Annotated[Optional[str], typer.Option("--lake", envvar=LAKE_ENV, help="Lake root (default ./lakehouse).")]
+LakeOption = Annotated[Optional[str], typer.Option(
+    "--lake", envvar=LAKE_ENV, help="Lake root: a folder or s3://bucket/prefix (default ./lakehouse, or `lake` in stedi.toml).",
+)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 EngineOption = Annotated[str, typer.Option("--engine", help=f"Engine: {' or '.join(ENGINE_NAMES)}.")]
 ScopeOption = Annotated[
@@ -41,7 +46,7 @@ WaitOption = Annotated[bool, typer.Option("--wait", help="Wait for another write
 
 USER_ERRORS = (
     SourceError, LakeError, LakeBusyError, EngineUnavailable, QueryError, FileExistsError, ConservationError,
-    ErasureError, ExportError,
+    ErasureError, ExportError, AwsError, ConfigError,
 )
 
 
@@ -143,7 +148,7 @@ def generate(
 
 @app.command("ingest")
 def ingest_command(
-    source: Annotated[str, typer.Argument(help="Folder holding customer/, accelerometer/, step_trainer/.")],
+    source: Annotated[str, typer.Argument(help="Folder or s3://bucket/prefix holding customer/, accelerometer/, step_trainer/.")],
     lake: LakeOption = None, engine: EngineOption = "duckdb", wait: WaitOption = False, as_json: JsonOption = False,
 ) -> None:
     """Ingest new feed files into the landing zone (idempotent, incremental)."""
@@ -160,7 +165,7 @@ def ingest_command(
 
 @app.command("run")
 def run_command(
-    source: Annotated[Optional[str], typer.Argument(help="Ingest this source first.")] = None,
+    source: Annotated[Optional[str], typer.Argument(help="Ingest this source (a folder or s3://bucket/prefix) first.")] = None,
     lake: LakeOption = None, engine: EngineOption = "duckdb", consent_scope: ScopeOption = None,
     wait: WaitOption = False, as_json: JsonOption = False,
 ) -> None:
@@ -343,6 +348,9 @@ def demo(
         console.print(table("machine_learning_curated, per pseudonymous customer", columns, rows))
     if not report.ok:
         raise typer.Exit(1)
+
+
+app.add_typer(aws_app, name="aws")
 
 
 def main() -> None:

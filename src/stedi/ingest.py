@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from stedi.contract import FEEDS, Feed, landing_columns, rejected_columns
 from stedi.engines import Engine
@@ -286,7 +285,7 @@ def ingest(
             clean = [read.clean_rows for read in batch.files if read.clean_rows is not None]
             if clean:
                 clean_path = lake.new_data_file(feed.landing_table, run_id)
-                pq.write_table(pa.concat_tables(clean), clean_path, compression="zstd")
+                lake.write_parquet(pa.concat_tables(clean), clean_path)
                 written[feed.landing_table].append(clean_path)
                 paths.append(clean_path)
                 counts |= {

@@ -27,7 +27,8 @@ from pyiceberg.table.name_mapping import create_mapping_from_schema
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType, TimestampType, TimestamptzType
 
-from stedi.storage import Storage, open_storage
+from stedi.config import is_s3, load_config
+from stedi.storage import LocalStorage, Storage, arrow_file, open_storage
 
 NAMESPACE = "stedi"
 DEFAULT_LAKE = "./lakehouse"
@@ -76,7 +77,10 @@ class Pruned:
 
 
 def local_path(location: str) -> str:
-    """A file location as Iceberg metadata writes it (a path or a file:// URI) as a plain path."""
+    """A file location as Iceberg metadata writes it (a path or a file:// URI) as a plain path;
+    a remote URI (s3://) as it is."""
+    if "://" in location and not location.startswith("file://"):
+        return location
     return os.path.abspath(location.removeprefix("file://"))
 
 
@@ -90,17 +94,26 @@ def parquet_columns(path: str) -> list[tuple[str, str]]:
             return "double"
         return "string"
 
-    return [(f.name, kind(f.type)) for f in pq.read_schema(path)]
+    where, filesystem = arrow_file(path)
+    return [(f.name, kind(f.type)) for f in pq.read_schema(where, filesystem=filesystem)]
 
 
 def resolve_location(location: str | None) -> str:
-    return location or os.environ.get(LAKE_ENV) or DEFAULT_LAKE
+    return location or os.environ.get(LAKE_ENV) or load_config().lake or DEFAULT_LAKE
 
 
 class Lake:
     def __init__(self, location: str | None = None) -> None:
         self.location = resolve_location(location)
-        self.storage: Storage = open_storage(self.location)
+        self.storage: Storage = open_storage(self.location, for_lake=True)
+        config = load_config()
+        self.catalog_kind = config.catalog_for(self.location)  # sql or glue (stedi.config)
+        self.catalog_uri = config.catalog_uri
+        if self.catalog_kind == "glue" and not is_s3(self.location):
+            raise LakeError(f"the Glue catalog needs a lake on S3 (s3://bucket/prefix), not {self.location}")
+        if self.catalog_kind == "sql" and is_s3(self.location) and not self.catalog_uri:
+            raise LakeError("a lake on S3 keeps its catalog in AWS Glue (STEDI_CATALOG=glue) or in a SQL database "
+                            "named by STEDI_CATALOG_URI; SQLite cannot live in S3")
         self._loaded: dict[str, Table] = {}
         self._states: dict[tuple[str, int], TableState] = {}
 
@@ -110,6 +123,12 @@ class Lake:
         return self.storage.join("_stedi")
 
     def exists(self) -> bool:
+        if self.catalog_kind == "glue":
+            from stedi.aws.catalog import glue_lake_exists
+
+            return glue_lake_exists(self)
+        if self.catalog_uri:
+            return bool(self.table_names())
         return self.storage.exists(self.storage.join("catalog.db"))
 
     def create(self) -> None:
@@ -118,7 +137,7 @@ class Lake:
             self.storage.make_dirs(self.meta_dir)
         except OSError as error:
             raise LakeError(f"cannot create the lake at {self.location}: {error.strerror}") from None
-        if not os.access(self.storage.root, os.W_OK):
+        if isinstance(self.storage, LocalStorage) and not os.access(self.storage.root, os.W_OK):
             raise LakeError(f"the lake folder {self.location} is not writable")
 
     def require(self) -> None:
@@ -127,10 +146,15 @@ class Lake:
 
     @cached_property
     def catalog(self) -> Catalog:
+        if self.catalog_kind == "glue":
+            from stedi.aws.catalog import glue_catalog
+
+            return glue_catalog(self)
         catalog = SqlCatalog(
             NAMESPACE,
-            uri=f"sqlite:///{self.storage.join('catalog.db')}",
+            uri=self.catalog_uri or f"sqlite:///{self.storage.join('catalog.db')}",
             warehouse=self.storage.uri(self.storage.join("warehouse")),
+            **({} if isinstance(self.storage, LocalStorage) else self.storage.iceberg_properties()),
         )
         catalog.create_namespace_if_not_exists(NAMESPACE)
         return catalog
@@ -218,6 +242,11 @@ class Lake:
         folder = location.removeprefix("file://") + "/data"
         self.storage.make_dirs(folder)
         return f"{folder}/{run_id}__{uuid.uuid4().hex[:12]}.parquet"
+
+    def write_parquet(self, table: pa.Table, path: str) -> None:
+        """Write rows as a data file at a path from `new_data_file` (local or in the lake's bucket)."""
+        where, filesystem = arrow_file(path)
+        pq.write_table(table, where, filesystem=filesystem, compression="zstd")
 
     def publish(
         self, name: str, files: list[str], properties: dict[str, str], replace: bool = False,
@@ -325,11 +354,11 @@ class Lake:
         so that a path mismatch can never make live files look unreferenced."""
         referenced = self.referenced_files()
         on_storage = [info.path for info in self.storage.walk_files(self.storage.join("warehouse"))]
-        present = {os.path.abspath(path) for path in on_storage}
+        present = {local_path(path) for path in on_storage}
         unknown = sorted(p for p in referenced if p not in present)
         if unknown:
             raise LakeError(f"the lake references files that are not in its warehouse, e.g. {unknown[0]}; nothing was deleted")
-        return [path for path in on_storage if os.path.abspath(path) not in referenced]
+        return [path for path in on_storage if local_path(path) not in referenced]
 
     # ---- stedi's own records --------------------------------------------------------------------
     def write_record(self, kind: str, key: str, record: dict) -> None:

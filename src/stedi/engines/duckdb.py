@@ -11,6 +11,7 @@ from stedi.contract import Feed, Field, Kind
 from stedi.engines.base import Engine, LandedCounts, LandingBatch, TableInput
 from stedi.lake import DUCKDB_TYPES
 from stedi.models import RUN_SETTINGS
+from stedi.storage import duckdb_filesystems
 
 JSON_TYPE_NAMES = "CASE json_type({v}) WHEN 'VARCHAR' THEN 'a string' WHEN 'BIGINT' THEN 'an integer' " \
     "WHEN 'UBIGINT' THEN 'an integer' WHEN 'DOUBLE' THEN 'a number' WHEN 'BOOLEAN' THEN 'a boolean' " \
@@ -21,6 +22,8 @@ def connect() -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect()
     conn.execute("SET preserve_insertion_order = false")
     conn.execute("SET enable_progress_bar = false")
+    for filesystem in duckdb_filesystems():  # a lake on S3: its data files by their s3:// URIs
+        conn.register_filesystem(filesystem)
     return conn
 
 

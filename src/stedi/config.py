@@ -1,0 +1,119 @@
+"""Where the lake is and how to reach AWS: environment variables first, then `stedi.toml`.
+
+The file is `./stedi.toml` (the working directory), or the one `STEDI_CONFIG` names:
+
+    lake = "s3://my-bucket/stedi"     # like STEDI_LAKE
+    catalog = "glue"                   # glue | sql, like STEDI_CATALOG
+    # catalog_uri = "postgresql+psycopg://..."   # a SQL catalog elsewhere, like STEDI_CATALOG_URI
+
+    [aws]
+    region = "eu-west-1"               # like AWS_REGION
+    endpoint = "http://127.0.0.1:5000" # S3 and Glue, like AWS_ENDPOINT_URL
+    # s3_endpoint / glue_endpoint: one service only, like STEDI_S3_ENDPOINT / STEDI_GLUE_ENDPOINT
+    anonymous = false                  # unsigned S3 reads of sources, like STEDI_S3_ANONYMOUS
+
+An environment variable always wins over the file. Credentials are never read from here: they come
+from the usual AWS chain (environment, ~/.aws, SSO, instance or task role).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_ENV = "STEDI_CONFIG"
+CONFIG_FILE = "stedi.toml"
+CATALOG_KINDS = ("sql", "glue")
+DEFAULT_REGION = "us-east-1"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used as given (unreadable stedi.toml, unknown value)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    lake: str | None = None
+    catalog: str | None = None  # None: glue for an s3:// lake, sql otherwise
+    catalog_uri: str | None = None  # a SQLAlchemy URL for the SQL catalog; default <lake>/catalog.db
+    region: str | None = None
+    s3_endpoint: str | None = None
+    glue_endpoint: str | None = None
+    anonymous: bool | None = None  # None: unsigned only when the AWS chain finds no credentials
+    source: str = ""  # where the file part came from, for messages
+
+    def catalog_for(self, lake_location: str) -> str:
+        if self.catalog is not None:
+            return self.catalog
+        return "glue" if is_s3(lake_location) else "sql"
+
+
+def is_s3(location: str) -> bool:
+    return location.startswith("s3://")
+
+
+def _flag(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0), not {value!r}")
+
+
+def _read_file() -> tuple[dict, str]:
+    named = os.environ.get(CONFIG_ENV)
+    path = Path(named) if named else Path.cwd() / CONFIG_FILE
+    if not path.is_file():
+        if named:
+            raise ConfigError(f"{CONFIG_ENV}={named}: no such file")
+        return {}, ""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8")), str(path)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from None
+
+
+def load_config() -> Config:
+    """The configuration in force now (read afresh: it is small, and tests change the environment)."""
+    data, source = _read_file()
+    aws = data.get("aws", {})
+    if not isinstance(aws, dict):
+        raise ConfigError(f"{source}: [aws] must be a table")
+    env = os.environ.get
+
+    def first(*values: object) -> str | None:
+        return next((str(v) for v in values if v not in (None, "")), None)
+
+    catalog = first(env("STEDI_CATALOG"), data.get("catalog"))
+    if catalog is not None:
+        catalog = catalog.lower()
+        if catalog not in CATALOG_KINDS:
+            raise ConfigError(f"unknown catalog '{catalog}': choose one of {', '.join(CATALOG_KINDS)}")
+    anonymous_env = env("STEDI_S3_ANONYMOUS")
+    if anonymous_env is not None and anonymous_env.strip() != "":
+        anonymous: bool | None = _flag(anonymous_env, "STEDI_S3_ANONYMOUS")
+    elif "anonymous" in aws:
+        anonymous = _flag(aws["anonymous"], f"{source} [aws] anonymous")
+    else:
+        anonymous = None
+    common_endpoint = env("AWS_ENDPOINT_URL")
+    return Config(
+        lake=first(env("STEDI_LAKE"), data.get("lake")),
+        catalog=catalog,
+        catalog_uri=first(env("STEDI_CATALOG_URI"), data.get("catalog_uri")),
+        region=first(env("AWS_REGION"), env("AWS_DEFAULT_REGION"), aws.get("region")),
+        s3_endpoint=first(env("STEDI_S3_ENDPOINT"), env("AWS_ENDPOINT_URL_S3"), common_endpoint,
+                          aws.get("s3_endpoint"), aws.get("endpoint")),
+        glue_endpoint=first(env("STEDI_GLUE_ENDPOINT"), env("AWS_ENDPOINT_URL_GLUE"), common_endpoint,
+                            aws.get("glue_endpoint"), aws.get("endpoint")),
+        anonymous=anonymous,
+        source=source,
+    )
