@@ -23,6 +23,7 @@ REJECTIONS = [
     ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": true, "y": 2, "z": 3}', "field x: expected a number, got a boolean"),
     ("accelerometer", '{"user": "a@x.com", "timestamp": null, "x": 1, "y": 2, "z": 3}', "missing required field: timestamp"),
     ("accelerometer", '{"user": "a@x.com", "Timestamp": 1, "timestamp": 2, "x": 1, "y": 2, "z": 3}', "field names collide when compared case-insensitively"),
+    ("accelerometer", '{"user": "a@x.com", "user": "b@x.com", "timestamp": 1, "x": 1, "y": 2, "z": 3}', "field names collide when compared case-insensitively"),
     ("customer", '{"customerName": "No Mail"}', "missing required field: email"),
     ("customer", '{"email": 12}', "field email: expected a string, got an integer"),
     ("customer", '{"email": "a@x.com", "phone": [1]}', "field phone: expected a string or a number, got an array"),

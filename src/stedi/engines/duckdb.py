@@ -113,8 +113,8 @@ WITH kept AS (
     FROM documents
 ), named AS (
     SELECT *,
-           list_has_all([{names}], keys) AS canonical,
-           CASE WHEN NOT list_has_all([{names}], keys)
+           list_has_all([{names}], keys) AND len(list_distinct(keys)) = len(keys) AS canonical,
+           CASE WHEN NOT (list_has_all([{names}], keys) AND len(list_distinct(keys)) = len(keys))
                  AND len(list_distinct(list_transform(keys, k -> lower(k)))) = len(keys)
                 THEN map_entries(json_transform(doc, '"MAP(VARCHAR, JSON)"')) END AS entries
     FROM objects
