@@ -47,7 +47,7 @@ FUNNEL_SQL = {
             SELECT reading.*, owner.customers, customer.email, customer.shareWithResearchAsOfDate AS consent
             FROM step_trainer_landing AS reading
             LEFT JOIN serial_number_owners AS owner ON owner.serialNumber = reading.serialNumber
-            LEFT JOIN customers_curated AS customer ON customer.email = owner.email AND owner.customers = 1)
+            LEFT JOIN customers_curated AS customer ON customer.email = owner.email)  -- email is set for sole owners only
         SELECT (SELECT count(*) FROM step_trainer_landing) AS landing_rows,
                (SELECT count(*) FROM step_trainer_landing_rejected) AS rejected_lines,
                count(*) FILTER (WHERE customers > 1) AS ambiguous_serial,
