@@ -39,6 +39,8 @@ LOCAL_SESSION_CONFIG = {
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
+    # Landing hands Spark batches of lines from the driver; the 1 GB default is too small for them.
+    "spark.driver.memory": os.environ.get("STEDI_SPARK_DRIVER_MEMORY", "4g"),
     # Spark's lower() follows the JVM's default locale beyond ASCII (Turkish turns I into ı).
     "spark.driver.extraJavaOptions": "-Duser.language=en -Duser.country=US",
 }
