@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from stedi.cli import app
 from stedi.generate import generate_feeds
 
 REGION = "us-east-1"
@@ -107,3 +109,17 @@ def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("feeds") / "feeds"
     generate_feeds(out, 15, seed=11, defects=True)
     return out
+
+
+runner = CliRunner()
+
+
+def stedi(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def ok_json(*args: str):
+    """Run a command with --json, require success, and return its parsed output."""
+    result = stedi(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)

@@ -13,24 +13,12 @@ import pytest
 import sqlglot
 from botocore.validate import validate_parameters
 from sqlglot import exp
-from typer.testing import CliRunner
 
-from aws_support import Aws, aws, feeds, moto_endpoint  # noqa: F401 - fixtures
+from aws_support import Aws, aws, feeds, moto_endpoint, ok_json, stedi  # noqa: F401 - fixtures
 from stedi.aws.deploy import JOB_SCRIPT, Clients, build_wheel
 from stedi.cli import app
 
-runner = CliRunner()
 ROLE = "arn:aws:iam::123456789012:role/stedi-glue"
-
-
-def stedi(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def ok_json(*args: str):
-    result = stedi(*args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def state(aws: Aws, bucket: str) -> dict:

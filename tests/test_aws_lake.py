@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
 
-from aws_support import Aws, aws, feeds, moto_endpoint  # noqa: F401 - fixtures
+from aws_support import Aws, aws, feeds, moto_endpoint, ok_json, stedi  # noqa: F401 - fixtures
 from stedi.aws.glue_job import main as glue_job_main
-from stedi.cli import app
 from stedi.engines import open_engine
 
-runner = CliRunner()
 LAKE = "s3://stedi-lake/zones"
 TABLES = {
     "customer_landing", "accelerometer_landing", "step_trainer_landing", "customer_landing_rejected",
@@ -28,16 +25,6 @@ CHECK = (
     "(SELECT count(*) FROM step_trainer_trusted), (SELECT count(*) FROM machine_learning_curated), "
     "(SELECT sum(distanceFromObject) FROM machine_learning_curated)"
 )
-
-
-def stedi(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def ok_json(*args: str):
-    result = stedi(*args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def test_run_into_an_s3_lake_with_the_glue_catalog_and_query_it(aws: Aws, feeds, tmp_path):
