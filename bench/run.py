@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -492,8 +491,9 @@ def markdown(result: dict) -> str:
         f"Data: {d.get('customers', '?')} customers, {d['bytes'] / GB:.2f} GB of feed JSON in "
         f"{sum(d['files'].values())} files ({', '.join(f'{k} {v}' for k, v in d['files'].items())}), with defects; "
         + ("reused" if d.get("reused") else f"generated in {d.get('generate_s')} s") + f". Repetitions: {c['repeat']}."
-        f" Incremental batch: {result['incremental_batch']['files']} files, "
-        f"{result['incremental_batch']['share_of_bytes'] * 100:.2f}% of the bytes.",
+        f" Incremental batch: the last non-empty file of each feed, {result['incremental_batch']['files']} files "
+        f"({result['incremental_batch']['share_of_files'] * 100:.1f}% of the files, "
+        f"{result['incremental_batch']['share_of_bytes'] * 100:.2f}% of the bytes on disk: the last file of each feed is gzipped).",
         "",
         f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gb']} GB RAM, {m['os']}; Python {m['python']}, "
         f"DuckDB {m['duckdb']}, Spark {m['spark']} ({m['java']}), stedi {m['stedi']}, pyiceberg {m['pyiceberg']}. "
@@ -531,9 +531,13 @@ def markdown(result: dict) -> str:
     if result.get("stedi_tables"):
         parts += ["", "## Inside one `stedi run` (first repetition, from its --json report)", "",
                   md_table(["step", "status", "seconds"], [[t["name"], t["status"], fmt_value(t["duration_s"])] for t in result["stedi_tables"]])]  # fmt: skip
-    errors = [(name, e) for name, s in result["summary"].items() for e in s["errors"]]
-    if errors:
-        parts += ["", "## Errors", ""] + [f"- **{name}**: `{headline(e)}`" for name, e in errors]
+    failed = [(name, r) for name, rs in result["runs"].items() for r in rs if not r["ok"]]
+    if failed:
+        parts += ["", "## Errors", ""] + [
+            f"- **{name}** (repetition {r['repetition']}, after {r['wall_s']:.0f} s, peak {r['peak_mb']:.0f} MB): `{headline(r['error'])}`"
+            + (f" — log: `{Path(r['stderr']).name}`" if r.get("stderr") else "")
+            for name, r in failed
+        ]
     return "\n".join(parts) + "\n"
 
 
@@ -583,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     batch_bytes = sum(p.stat().st_size for p in batch)
     result["incremental_batch"] = {"files": len(batch), "bytes": batch_bytes,
                                    "share_of_bytes": round(batch_bytes / max(result["data"]["bytes"], 1), 5),
+                                   "share_of_files": round(len(batch) / max(sum(result["data"]["files"].values()), 1), 5),
                                    "paths": [str(p.relative_to(data)) for p in batch]}  # fmt: skip
     base_files = [p for paths in feed_files(data).values() for p in paths if p not in set(batch)]
 
