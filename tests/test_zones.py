@@ -266,3 +266,27 @@ def test_a_failing_check_keeps_the_previous_snapshot_and_skips_downstream(harnes
     assert harness.lake.table("accelerometer_trusted").current_snapshot().snapshot_id == live
     assert {by_name[n].status for n in ("customers_curated", "step_trainer_trusted", "machine_learning_curated")} == {"skipped"}
     assert emails(harness, "accelerometer_trusted", "user") == ["a@x.com"]
+
+
+def test_a_join_on_time_alone_fails_the_same_customer_gate(harness, monkeypatch):
+    # The join many published versions of this pipeline use: two devices sharing t=5000 give four
+    # pairs, two of them pairing one customer's phone with the other's Step Trainer.
+    harness.feed("customer/c.json", [customer("a@x.com", "S-A"), customer("b@x.com", "S-B")])
+    harness.feed("accelerometer/a.json", [reading("a@x.com", 5000), reading("b@x.com", 5000)])
+    harness.feed("step_trainer/s.json", [step("S-A", 5000, distance=11), step("S-B", 5000, distance=22)])
+    time_only = """
+        SELECT sha256(concat(run_settings.key_secret, '|', reading.user)) AS customer_key,
+               reading.timestamp, reading.x, reading.y, reading.z, step.distanceFromObject
+        FROM accelerometer_trusted AS reading
+        JOIN step_trainer_trusted AS step ON step.sensorReadingTime = reading.timestamp
+        CROSS JOIN run_settings"""
+    broken = tuple(
+        dataclasses.replace(m, sql=time_only) if m.name == "machine_learning_curated" else m
+        for m in models_module.load_models()
+    )
+    monkeypatch.setattr(run_module, "load_models", lambda: broken)
+    report = harness.run()
+    ml = {t.name: t for t in report.tables}["machine_learning_curated"]
+    assert ml.status == "failed" and not report.ok
+    assert [(c.name, c.violations) for c in ml.checks if not c.passed] == [("same_customer_pairs", 2)]
+    assert not harness.lake.has_table("machine_learning_curated") or harness.count("machine_learning_curated") == 0

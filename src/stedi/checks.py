@@ -87,12 +87,15 @@ def _no_pii_columns(t: str) -> str:
 
 
 def _same_customer_pairs(t: str) -> str:
+    # Step readings are keyed once, so the anti-join compares plain columns.
     return f"""
+    WITH step AS (
+        SELECT sha256(concat(run_settings.key_secret, '|', email)) AS customer_key, sensorReadingTime, distanceFromObject
+        FROM step_trainer_trusted CROSS JOIN run_settings)
     SELECT count(*) FROM {t} AS pair
-    CROSS JOIN run_settings
     WHERE NOT EXISTS (
-        SELECT 1 FROM step_trainer_trusted AS step
-        WHERE sha256(concat(run_settings.key_secret, '|', step.email)) = pair.customer_key
+        SELECT 1 FROM step
+        WHERE step.customer_key = pair.customer_key
           AND step.sensorReadingTime = pair.timestamp
           AND step.distanceFromObject = pair.distanceFromObject)"""
 
