@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stedi.aws import INSTALL_HINT, AwsError
+from stedi.aws import INSTALL_HINT, AwsError, aws_errors
 from stedi.lake import NAMESPACE, LakeError
 
 if TYPE_CHECKING:
@@ -63,29 +63,9 @@ def _owned_location(lake: Lake, catalog: Any) -> bool:
     return True
 
 
-def _glue_errors(action: str):
-    from contextlib import contextmanager
-
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    @contextmanager
-    def guard():
-        try:
-            yield
-        except NoCredentialsError:
-            raise AwsError(f"cannot {action}: no AWS credentials found (AWS_ACCESS_KEY_ID, AWS_PROFILE or a role)") from None
-        except ClientError as error:
-            info = error.response.get("Error", {})
-            raise AwsError(f"cannot {action}: {info.get('Code')}: {info.get('Message')}") from None
-        except BotoCoreError as error:
-            raise AwsError(f"cannot {action}: {error}") from None
-
-    return guard()
-
-
 def glue_catalog(lake: Lake) -> Any:
     """The lake's catalog; creates the Glue database (with the lake's location) on first use."""
-    with _glue_errors("open the Glue Data Catalog"):
+    with aws_errors("open the Glue Data Catalog"):
         catalog = _open(lake)
         if not _owned_location(lake, catalog):
             catalog.create_namespace(
@@ -95,5 +75,5 @@ def glue_catalog(lake: Lake) -> Any:
 
 
 def glue_lake_exists(lake: Lake) -> bool:
-    with _glue_errors("read the Glue Data Catalog"):
+    with aws_errors("read the Glue Data Catalog"):
         return _owned_location(lake, _open(lake))

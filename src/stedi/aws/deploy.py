@@ -23,13 +23,12 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stedi.aws import INSTALL_HINT, AwsError
+from stedi.aws import INSTALL_HINT, AwsError, aws_errors
 from stedi.aws.catalog import database_description, database_location
 from stedi.config import Config, is_s3, load_config
 from stedi.lake import NAMESPACE
@@ -132,19 +131,6 @@ def wheel_digest(path: Path) -> str:
 
 
 # ---- AWS ----------------------------------------------------------------------------------------
-@contextmanager
-def _aws(doing: str) -> Iterator[None]:
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    try:
-        yield
-    except NoCredentialsError:
-        raise DeployError(f"cannot {doing}: no AWS credentials found (AWS_ACCESS_KEY_ID, AWS_PROFILE or a role)") from None
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        raise DeployError(f"cannot {doing}: {info.get('Code')}: {info.get('Message')}") from None
-    except BotoCoreError as error:
-        raise DeployError(f"cannot {doing}: {error}") from None
 
 
 def _code(error: Any) -> str:
@@ -269,7 +255,7 @@ def deploy(
                 on_step(report.steps[-1])
 
         # 1. the wheel: its key names its contents, so one that is there is the same
-        with _aws(f"look at s3://{bucket}/{wheel_key}"):
+        with aws_errors(error_class=DeployError, action=f"look at s3://{bucket}/{wheel_key}"):
             if _object_exists(clients, bucket, wheel_key):
                 step("s3 object", report.wheel_uri, "unchanged")
             else:
@@ -279,7 +265,7 @@ def deploy(
 
     # 2. the job script
     script = JOB_SCRIPT.encode()
-    with _aws(f"upload the job script to {report.script_uri}"):
+    with aws_errors(error_class=DeployError, action=f"upload the job script to {report.script_uri}"):
         current = _object(clients, bucket, script_key)
         if current == script:
             step("s3 object", report.script_uri, "unchanged")
@@ -290,7 +276,7 @@ def deploy(
 
     # 3. the Glue database, as the lake's catalog creates it
     database = {"Name": NAMESPACE, "Description": database_description(lake), "LocationUri": database_location(lake)}
-    with _aws(f"create the Glue database {NAMESPACE}"):
+    with aws_errors(error_class=DeployError, action=f"create the Glue database {NAMESPACE}"):
         try:
             existing = clients.glue.get_database(Name=NAMESPACE)["Database"]
         except clients.glue.exceptions.EntityNotFoundException:
@@ -311,7 +297,7 @@ def deploy(
 
     # 4. the job
     desired = job_definition(role, report.script_uri, report.wheel_uri, lake, region, source, workers, worker_type)
-    with _aws(f"create or update the Glue job {job_name}"):
+    with aws_errors(error_class=DeployError, action=f"create or update the Glue job {job_name}"):
         try:
             job = clients.glue.get_job(JobName=job_name)["Job"]
         except clients.glue.exceptions.EntityNotFoundException:
