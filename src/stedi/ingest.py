@@ -16,12 +16,10 @@ import pyarrow as pa
 
 from stedi.contract import FEEDS, Feed, landing_columns, rejected_columns
 from stedi.engines import Engine
-from stedi.engines.base import LandedCounts, LandingBatch, TableInput
+from stedi.engines.base import LandingBatch, TableInput
 from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import RUN_PROPERTY, Lake, TableState
-from stedi.lines import read_text, split_lines
 from stedi.storage import FileInfo, Storage, open_storage
-from stedi.strict import read_strict
 from stedi.tombstones import drop_tombstoned, load_tombstones
 
 LEDGER_TABLE = "ingested_files"
@@ -40,7 +38,8 @@ LEDGER_COLUMNS = (
     ("ingested_at", "timestamptz"),
 )
 FEED_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
-BATCH_BYTES = 256 * 1024 * 1024  # decompressed text handed to the engine at once; bounds memory
+BATCH_BYTES = 256 * 1024 * 1024  # feed text handed to the engine at once; bounds memory
+GZIP_INFLATION = 8  # a gzipped feed file counts as this many times its size towards a batch
 
 ProgressCallback = Callable[[str, int, int], None]  # feed, bytes done, bytes total
 
@@ -178,71 +177,18 @@ def recover_interrupted_ingest(lake: Lake, completed_runs: set[str]) -> None:
             lake.publish(name, [], {RUN_PROPERTY: "recovery"}, remove=orphans)
 
 
-@dataclass(frozen=True)
-class ReadFile:
-    info: FileInfo
-    sha256: str
-    problem: str | None
-    clean_rows: pa.Table | None  # the file's landing rows, when it fits the contract as a whole
-    non_blank: int
-
-
-@dataclass(frozen=True)
-class Batch:
-    files: list[ReadFile]
-    lines: pa.Table | None  # numbered lines of the files that must be judged line by line
-
-
-def _read_file(storage: Storage, feed: Feed, info: FileInfo, ingested_at: datetime, run_id: str) -> tuple[ReadFile, pa.Table | None]:
-    raw = storage.read_bytes(info.path)
-    digest = hashlib.sha256(raw).hexdigest()
-    text = read_text(raw, gzipped=info.path.lower().endswith(".gz"))
-    clean = read_strict(feed, text, info.path, digest, ingested_at, run_id)
-    if clean is not None:
-        return ReadFile(info, digest, None, clean, clean.num_rows), None
-    lines = split_lines(text)
-    count = len(lines.line_numbers)
-    numbered = pa.table(
-        {
-            "_source_file": pa.repeat(info.path, count).cast(pa.string()),
-            "_source_sha256": pa.repeat(digest, count).cast(pa.string()),
-            "_source_line": pa.array(lines.line_numbers, pa.int64()),
-            "line": lines.lines,
-            "blank": pa.array(lines.blank, pa.bool_()),
-            "problem": pa.nulls(count, pa.string()),
-        },
-        schema=_LINES_SCHEMA,
-    )
-    if text.problem:
-        failure = {"_source_file": [info.path], "_source_sha256": [digest], "_source_line": [None], "line": [None],
-                   "blank": [False], "problem": [text.problem]}
-        numbered = pa.concat_tables([numbered, pa.table(failure, schema=_LINES_SCHEMA)])
-    return ReadFile(info, digest, text.problem, None, int((~lines.blank).sum())), numbered
-
-
-def _batches(storage: Storage, feed: Feed, files: list[FileInfo], ingested_at: datetime, run_id: str) -> Iterator[Batch]:
-    """Read files about BATCH_BYTES of text at a time: clean files as landing rows, the others as
-    numbered lines for the engine."""
-    pending_files: list[ReadFile] = []
-    pending_lines: list[pa.Table] = []
+def _batches(files: list[FileInfo]) -> Iterator[list[FileInfo]]:
+    """Files about BATCH_BYTES at a time, as stored (a gzipped file holds several times more text)."""
+    batch: list[FileInfo] = []
     size = 0
     for info in files:
-        read, lines = _read_file(storage, feed, info, ingested_at, run_id)
-        pending_files.append(read)
-        if lines is not None:
-            pending_lines.append(lines)
-        size += lines.nbytes if lines is not None else read.clean_rows.nbytes
+        batch.append(info)
+        size += info.size * (GZIP_INFLATION if info.path.lower().endswith(".gz") else 1)
         if size >= BATCH_BYTES:
-            yield Batch(pending_files, pa.concat_tables(pending_lines) if pending_lines else None)
-            pending_files, pending_lines, size = [], [], 0
-    if pending_files:
-        yield Batch(pending_files, pa.concat_tables(pending_lines) if pending_lines else None)
-
-
-_LINES_SCHEMA = pa.schema(
-    [("_source_file", pa.string()), ("_source_sha256", pa.string()), ("_source_line", pa.int64()),
-     ("line", pa.large_string()), ("blank", pa.bool_()), ("problem", pa.string())]
-)
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def ingest(
@@ -272,30 +218,16 @@ def ingest(
                 new_files.append(info)
         total = sum(info.size for info in new_files)
         done = 0
-        for batch in _batches(storage, feed, new_files, ingested_at, run_id):
-            counts: dict[str, LandedCounts] = {}
-            paths: list[str] = []
-            if batch.lines is not None:
-                accepted_path = lake.new_data_file(feed.landing_table, run_id)
-                rejected_path = lake.new_data_file(feed.rejected_table, run_id)
-                counts = engine.land(LandingBatch(feed, batch.lines, run_id, ingested_at.isoformat()), accepted_path, rejected_path)
-                written[feed.landing_table].append(accepted_path)
-                written[feed.rejected_table].append(rejected_path)
-                paths += [accepted_path, rejected_path]
-            clean = [read.clean_rows for read in batch.files if read.clean_rows is not None]
-            if clean:
-                clean_path = lake.new_data_file(feed.landing_table, run_id)
-                lake.write_parquet(pa.concat_tables(clean), clean_path)
-                written[feed.landing_table].append(clean_path)
-                paths.append(clean_path)
-                counts |= {
-                    path: LandedCounts(next(r.non_blank for r in batch.files if r.info.path == path), rows, 0)
-                    for path, rows in rows_per_file(clean_path).items()
-                }
-            erased = drop_tombstoned(tombstones, paths) if tombstones else {}
-            for read in batch.files:
-                info, digest, problem = read.info, read.sha256, read.problem
-                landed = counts.get(info.path, LandedCounts(read.non_blank, 0, 0))
+        for batch in _batches(new_files):
+            accepted_path = lake.new_data_file(feed.landing_table, run_id)
+            rejected_path = lake.new_data_file(feed.rejected_table, run_id)
+            paths = tuple(info.path for info in batch)
+            landed_files = engine.land(LandingBatch(feed, source, paths, run_id, ingested_at.isoformat()), accepted_path, rejected_path)
+            written[feed.landing_table].append(accepted_path)
+            written[feed.rejected_table].append(rejected_path)
+            erased = drop_tombstoned(tombstones, [accepted_path, rejected_path]) if tombstones else {}
+            for info in batch:
+                landed = landed_files[info.path]
                 erased_accepted, erased_rejected = erased.get(info.path, (0, 0))
                 accepted, rejected = landed.accepted - erased_accepted, landed.rejected - erased_rejected
                 erased_lines = erased_accepted + erased_rejected
@@ -304,17 +236,17 @@ def ingest(
                         f"conservation failed for {info.path}: {landed.non_blank} non-blank lines, "
                         f"{accepted} accepted + {rejected} rejected + {erased_lines} erased; nothing was published"
                     )
-                if problem:
-                    feed_report.problems.append(f"{info.path}: {problem}")
+                if landed.problem:
+                    feed_report.problems.append(f"{info.path}: {landed.problem}")
                 feed_report.files_new += 1
                 feed_report.lines += landed.non_blank
                 feed_report.accepted += accepted
                 feed_report.rejected += rejected
                 feed_report.erased += erased_lines
                 ledger_rows.append(
-                    {"feed": feed.name, "path": info.path, "size": info.size, "mtime_ns": info.mtime_ns, "sha256": digest,
+                    {"feed": feed.name, "path": info.path, "size": info.size, "mtime_ns": info.mtime_ns, "sha256": landed.sha256,
                      "non_blank_lines": landed.non_blank, "accepted": accepted, "rejected": rejected, "erased": erased_lines,
-                     "problem": problem, "run_id": run_id, "ingested_at": ingested_at}
+                     "problem": landed.problem, "run_id": run_id, "ingested_at": ingested_at}
                 )
                 done += info.size
             if on_progress:
@@ -331,14 +263,6 @@ def ingest(
         _write_ledger_rows(ledger_rows, ledger_path)
         lake.publish(LEDGER_TABLE, [ledger_path], properties)
     return report
-
-
-def rows_per_file(parquet_path: str) -> dict[str, int]:
-    """Counted from the file about to be published, so conservation is checked on what lands."""
-    conn = connect()
-    counts = dict(conn.execute(f"SELECT _source_file, count(*) FROM read_parquet('{parquet_path}') GROUP BY ALL").fetchall())
-    conn.close()
-    return counts
 
 
 def _write_ledger_rows(rows: list[dict], path: str) -> None:

@@ -7,11 +7,17 @@ that were readable.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import zlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+
+from stedi.storage import Storage
 
 UTF8_BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -95,3 +101,48 @@ def split_lines(file: FileText) -> FileLines:
     offsets = np.append(file.line_starts, len(buffer)).astype(np.int64)
     lines = pa.LargeStringArray.from_buffers(file.line_count, pa.py_buffer(offsets), pa.py_buffer(buffer))
     return FileLines(lines, np.arange(1, file.line_count + 1, dtype=np.int64), file.blank())
+
+
+# The table both engines judge. Each file gives its lines, then one file row (no line number, no
+# line) that carries the file's sha256 and, when it could not be read to its end, why.
+LINES_SCHEMA = pa.schema(
+    [("_file", pa.int32()), ("_source_line", pa.int64()), ("line", pa.large_string()), ("blank", pa.bool_()),
+     ("problem", pa.string()), ("sha256", pa.string())]
+)
+
+
+def numbered_lines(index: int, raw: bytes, gzipped: bool) -> pa.Table:
+    """One feed file as numbered lines; `index` identifies the file within its batch."""
+    text = read_text(raw, gzipped)
+    lines = split_lines(text)
+    count = text.line_count
+    numbered = pa.table(
+        {
+            "_file": pa.repeat(pa.scalar(index, pa.int32()), count),
+            "_source_line": pa.array(lines.line_numbers, pa.int64()),
+            "line": lines.lines,
+            "blank": pa.array(lines.blank, pa.bool_()),
+            "problem": pa.nulls(count, pa.string()),
+            "sha256": pa.nulls(count, pa.string()),
+        },
+        schema=LINES_SCHEMA,
+    )
+    file_row = pa.table(
+        {"_file": [index], "_source_line": [None], "line": [None], "blank": [False], "problem": [text.problem],
+         "sha256": [hashlib.sha256(raw).hexdigest()]},
+        schema=LINES_SCHEMA,
+    )
+    return pa.concat_tables([numbered, file_row])
+
+
+def read_files(storage: Storage, paths: Sequence[str]) -> pa.Table:
+    """The numbered lines of several files, `_file` being the position of a file in `paths`.
+
+    Reading, gunzipping, hashing and splitting release the GIL, so files are read in parallel.
+    """
+    def read(index: int) -> pa.Table:
+        path = paths[index]
+        return numbered_lines(index, storage.read_bytes(path), gzipped=path.lower().endswith(".gz"))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return pa.concat_tables(pool.map(read, range(len(paths))))

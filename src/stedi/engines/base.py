@@ -15,15 +15,11 @@ class EngineUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class LandingBatch:
-    """Numbered lines of one or more feed files, as `stedi.ingest` hands them to an engine.
-
-    Columns: _source_file, _source_sha256, _source_line, line, blank (whitespace only, not a
-    record), problem (a file-level failure,
-    e.g. a corrupt gzip stream, recorded as a quarantine row of its own).
-    """
+    """Feed files that an engine reads, judges and lands together."""
 
     feed: Feed
-    lines: pa.Table
+    source: str  # the source root, which `stedi.storage.open_storage` opens (also on Spark executors)
+    files: tuple[str, ...]  # full locations; the lines of files[i] carry `_file` = i
     run_id: str
     ingested_at: str  # ISO-8601 UTC
 
@@ -37,19 +33,24 @@ class TableInput:
 
 
 @dataclass(frozen=True)
-class LandedCounts:
+class LandedFile:
+    """What landing one file gave: the ledger records it and conservation is checked on it."""
+
+    sha256: str
+    problem: str | None  # why the file could not be read to its end
     non_blank: int
     accepted: int
-    rejected: int
+    rejected: int  # quarantined lines; a file's own problem row is not a line and is not counted
 
 
 class Engine(ABC):
     name: str
 
     @abstractmethod
-    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> dict[str, LandedCounts]:
-        """Type-check the batch's lines against the feed contract; write accepted rows and quarantine
-        rows as one Parquet file each; return per source file the counts that conservation checks."""
+    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> dict[str, LandedFile]:
+        """Read the batch's files (`stedi.lines.numbered_lines`), judge every line against the feed
+        contract, write accepted rows and quarantine rows as one Parquet file each, and say per
+        file what landed, counted from the files written."""
 
     @abstractmethod
     def build(self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str) -> int:

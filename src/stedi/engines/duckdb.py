@@ -8,10 +8,11 @@ import duckdb
 import pyarrow as pa
 
 from stedi.contract import Feed, Field, Kind
-from stedi.engines.base import Engine, LandedCounts, LandingBatch, TableInput
+from stedi.engines.base import Engine, LandedFile, LandingBatch, TableInput
 from stedi.lake import DUCKDB_TYPES
 from stedi.models import RUN_SETTINGS
-from stedi.storage import duckdb_filesystems
+from stedi.lines import read_files
+from stedi.storage import duckdb_filesystems, open_storage
 
 JSON_TYPE_NAMES = "CASE json_type({v}) WHEN 'VARCHAR' THEN 'a string' WHEN 'BIGINT' THEN 'an integer' " \
     "WHEN 'UBIGINT' THEN 'an integer' WHEN 'DOUBLE' THEN 'a number' WHEN 'BOOLEAN' THEN 'a boolean' " \
@@ -80,31 +81,72 @@ def _problem(field: Field) -> str:
     return f"CASE {missing}{wrong} END"
 
 
-def landing_sql(feed: Feed) -> str:
-    """Parse, type-check and route every non-blank line of the `lines` relation.
+def _field_columns(feed: Feed, fields: str) -> str:
+    """Each field's JSON value and JSON type, from a struct that `json_transform` made."""
+    return ",\n           ".join(
+        f"{fields}.{quote(f.name)} AS j_{f.key}, json_type({fields}.{quote(f.name)}) AS t_{f.key}" for f in feed.fields
+    )
+
+
+def _json_struct(feed: Feed) -> str:
+    return literal("{" + ", ".join(f'"{f.name}": "JSON"' for f in feed.fields) + "}")
+
+
+def _problems(feed: Feed) -> list[str]:
+    problems = [_problem(f) for f in feed.fields]
+    if feed.required_one_of:
+        absent = " AND ".join(f"t_{k.lower()} IS NULL" for k in feed.required_one_of)
+        problems.append(f"CASE WHEN {absent} THEN {literal('missing required field: ' + ' or '.join(feed.required_one_of))} END")
+    return problems
+
+
+def first_look_sql(feed: Feed) -> str:
+    """Every non-blank line of `lines`, parsed once, with `fits` true when it lands as written.
+
+    A line fits when it is a JSON object whose keys are the contract's canonical names, each once,
+    with values of the right type and every required field present. Nearly all lines do; only the
+    others are judged by `judge_sql`, whose renaming and reasons cost several parses per line.
+    Counting keys catches what the struct hides: unknown, differently cased, duplicate or null keys.
+    """
+    values = ",\n           ".join(f"{_value(f)} AS v_{f.key}" for f in feed.fields)
+    present = " + ".join(f"(t_{f.key} IS NOT NULL)::INTEGER" for f in feed.fields)
+    return f"""
+SELECT _file, _source_line, {", ".join(f"v_{f.key}" for f in feed.fields)},
+       coalesce(doc IS NOT NULL AND starts_with(line, '{{') AND key_count = {present}
+                AND concat_ws('', {", ".join(_problems(feed))}) = '', false) AS fits
+FROM (
+    SELECT *,
+           {values}
+    FROM (
+        SELECT _file, _source_line, line, doc, len(json_keys(doc)) AS key_count,
+               {_field_columns(feed, "fields")}
+        FROM (SELECT *, json_transform(doc, {_json_struct(feed)}) AS fields
+              FROM (SELECT _file, _source_line, line, TRY_CAST(line AS JSON) AS doc
+                    FROM lines WHERE problem IS NULL AND _source_line IS NOT NULL AND NOT blank))
+    )
+)
+"""
+
+
+def judge_sql(feed: Feed, lines: str) -> str:
+    """Parse, type-check and route every non-blank line of a relation shaped like `lines`, with a
+    reason for each line that does not land; a file's problem row is quarantined as it is.
 
     The documents and their fields are MATERIALIZED: otherwise DuckDB inlines the CTEs and parses
     each JSON document once per expression that uses it (measured: twice as slow).
 
     JSON null counts as absent. Field names match case-insensitively; a record whose names collide
-    once lower-cased is ambiguous and quarantined. Records whose keys are all canonical names (nearly
-    all) skip the costly renaming step.
+    once lower-cased is ambiguous and quarantined.
     """
     names = ", ".join(literal(f.name) for f in feed.fields)
     keys = ", ".join(literal(f.key) for f in feed.fields)
     canonical_name = "CASE lower(e.key) " + " ".join(f"WHEN {literal(f.key)} THEN {literal(f.name)}" for f in feed.fields) + " END"
-    struct = literal("{" + ", ".join(f'"{f.name}": "JSON"' for f in feed.fields) + "}")
-    fields = ",\n           ".join(f"fields.{quote(f.name)} AS j_{f.key}, json_type(fields.{quote(f.name)}) AS t_{f.key}" for f in feed.fields)
     values = ",\n           ".join(f"{_value(f)} AS v_{f.key}" for f in feed.fields)
-    problems = [_problem(f) for f in feed.fields]
-    if feed.required_one_of:
-        absent = " AND ".join(f"t_{k.lower()} IS NULL" for k in feed.required_one_of)
-        problems.append(f"CASE WHEN {absent} THEN {literal('missing required field: ' + ' or '.join(feed.required_one_of))} END")
     return f"""
 WITH kept AS (
-    SELECT _source_file, _source_sha256, _source_line, problem, line AS raw
-    FROM lines
-    WHERE problem IS NOT NULL OR NOT blank
+    SELECT _file, _source_line, problem, line AS raw
+    FROM {lines}
+    WHERE problem IS NOT NULL OR (_source_line IS NOT NULL AND NOT blank)
 ), documents AS MATERIALIZED (
     SELECT *, TRY_CAST(raw AS JSON) AS doc FROM kept
 ), objects AS (
@@ -130,8 +172,8 @@ WITH kept AS (
     FROM named
 ), typed AS MATERIALIZED (
     SELECT *,
-           {fields}
-    FROM (SELECT *, json_transform(contract_doc, {struct}) AS fields FROM renamed)
+           {_field_columns(feed, "fields")}
+    FROM (SELECT *, json_transform(contract_doc, {_json_struct(feed)}) AS fields FROM renamed)
 ), checked AS (
     SELECT *,
            {values}
@@ -142,53 +184,75 @@ SELECT *,
          WHEN doc IS NULL THEN 'not valid JSON'
          WHEN doc_type <> 'OBJECT' THEN 'not a JSON object: the line holds ' || {JSON_TYPE_NAMES.format(v='doc')}
          WHEN contract_doc IS NULL THEN 'field names collide when compared case-insensitively'
-         ELSE nullif(concat_ws('; ', {', '.join(problems)}), '')
+         ELSE nullif(concat_ws('; ', {', '.join(_problems(feed))}), '')
     END AS reason
 FROM checked
 """
 
 
+def land_lines(conn: duckdb.DuckDBPyConnection, feed: Feed) -> None:
+    """Judge every line of `lines` into the table `landed`: at first look those that fit, the rest
+    by `judge_sql`. Holds per line its values, or its reason and raw text, and any `_extra`."""
+    values = ", ".join(f"v_{f.key}" for f in feed.fields)
+    conn.execute(f"CREATE TEMP TABLE first_look AS {first_look_sql(feed)}")
+    conn.execute(
+        "CREATE TEMP VIEW suspect_lines AS "
+        "SELECT * FROM lines SEMI JOIN (SELECT _file, _source_line FROM first_look WHERE NOT fits) USING (_file, _source_line) "
+        "UNION ALL SELECT * FROM lines WHERE problem IS NOT NULL"
+    )
+    conn.execute(f"""
+        CREATE TEMP TABLE landed AS
+        SELECT _file, _source_line, NULL::VARCHAR AS reason, NULL::VARCHAR AS _extra, {values}, NULL::VARCHAR AS raw
+        FROM first_look WHERE fits
+        UNION ALL
+        SELECT _file, _source_line, reason, _extra, {values}, CASE WHEN reason IS NOT NULL THEN raw END AS raw
+        FROM ({judge_sql(feed, "suspect_lines")})
+    """)
+
+
 class DuckDBEngine(Engine):
     name = "duckdb"
 
-    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> dict[str, LandedCounts]:
+    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> dict[str, LandedFile]:
         conn = connect()
-        conn.register("lines", batch.lines)
-        values = ", ".join(f"v_{f.key}" for f in batch.feed.fields)
+        conn.register("lines", read_files(open_storage(batch.source), batch.files))
+        conn.register("files", pa.table({"_file": pa.array(range(len(batch.files)), pa.int32()), "_source_file": batch.files}))
         conn.execute(
-            f"CREATE TEMP TABLE landed AS SELECT _source_file, _source_sha256, _source_line, problem, reason, _extra, "
-            f"{values}, CASE WHEN reason IS NOT NULL THEN raw END AS raw FROM ({landing_sql(batch.feed)})"
+            "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, problem "
+            "FROM files JOIN lines USING (_file) WHERE _source_line IS NULL"
         )
+        land_lines(conn, batch.feed)
         lineage = (
             f"_source_file, _source_line, _source_sha256, CAST({literal(batch.ingested_at)} AS TIMESTAMPTZ) AS _ingested_at, "
             f"{literal(batch.run_id)} AS _ingest_run"
         )
         fields = ", ".join(f"v_{f.key} AS {quote(f.name)}" for f in batch.feed.fields)
         conn.execute(
-            f"COPY (SELECT {fields}, _extra, {lineage} FROM landed WHERE reason IS NULL) "
+            f"COPY (SELECT {fields}, _extra, {lineage} FROM landed JOIN sources USING (_file) WHERE reason IS NULL) "
             f"TO {literal(accepted_path)} (FORMAT parquet, COMPRESSION zstd)"
         )
         conn.execute(
-            f"COPY (SELECT rtrim(raw) AS raw, reason, {lineage} FROM landed WHERE reason IS NOT NULL) "
+            f"COPY (SELECT rtrim(raw) AS raw, reason, {lineage} FROM landed JOIN sources USING (_file) WHERE reason IS NOT NULL) "
             f"TO {literal(rejected_path)} (FORMAT parquet, COMPRESSION zstd)"
         )
         # Counted again from the files just written, so conservation is checked on what will be published.
         counts = conn.execute(
             f"""
             WITH non_blank AS (
-                SELECT _source_file, count(*) AS n FROM lines WHERE problem IS NULL AND NOT blank GROUP BY ALL
+                SELECT _file, count(*) AS n FROM lines WHERE _source_line IS NOT NULL AND NOT blank GROUP BY ALL
             ), accepted AS (
                 SELECT _source_file, count(*) AS n FROM read_parquet({literal(accepted_path)}) GROUP BY ALL
             ), rejected AS (
                 SELECT _source_file, count(*) AS n FROM read_parquet({literal(rejected_path)})
                 WHERE _source_line IS NOT NULL GROUP BY ALL
             )
-            SELECT _source_file, coalesce(non_blank.n, 0), coalesce(accepted.n, 0), coalesce(rejected.n, 0)
-            FROM non_blank FULL JOIN accepted USING (_source_file) FULL JOIN rejected USING (_source_file)
+            SELECT _source_file, _source_sha256, problem, coalesce(non_blank.n, 0), coalesce(accepted.n, 0), coalesce(rejected.n, 0)
+            FROM sources LEFT JOIN non_blank USING (_file) LEFT JOIN accepted USING (_source_file)
+            LEFT JOIN rejected USING (_source_file)
             """
         ).fetchall()
         conn.close()
-        return {file: LandedCounts(non_blank, accepted, rejected) for file, non_blank, accepted, rejected in counts}
+        return {file: LandedFile(*facts) for file, *facts in counts}
 
     def build(self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str) -> int:
         conn = connect()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
-from collections.abc import Mapping
-from functools import cache
+from collections.abc import Iterator, Mapping
+from functools import cache, partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,10 +21,13 @@ import sqlglot
 from sqlglot import exp
 
 from stedi.contract import Feed, Field, Kind
-from stedi.engines.base import Engine, EngineUnavailable, LandedCounts, LandingBatch, TableInput
+from stedi.engines.base import Engine, EngineUnavailable, LandedFile, LandingBatch, TableInput
+from stedi.lines import numbered_lines
 from stedi.models import RUN_SETTINGS
+from stedi.storage import open_storage
 
 try:
+    from pyspark import StorageLevel
     from pyspark.errors import PySparkRuntimeError
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql import functions as F
@@ -39,7 +43,7 @@ LOCAL_SESSION_CONFIG = {
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    # Landing hands Spark batches of lines from the driver; the 1 GB default is too small for them.
+    # In local mode the driver's heap is the executors' too: it caches a batch of lines while landing it.
     "spark.driver.memory": os.environ.get("STEDI_SPARK_DRIVER_MEMORY", "4g"),
     # Spark's lower() follows the JVM's default locale beyond ASCII (Turkish turns I into ı).
     "spark.driver.extraJavaOptions": "-Duser.language=en -Duser.country=US",
@@ -117,6 +121,8 @@ class SparkEngine(Engine):
     def session(self) -> SparkSession:
         """The session given, or a local one started on first use."""
         if self._session is None:
+            # Executors read feed files with stedi's own reader (mapInArrow): their Python must be this one.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = SparkSession.builder.master("local[*]").appName("stedi")
             for key, value in {**LOCAL_SESSION_CONFIG, **WRITE_CONFIG}.items():
                 builder = builder.config(key, value)
@@ -128,42 +134,62 @@ class SparkEngine(Engine):
         return self._session
 
     # ---- landing ------------------------------------------------------------------------------
-    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> dict[str, LandedCounts]:
+    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> dict[str, LandedFile]:
         spark = self.session
-        lines = spark.createDataFrame(batch.lines)
+        files = spark.createDataFrame(list(enumerate(batch.files)), "_file INT, _source_file STRING")
+        # Executors read the files themselves, one task per file, so no batch passes through the driver.
+        lines = (
+            files.repartition(len(batch.files))
+            .mapInArrow(partial(_read_on_executor, batch.source), SPARK_LINES_SCHEMA)
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
         lines_view = f"stedi_lines_{uuid.uuid4().hex}"
         lines.createOrReplaceTempView(lines_view)
-        lineage = [
-            F.col("_source_file"),
-            F.col("_source_line"),
-            F.col("_source_sha256"),
-            F.lit(batch.ingested_at).cast("timestamp").alias("_ingested_at"),
-            F.lit(batch.run_id).alias("_ingest_run"),
-        ]
-        landed = spark.sql(landing_sql(batch.feed, lines_view)).persist()
         try:
-            landed.count()  # parse in parallel once; each single-file write below then reads the cache
-            fields = [F.col(value_column(f)).alias(f.name) for f in batch.feed.fields]
-            accepted = landed.where(F.col("reason").isNull()).select(*fields, "_extra", *lineage)
-            rejected = landed.where(F.col("reason").isNotNull()).select(
-                F.expr(without_trailing_spaces("raw")).alias("raw"), "reason", *lineage
+            sources = (
+                lines.where("_source_line IS NULL")
+                .select("_file", F.col("sha256").alias("_source_sha256"), "problem")
+                .join(files, "_file")
+                .collect()
             )
-            self._write_one_parquet(accepted, accepted_path)
-            self._write_one_parquet(rejected, rejected_path)
+            lineage = [
+                F.col("_source_file"),
+                F.col("_source_line"),
+                F.col("_source_sha256"),
+                F.lit(batch.ingested_at).cast("timestamp").alias("_ingested_at"),
+                F.lit(batch.run_id).alias("_ingest_run"),
+            ]
+            by_file = F.broadcast(
+                spark.createDataFrame([(r._file, r._source_file, r._source_sha256) for r in sources],
+                                      "_file INT, _source_file STRING, _source_sha256 STRING")
+            )
+            landed = spark.sql(landing_sql(batch.feed, lines_view)).join(by_file, "_file").persist()
+            try:
+                fields = [F.col(value_column(f)).alias(f.name) for f in batch.feed.fields]
+                accepted = landed.where(F.col("reason").isNull()).select(*fields, "_extra", *lineage)
+                rejected = landed.where(F.col("reason").isNotNull()).select(
+                    F.expr(without_trailing_spaces("raw")).alias("raw"), "reason", *lineage
+                )
+                self._write_one_parquet(accepted, accepted_path)
+                self._write_one_parquet(rejected, rejected_path)
+                non_blank = per_file(landed.where(F.col("_source_line").isNotNull()))
+            finally:
+                landed.unpersist()
         finally:
-            landed.unpersist()
+            lines.unpersist()
             spark.catalog.dropTempView(lines_view)
-
         # Counted again from the files just written, so conservation is checked on what will be published.
-        def per_file(frame: DataFrame) -> dict[str, int]:
-            return {row[0]: row[1] for row in frame.groupBy("_source_file").count().collect()}
-
-        non_blank = per_file(lines.where("problem IS NULL AND NOT blank"))
         accepted_counts = per_file(spark.read.parquet(spark_location(accepted_path)))
         rejected_counts = per_file(spark.read.parquet(spark_location(rejected_path)).where(F.col("_source_line").isNotNull()))
         return {
-            file: LandedCounts(non_blank.get(file, 0), accepted_counts.get(file, 0), rejected_counts.get(file, 0))
-            for file in non_blank.keys() | accepted_counts.keys() | rejected_counts.keys()
+            row._source_file: LandedFile(
+                row._source_sha256,
+                row.problem,
+                non_blank.get(row._source_file, 0),
+                accepted_counts.get(row._source_file, 0),
+                rejected_counts.get(row._source_file, 0),
+            )
+            for row in sources
         }
 
     # ---- models -------------------------------------------------------------------------------
@@ -209,6 +235,22 @@ class SparkEngine(Engine):
             raise RuntimeError(f"Spark did not leave exactly one Parquet file to move to {out_path}")
         filesystem.delete(hadoop.Path(staging), True)
         return spark.read.parquet(target).count()
+
+
+def per_file(frame: DataFrame) -> dict[str, int]:
+    return {row[0]: row[1] for row in frame.groupBy("_source_file").count().collect()}
+
+
+# The lines that `stedi.lines.numbered_lines` makes, as Spark types (Spark's strings are not large).
+SPARK_LINES_SCHEMA = "_file INT, _source_line BIGINT, line STRING, blank BOOLEAN, problem STRING, sha256 STRING"
+
+
+def _read_on_executor(source: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    storage = open_storage(source)
+    for batch in batches:
+        for index, path in zip(batch.column("_file").to_pylist(), batch.column("_source_file").to_pylist()):
+            table = numbered_lines(index, storage.read_bytes(path), gzipped=path.lower().endswith(".gz"))
+            yield from table.cast(table.schema.set(2, pa.field("line", pa.string()))).to_batches()
 
 
 # ---- landing: DuckDB's JSON reading, rebuilt from Spark SQL functions ----------------------------
@@ -469,9 +511,9 @@ def landing_sql(feed: Feed, lines: str) -> str:
     extra_members = f"filter(sequence(0, size(_names) - 1), member -> NOT get(_names, member) IN ({contract_keys}))"
     return f"""
 WITH kept AS (
-    SELECT _source_file, _source_sha256, _source_line, problem, line AS raw
+    SELECT _file, _source_line, problem, line AS raw
     FROM {lines}
-    WHERE problem IS NOT NULL OR NOT blank
+    WHERE problem IS NOT NULL OR (_source_line IS NOT NULL AND NOT blank)
 ), flat AS (
     SELECT *, raw RLIKE {literal(FLAT_OBJECT)} AS _flat FROM kept
 ), tokens AS (
@@ -509,7 +551,7 @@ WITH kept AS (
     SELECT *, {", ".join(f"{field_value(f)} AS {value_column(f)}" for f in feed.fields)}
     FROM found
 )
-SELECT _source_file, _source_sha256, _source_line, raw, {", ".join(value_column(f) for f in feed.fields)},
+SELECT _file, _source_line, raw, {", ".join(value_column(f) for f in feed.fields)},
     CASE WHEN problem IS NOT NULL THEN problem
          WHEN NOT _valid THEN 'not valid JSON'
          WHEN _first <> '{{' THEN concat('not a JSON object: the line holds ', {json_type_name('_first')})

@@ -1,0 +1,104 @@
+"""The first look is a shortcut, never a different answer.
+
+DuckDB lands most lines after one parse (`first_look_sql`) and sends only the rest to the full
+judge (`judge_sql`): see `land_lines`. Whatever the line, landing it that way must give exactly what the full judge
+gives on its own: the same values, reasons, `_extra` and raw text.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stedi.contract import ACCELEROMETER, CUSTOMER, FEEDS, STEP_TRAINER
+from stedi.engines.duckdb import connect, judge_sql, land_lines
+from stedi.generate import generate_feeds
+from stedi.lines import read_files
+from stedi.storage import open_storage
+from test_landing import ACCEPTED_VALUES, REJECTIONS
+
+GOOD = {"user": "a@x.com", "timestamp": 5, "x": 1.5, "y": 2, "z": -3}
+
+# Lines the first look could get wrong, if it trusted what it parsed too easily.
+TRICKY = {
+    ACCELEROMETER: [
+        json.dumps(GOOD),
+        json.dumps(GOOD, separators=(",", ":")),
+        "   " + json.dumps(GOOD),  # not starting with "{"
+        json.dumps({**GOOD, "x": None}),  # a required field null
+        json.dumps({**GOOD, "serialNumber": None}),  # an optional field null: absent
+        json.dumps({**GOOD, "timestamp": 1.0}),  # an integral double
+        json.dumps({**GOOD, "timestamp": 2**63}),  # beyond BIGINT
+        json.dumps({**GOOD, "timestamp": -(2**63) - 1}),
+        json.dumps({**GOOD, "x": "1.5"}),  # a number as text
+        json.dumps({**GOOD, "user": 12}),
+        json.dumps({**GOOD, "user": {"email": "a@x.com"}}),
+        json.dumps({**GOOD, "x": [1]}),
+        '{"user": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3, "x": 4}',  # a duplicate key
+        '{"\\u0075ser": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3}',  # an escaped key
+        '{"user": "a\\"user\\":\\"b", "timestamp": 5, "x": 1, "y": 2, "z": 3}',
+        '{"user": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3,}',  # a trailing comma
+        '{"user": "a@x.com", "timestamp": 5, "x": NaN, "y": 2, "z": 3}',
+        '{"user": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3} {"user": "b"}',
+        "{}",
+        "null",
+        '"text"',
+    ],
+    CUSTOMER: [
+        json.dumps({"email": "a@x.com"}),
+        json.dumps({"email": "a@x.com", "phone": 8015551212}),
+        json.dumps({"email": "a@x.com", "phone": 8.5}),
+        json.dumps({"email": "a@x.com", "phone": True}),
+        json.dumps({"email": "a@x.com", "registrationDate": "1"}),
+        json.dumps({"email": ""}),
+    ],
+    STEP_TRAINER: [
+        json.dumps({"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": 2}),
+        json.dumps({"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": 2.5}),
+        json.dumps({"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": 2e0}),
+        json.dumps({"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": 2, "extra": 1}),
+    ],
+}
+
+
+def hand_made_lines(feed) -> list[str]:
+    lines = [line for name, line, _ in REJECTIONS if name == feed.name] + TRICKY[feed]
+    if feed is ACCELEROMETER:
+        lines += [line for line, _, _ in ACCEPTED_VALUES]
+    return lines
+
+
+def both_ways(feed, paths: list[str]) -> tuple[list[str], list[str], tuple[int, int]]:
+    """Every landed row, through the first look and through the full judge alone (as text, so that
+    NaN, which DuckDB reads as a number, equals NaN), and how many lines fit at first look."""
+    conn = connect()
+    conn.register("lines", read_files(open_storage("/"), paths))
+    land_lines(conn, feed)
+    values = ", ".join(f"v_{f.key}" for f in feed.fields)
+    shortcut = conn.execute(f"SELECT _file, _source_line, reason, _extra, {values}, raw FROM landed ORDER BY ALL").fetchall()
+    judged = conn.execute(
+        f"SELECT _file, _source_line, reason, _extra, {values}, CASE WHEN reason IS NOT NULL THEN raw END "
+        f"FROM ({judge_sql(feed, 'lines')}) ORDER BY ALL"
+    ).fetchall()
+    fits = conn.execute("SELECT count(*) FILTER (WHERE fits), count(*) FROM first_look").fetchone()
+    conn.close()
+    return [repr(row) for row in shortcut], [repr(row) for row in judged], fits
+
+
+@pytest.mark.parametrize("feed", FEEDS, ids=[f.name for f in FEEDS])
+def test_hand_made_lines_land_the_same_either_way(tmp_path, feed):
+    path = tmp_path / "batch.json"
+    path.write_text("\n".join(hand_made_lines(feed)) + "\n")
+    shortcut, judged, (fits, looked_at) = both_ways(feed, [str(path)])
+    assert shortcut == judged
+    assert 0 < fits < looked_at  # both ways were taken
+
+
+def test_generated_feeds_with_defects_land_the_same_either_way(tmp_path):
+    generate_feeds(tmp_path, customers=150, seed=5, defects=True, customers_per_file=40)
+    for feed in FEEDS:
+        paths = sorted(str(p) for p in (tmp_path / feed.folders[0]).rglob("*.json*"))
+        shortcut, judged, (fits, looked_at) = both_ways(feed, paths)
+        assert shortcut == judged, feed.name
+        assert fits > 0.9 * looked_at, feed.name  # nearly every line lands at first look
