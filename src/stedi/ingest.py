@@ -222,12 +222,12 @@ def ingest(
             accepted_path = lake.new_data_file(feed.landing_table, run_id)
             rejected_path = lake.new_data_file(feed.rejected_table, run_id)
             paths = tuple(info.path for info in batch)
-            landed_files = engine.land(LandingBatch(feed, source, paths, run_id, ingested_at.isoformat()), accepted_path, rejected_path)
-            written[feed.landing_table].append(accepted_path)
-            written[feed.rejected_table].append(rejected_path)
-            erased = drop_tombstoned(tombstones, [accepted_path, rejected_path]) if tombstones else {}
+            landed_batch = engine.land(LandingBatch(feed, source, paths, run_id, ingested_at.isoformat()), accepted_path, rejected_path)
+            written[feed.landing_table] += landed_batch.accepted
+            written[feed.rejected_table] += landed_batch.rejected
+            erased = drop_tombstoned(tombstones, landed_batch.accepted + landed_batch.rejected) if tombstones else {}
             for info in batch:
-                landed = landed_files[info.path]
+                landed = landed_batch.files[info.path]
                 erased_accepted, erased_rejected = erased.get(info.path, (0, 0))
                 accepted, rejected = landed.accepted - erased_accepted, landed.rejected - erased_rejected
                 erased_lines = erased_accepted + erased_rejected

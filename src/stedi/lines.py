@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,14 +136,27 @@ def numbered_lines(index: int, raw: bytes, gzipped: bool) -> pa.Table:
     return pa.concat_tables([numbered, file_row])
 
 
-def read_files(storage: Storage, paths: Sequence[str]) -> pa.Table:
-    """The numbered lines of several files, `_file` being the position of a file in `paths`.
+def stream_files(storage: Storage, paths: Sequence[str]) -> pa.RecordBatchReader:
+    """The numbered lines of several files as a stream, `_file` being a file's position in `paths`.
 
-    Reading, gunzipping, hashing and splitting release the GIL, so files are read in parallel.
+    Files are read, gunzipped, hashed and split in background threads (all of which release the
+    GIL) a few files ahead of the reader, so an engine parses some files while the next are read,
+    and only those few are held in memory at once.
     """
+    workers = os.cpu_count() or 2
+
     def read(index: int) -> pa.Table:
         path = paths[index]
         return numbered_lines(index, storage.read_bytes(path), gzipped=path.lower().endswith(".gz"))
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return pa.concat_tables(pool.map(read, range(len(paths))))
+    def batches() -> Iterator[pa.RecordBatch]:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            ahead: deque[Future[pa.Table]] = deque()
+            for index in range(len(paths)):
+                ahead.append(pool.submit(read, index))
+                if len(ahead) > workers:
+                    yield from ahead.popleft().result().to_batches()
+            while ahead:
+                yield from ahead.popleft().result().to_batches()
+
+    return pa.RecordBatchReader.from_batches(LINES_SCHEMA, batches())

@@ -43,14 +43,21 @@ class LandedFile:
     rejected: int  # quarantined lines; a file's own problem row is not a line and is not counted
 
 
+@dataclass(frozen=True)
+class Landed:
+    files: dict[str, LandedFile]  # by source file
+    accepted: list[str]  # the Parquet files written for the landing table
+    rejected: list[str]  # and for its quarantine
+
+
 class Engine(ABC):
     name: str
 
     @abstractmethod
-    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> dict[str, LandedFile]:
+    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> Landed:
         """Read the batch's files (`stedi.lines.numbered_lines`), judge every line against the feed
-        contract, write accepted rows and quarantine rows as one Parquet file each, and say per
-        file what landed, counted from the files written."""
+        contract, write accepted rows and quarantine rows as Parquet files (at the paths given, or
+        named after them), and say per file what landed, counted from the files written."""
 
     @abstractmethod
     def build(self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str) -> int:

@@ -8,10 +8,10 @@ import duckdb
 import pyarrow as pa
 
 from stedi.contract import Feed, Field, Kind
-from stedi.engines.base import Engine, LandedFile, LandingBatch, TableInput
+from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, TableInput
 from stedi.lake import DUCKDB_TYPES
 from stedi.models import RUN_SETTINGS
-from stedi.lines import read_files
+from stedi.lines import stream_files
 from stedi.storage import duckdb_filesystems, open_storage
 
 JSON_TYPE_NAMES = "CASE json_type({v}) WHEN 'VARCHAR' THEN 'a string' WHEN 'BIGINT' THEN 'an integer' " \
@@ -54,18 +54,20 @@ def register_tables(conn: duckdb.DuckDBPyConnection, tables: Mapping[str, TableI
 # ---- landing: the contract as SQL ------------------------------------------------------------------
 # Each field's JSON value is `j_<key>` and its JSON type `t_<key>` (NULL when absent or null).
 def _value(field: Field) -> str:
+    # Numbers are cast from their JSON text as VARCHAR: a cast from JSON would parse it again.
     v, t = f"j_{field.key}", f"t_{field.key}"
+    text = f"CAST({v} AS VARCHAR)"
     if field.kind is Kind.STRING:
         return f"CASE WHEN {t} = 'VARCHAR' THEN {v} ->> '$' END"
     if field.kind is Kind.STRING_OR_NUMBER:
-        return f"CASE WHEN {t} = 'VARCHAR' THEN {v} ->> '$' WHEN {t} IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN CAST({v} AS VARCHAR) END"
+        return f"CASE WHEN {t} = 'VARCHAR' THEN {v} ->> '$' WHEN {t} IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN {text} END"
     if field.kind is Kind.DOUBLE:
-        return f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN TRY_CAST({v} AS DOUBLE) END"
+        return f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN TRY_CAST({text} AS DOUBLE) END"
     # Whole numbers: an integral double such as 1.6e12 is accepted, 1.5 is not.
     return (
-        f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT') THEN TRY_CAST({v} AS BIGINT) "
-        f"WHEN {t} = 'DOUBLE' AND TRY_CAST({v} AS DOUBLE) = trunc(TRY_CAST({v} AS DOUBLE)) "
-        f"THEN TRY_CAST(TRY_CAST({v} AS DOUBLE) AS BIGINT) END"
+        f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT') THEN TRY_CAST({text} AS BIGINT) "
+        f"WHEN {t} = 'DOUBLE' AND TRY_CAST({text} AS DOUBLE) = trunc(TRY_CAST({text} AS DOUBLE)) "
+        f"THEN TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT) END"
     )
 
 
@@ -101,7 +103,9 @@ def _problems(feed: Feed) -> list[str]:
 
 
 def first_look_sql(feed: Feed) -> str:
-    """Every non-blank line of `lines`, parsed once, with `fits` true when it lands as written.
+    """Every non-blank line of `lines`, parsed once, with `fits` true when it lands as written
+    (and its raw text when it does not), and each file's own row. It reads `lines` once, so that
+    `lines` can be a stream.
 
     A line fits when it is a JSON object whose keys are the contract's canonical names, each once,
     with values of the right type and every required field present. Nearly all lines do; only the
@@ -110,19 +114,24 @@ def first_look_sql(feed: Feed) -> str:
     """
     values = ",\n           ".join(f"{_value(f)} AS v_{f.key}" for f in feed.fields)
     present = " + ".join(f"(t_{f.key} IS NOT NULL)::INTEGER" for f in feed.fields)
+    fields = ", ".join(f"v_{f.key}" for f in feed.fields)
     return f"""
-SELECT _file, _source_line, {", ".join(f"v_{f.key}" for f in feed.fields)},
-       coalesce(doc IS NOT NULL AND starts_with(line, '{{') AND key_count = {present}
-                AND concat_ws('', {", ".join(_problems(feed))}) = '', false) AS fits
+SELECT _file, _source_line, problem, sha256, {fields}, fits, CASE WHEN NOT fits THEN line END AS raw
 FROM (
-    SELECT *,
-           {values}
+    SELECT _file, _source_line, problem, sha256, line, {fields},
+           coalesce(doc IS NOT NULL AND starts_with(line, '{{') AND key_count = {present}
+                    AND concat_ws('', {", ".join(_problems(feed))}) = '', false) AS fits
     FROM (
-        SELECT _file, _source_line, line, doc, len(json_keys(doc)) AS key_count,
-               {_field_columns(feed, "fields")}
-        FROM (SELECT *, json_transform(doc, {_json_struct(feed)}) AS fields
-              FROM (SELECT _file, _source_line, line, TRY_CAST(line AS JSON) AS doc
-                    FROM lines WHERE problem IS NULL AND _source_line IS NOT NULL AND NOT blank))
+        SELECT *,
+               {values}
+        FROM (
+            SELECT _file, _source_line, problem, sha256, line, doc, len(json_keys(doc)) AS key_count,
+                   {_field_columns(feed, "fields")}
+            FROM (SELECT *, json_transform(doc, {_json_struct(feed)}) AS fields
+                  FROM (SELECT _file, _source_line, problem, sha256, line,
+                               CASE WHEN problem IS NULL AND _source_line IS NOT NULL THEN TRY_CAST(line AS JSON) END AS doc
+                        FROM lines WHERE NOT blank))
+        )
     )
 )
 """
@@ -191,68 +200,88 @@ FROM checked
 
 
 def land_lines(conn: duckdb.DuckDBPyConnection, feed: Feed) -> None:
-    """Judge every line of `lines` into the table `landed`: at first look those that fit, the rest
-    by `judge_sql`. Holds per line its values, or its reason and raw text, and any `_extra`."""
+    """Judge every line of `lines` into the view `landed`: at first look those that fit, the rest
+    by `judge_sql`. Holds per line its values, or its reason and raw text, and any `_extra`; the
+    view `file_facts` holds each file's sha256 and problem.
+
+    Only the few judged lines are stored twice; the lines that fit are read straight from
+    `first_look` by whatever reads `landed`.
+    """
     values = ", ".join(f"v_{f.key}" for f in feed.fields)
     conn.execute(f"CREATE TEMP TABLE first_look AS {first_look_sql(feed)}")
     conn.execute(
         "CREATE TEMP VIEW suspect_lines AS "
-        "SELECT * FROM lines SEMI JOIN (SELECT _file, _source_line FROM first_look WHERE NOT fits) USING (_file, _source_line) "
-        "UNION ALL SELECT * FROM lines WHERE problem IS NOT NULL"
+        "SELECT _file, _source_line, raw AS line, false AS blank, problem FROM first_look WHERE NOT fits"
     )
     conn.execute(f"""
-        CREATE TEMP TABLE landed AS
-        SELECT _file, _source_line, NULL::VARCHAR AS reason, NULL::VARCHAR AS _extra, {values}, NULL::VARCHAR AS raw
-        FROM first_look WHERE fits
-        UNION ALL
-        SELECT _file, _source_line, reason, _extra, {values}, CASE WHEN reason IS NOT NULL THEN raw END AS raw
+        CREATE TEMP TABLE judged AS
+        SELECT _file, _source_line, reason, _extra, {values}, CASE WHEN reason IS NOT NULL THEN rtrim(raw) END AS raw
         FROM ({judge_sql(feed, "suspect_lines")})
     """)
+    conn.execute("CREATE TEMP VIEW file_facts AS SELECT _file, sha256, problem FROM first_look WHERE _source_line IS NULL")
+    conn.execute(f"""
+        CREATE TEMP VIEW landed AS
+        SELECT _file, _source_line, NULL::VARCHAR AS reason, NULL::VARCHAR AS _extra, {values}, raw
+        FROM first_look WHERE fits
+        UNION ALL
+        SELECT * FROM judged
+    """)
+
+
+def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, threads: int | None = None) -> dict[str, LandedFile]:
+    """Read, judge and land the batch's files into one accepted and one rejected Parquet file.
+
+    The DuckDB engine lands a whole batch this way; each task of the Spark engine lands one file
+    this way, on one thread.
+    """
+    conn = connect()
+    if threads:
+        conn.execute(f"SET threads = {threads}")
+    conn.register("lines", stream_files(open_storage(batch.source), batch.files))
+    land_lines(conn, batch.feed)
+    conn.register("files", pa.table({"_file": pa.array(range(len(batch.files)), pa.int32()), "_source_file": batch.files}))
+    conn.execute(
+        "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, problem "
+        "FROM files JOIN file_facts USING (_file)"
+    )
+    lineage = (
+        f"_source_file, _source_line, _source_sha256, CAST({literal(batch.ingested_at)} AS TIMESTAMPTZ) AS _ingested_at, "
+        f"{literal(batch.run_id)} AS _ingest_run"
+    )
+    fields = ", ".join(f"v_{f.key} AS {quote(f.name)}" for f in batch.feed.fields)
+    conn.execute(
+        f"COPY (SELECT {fields}, _extra, {lineage} FROM landed JOIN sources USING (_file) WHERE reason IS NULL) "
+        f"TO {literal(accepted_path)} (FORMAT parquet, COMPRESSION zstd)"
+    )
+    conn.execute(
+        f"COPY (SELECT raw, reason, {lineage} FROM landed JOIN sources USING (_file) WHERE reason IS NOT NULL) "
+        f"TO {literal(rejected_path)} (FORMAT parquet, COMPRESSION zstd)"
+    )
+    # Counted again from the files just written, so conservation is checked on what will be published.
+    counts = conn.execute(
+        f"""
+        WITH non_blank AS (
+            SELECT _file, count(*) AS n FROM landed WHERE _source_line IS NOT NULL GROUP BY ALL
+        ), accepted AS (
+            SELECT _source_file, count(*) AS n FROM read_parquet({literal(accepted_path)}) GROUP BY ALL
+        ), rejected AS (
+            SELECT _source_file, count(*) AS n FROM read_parquet({literal(rejected_path)})
+            WHERE _source_line IS NOT NULL GROUP BY ALL
+        )
+        SELECT _source_file, _source_sha256, problem, coalesce(non_blank.n, 0), coalesce(accepted.n, 0), coalesce(rejected.n, 0)
+        FROM sources LEFT JOIN non_blank USING (_file) LEFT JOIN accepted USING (_source_file)
+        LEFT JOIN rejected USING (_source_file)
+        """
+    ).fetchall()
+    conn.close()
+    return {file: LandedFile(*facts) for file, *facts in counts}
 
 
 class DuckDBEngine(Engine):
     name = "duckdb"
 
-    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> dict[str, LandedFile]:
-        conn = connect()
-        conn.register("lines", read_files(open_storage(batch.source), batch.files))
-        conn.register("files", pa.table({"_file": pa.array(range(len(batch.files)), pa.int32()), "_source_file": batch.files}))
-        conn.execute(
-            "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, problem "
-            "FROM files JOIN lines USING (_file) WHERE _source_line IS NULL"
-        )
-        land_lines(conn, batch.feed)
-        lineage = (
-            f"_source_file, _source_line, _source_sha256, CAST({literal(batch.ingested_at)} AS TIMESTAMPTZ) AS _ingested_at, "
-            f"{literal(batch.run_id)} AS _ingest_run"
-        )
-        fields = ", ".join(f"v_{f.key} AS {quote(f.name)}" for f in batch.feed.fields)
-        conn.execute(
-            f"COPY (SELECT {fields}, _extra, {lineage} FROM landed JOIN sources USING (_file) WHERE reason IS NULL) "
-            f"TO {literal(accepted_path)} (FORMAT parquet, COMPRESSION zstd)"
-        )
-        conn.execute(
-            f"COPY (SELECT rtrim(raw) AS raw, reason, {lineage} FROM landed JOIN sources USING (_file) WHERE reason IS NOT NULL) "
-            f"TO {literal(rejected_path)} (FORMAT parquet, COMPRESSION zstd)"
-        )
-        # Counted again from the files just written, so conservation is checked on what will be published.
-        counts = conn.execute(
-            f"""
-            WITH non_blank AS (
-                SELECT _file, count(*) AS n FROM lines WHERE _source_line IS NOT NULL AND NOT blank GROUP BY ALL
-            ), accepted AS (
-                SELECT _source_file, count(*) AS n FROM read_parquet({literal(accepted_path)}) GROUP BY ALL
-            ), rejected AS (
-                SELECT _source_file, count(*) AS n FROM read_parquet({literal(rejected_path)})
-                WHERE _source_line IS NOT NULL GROUP BY ALL
-            )
-            SELECT _source_file, _source_sha256, problem, coalesce(non_blank.n, 0), coalesce(accepted.n, 0), coalesce(rejected.n, 0)
-            FROM sources LEFT JOIN non_blank USING (_file) LEFT JOIN accepted USING (_source_file)
-            LEFT JOIN rejected USING (_source_file)
-            """
-        ).fetchall()
-        conn.close()
-        return {file: LandedFile(*facts) for file, *facts in counts}
+    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> Landed:
+        return Landed(land_batch(batch, accepted_path, rejected_path), [accepted_path], [rejected_path])
 
     def build(self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str) -> int:
         conn = connect()
