@@ -38,11 +38,21 @@ class FileText:
         return len(self.line_starts)
 
     def blank(self) -> np.ndarray:
-        """True where a line holds nothing but whitespace (its line end included, so never empty)."""
-        if not self.line_count:
-            return np.zeros(0, dtype=bool)
-        visible = ~IS_WHITESPACE[np.frombuffer(self.text, dtype=np.uint8)]
-        return ~np.logical_or.reduceat(visible, self.line_starts)
+        """True where a line holds nothing but whitespace (its line end included, so never empty).
+
+        Only lines that start with whitespace can be blank, and they are few: just their bytes are
+        looked at.
+        """
+        data = np.frombuffer(self.text, dtype=np.uint8)
+        blank = IS_WHITESPACE[data[self.line_starts]]
+        candidates = np.flatnonzero(blank)
+        if len(candidates):
+            starts = self.line_starts[candidates]
+            lengths = np.append(self.line_starts[1:], len(data))[candidates] - starts
+            first_of_each = np.cumsum(lengths) - lengths
+            positions = np.arange(lengths.sum()) + np.repeat(starts - first_of_each, lengths)
+            blank[candidates] = ~np.logical_or.reduceat(~IS_WHITESPACE[data[positions]], first_of_each)
+        return blank
 
 
 @dataclass(frozen=True)
