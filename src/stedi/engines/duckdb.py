@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Mapping
 
 import duckdb
@@ -23,6 +25,9 @@ def connect() -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect()
     conn.execute("SET preserve_insertion_order = false")
     conn.execute("SET enable_progress_bar = false")
+    # Past its memory limit DuckDB spills to disk: to the system's temporary folder, not to a
+    # `.tmp` folder in whatever directory stedi was started from.
+    conn.execute(f"SET temp_directory = {literal(os.path.join(tempfile.gettempdir(), 'stedi-duckdb'))}")
     for filesystem in duckdb_filesystems():  # a lake on S3: its data files by their s3:// URIs
         conn.register_filesystem(filesystem)
     return conn
