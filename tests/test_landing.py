@@ -15,6 +15,8 @@ REJECTIONS = [
     ("accelerometer", "{not json", "not valid JSON"),
     ("accelerometer", "[1, 2, 3]", "not a JSON object: the line holds an array"),
     ("accelerometer", "42", "not a JSON object: the line holds an integer"),
+    ("accelerometer", "null", "not a JSON object: the line holds null"),
+    ("accelerometer", '"text"', "not a JSON object: the line holds a string"),
     ("accelerometer", '{"user": "a@x.com", "x": 1, "y": 2, "z": 3}', "missing required field: timestamp"),
     ("accelerometer", '{"timestamp": 1, "x": 1, "y": 2, "z": 3}', "missing required field: user or serialNumber"),
     ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": "abc", "y": 2, "z": 3}', "field x: expected a number, got a string"),

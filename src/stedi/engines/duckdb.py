@@ -18,7 +18,7 @@ from stedi.storage import duckdb_filesystems, open_storage
 
 JSON_TYPE_NAMES = "CASE json_type({v}) WHEN 'VARCHAR' THEN 'a string' WHEN 'BIGINT' THEN 'an integer' " \
     "WHEN 'UBIGINT' THEN 'an integer' WHEN 'DOUBLE' THEN 'a number' WHEN 'BOOLEAN' THEN 'a boolean' " \
-    "WHEN 'ARRAY' THEN 'an array' ELSE 'an object' END"
+    "WHEN 'ARRAY' THEN 'an array' WHEN 'NULL' THEN 'null' ELSE 'an object' END"
 
 
 def connect() -> duckdb.DuckDBPyConnection:
