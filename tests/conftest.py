@@ -50,3 +50,17 @@ class LakeHarness:
 @pytest.fixture
 def harness(tmp_path: Path) -> LakeHarness:
     return LakeHarness(tmp_path)
+
+
+def delete_after_discovery(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """The file is found, then gone before it is read: as if deleted in the middle of an ingest."""
+    from stedi import ingest as ingest_module
+
+    discover = ingest_module.discover
+
+    def discover_then_delete(storage):
+        found = discover(storage)
+        path.unlink()
+        return found
+
+    monkeypatch.setattr(ingest_module, "discover", discover_then_delete)

@@ -14,7 +14,7 @@ import pytest
 from stedi.contract import ACCELEROMETER, CUSTOMER, FEEDS, STEP_TRAINER
 from stedi.engines.duckdb import connect, judge_sql, land_lines
 from stedi.generate import generate_feeds
-from stedi.lines import stream_files
+from stedi.lines import FileStream
 from stedi.storage import open_storage
 from test_landing import ACCEPTED_VALUES, REJECTIONS
 
@@ -73,7 +73,7 @@ def both_ways(feed, paths: list[str]) -> tuple[list[str], list[str], tuple[int, 
     """Every landed row, through the first look and through the full judge alone (as text, so that
     NaN, which DuckDB reads as a number, equals NaN), and how many lines fit at first look."""
     conn = connect()
-    conn.register("lines", stream_files(open_storage("/"), paths).read_all())
+    conn.register("lines", FileStream(open_storage("/"), paths).reader().read_all())
     land_lines(conn, feed)
     values = ", ".join(f"v_{f.key}" for f in feed.fields)
     shortcut = conn.execute(f"SELECT _file, _source_line, reason, _extra, {values}, raw FROM landed ORDER BY ALL").fetchall()

@@ -6,7 +6,8 @@ import gzip
 
 import pytest
 
-from stedi.ingest import LEDGER_TABLE
+from conftest import delete_after_discovery
+from stedi.ingest import LEDGER_TABLE, SourceError
 
 GOOD_READING = {"user": "a@x.com", "timestamp": 1000, "x": 1.0, "y": 2.0, "z": 3.0}
 
@@ -187,3 +188,13 @@ def test_an_interrupted_ingest_is_undone_by_the_next(harness, monkeypatch):
     harness.ingest()
     assert harness.count("accelerometer_landing") == 3
     assert harness.count("customer_landing") == 1
+
+
+def test_a_file_that_disappears_mid_ingest_stops_it_and_nothing_is_published(harness, monkeypatch):
+    harness.feed("customer/c.json", [{"email": "a@x.com"}])
+    gone = harness.feed("accelerometer/a.json", [GOOD_READING])
+    delete_after_discovery(monkeypatch, gone)
+    with pytest.raises(SourceError, match="accelerometer/a.json disappeared during the ingest"):
+        harness.ingest()
+    assert harness.count("customer_landing") == 0
+    assert harness.count(LEDGER_TABLE) == 0

@@ -25,8 +25,10 @@ import pytest
 
 pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'stedi[spark]'")
 
+from conftest import LakeHarness, delete_after_discovery  # noqa: E402
 from stedi.engines import open_engine  # noqa: E402
 from stedi.engines.spark import SparkEngine, java_problem  # noqa: E402
+from stedi.ingest import SourceError  # noqa: E402
 from stedi.lake import Lake  # noqa: E402
 from stedi.run import RunReport, run  # noqa: E402
 
@@ -409,3 +411,12 @@ def test_without_java_the_error_says_java_17_is_needed(tmp_path):
 def test_without_pyspark_the_error_says_how_to_install_it():
     output = open_spark_in_subprocess(dict(os.environ), prelude="import sys\nsys.modules['pyspark'] = None\n")
     assert output.strip() == "EngineUnavailable the Spark engine needs pyspark: pip install 'stedi[spark]'"
+
+
+def test_a_file_that_disappears_mid_ingest_is_a_clear_error(tmp_path, monkeypatch, spark_session):
+    harness = LakeHarness(tmp_path)
+    harness.engine = SparkEngine(spark_session)
+    gone = harness.feed("accelerometer/a.json", [{"user": "a@x.com", "timestamp": 1, "x": 1, "y": 2, "z": 3}])
+    delete_after_discovery(monkeypatch, gone)
+    with pytest.raises(SourceError, match="accelerometer/a.json disappeared during the ingest"):
+        harness.ingest()

@@ -19,6 +19,7 @@ from stedi.engines import Engine
 from stedi.engines.base import LandingBatch, TableInput
 from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import RUN_PROPERTY, Lake, TableState
+from stedi.lines import SourceError
 from stedi.storage import FileInfo, Storage, open_storage
 from stedi.tombstones import drop_tombstoned, load_tombstones
 
@@ -42,10 +43,6 @@ BATCH_BYTES = 256 * 1024 * 1024  # feed text handed to the engine at once; bound
 GZIP_INFLATION = 8  # a gzipped feed file counts as this many times its size towards a batch
 
 ProgressCallback = Callable[[str, int, int], None]  # feed, bytes done, bytes total
-
-
-class SourceError(ValueError):
-    """The source cannot be ingested as given (missing, empty, unexpected layout)."""
 
 
 class ConservationError(RuntimeError):

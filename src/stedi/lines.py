@@ -27,6 +27,10 @@ IS_WHITESPACE = np.zeros(256, dtype=bool)
 IS_WHITESPACE[[9, 10, 13, 32]] = True
 
 
+class SourceError(ValueError):
+    """The source cannot be ingested as given (missing, empty, unexpected layout, unreadable)."""
+
+
 @dataclass(frozen=True)
 class FileText:
     text: bytes  # decompressed, without BOM, valid UTF-8
@@ -146,27 +150,56 @@ def numbered_lines(index: int, raw: bytes, gzipped: bool) -> pa.Table:
     return pa.concat_tables([numbered, file_row])
 
 
-def stream_files(storage: Storage, paths: Sequence[str]) -> pa.RecordBatchReader:
+def read_feed_file(storage: Storage, path: str) -> bytes:
+    """A feed file's bytes. A file that cannot be read stops the ingest (nothing is published), as
+    it may be readable next time: it is not quarantined and recorded as ingested."""
+    try:
+        return storage.read_bytes(path)
+    except FileNotFoundError:
+        raise SourceError(f"feed file {path} disappeared during the ingest; nothing was published: run it again") from None
+    except OSError as error:
+        raise SourceError(f"cannot read feed file {path}: {error.strerror or error}; nothing was published") from None
+
+
+class FileStream:
     """The numbered lines of several files as a stream, `_file` being a file's position in `paths`.
 
     Files are read, gunzipped, hashed and split in background threads (all of which release the
     GIL) a few files ahead of the reader, so an engine parses some files while the next are read,
     and only those few are held in memory at once.
+
+    A file that cannot be read ends the stream early; the reader of the stream then calls
+    `raise_if_failed`, so that the user sees that file's error and not the engine's wrapping of it.
     """
-    workers = os.cpu_count() or 2
 
-    def read(index: int) -> pa.Table:
-        path = paths[index]
-        return numbered_lines(index, storage.read_bytes(path), gzipped=path.lower().endswith(".gz"))
+    def __init__(self, storage: Storage, paths: Sequence[str]) -> None:
+        self.storage = storage
+        self.paths = paths
+        self.error: SourceError | None = None
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(LINES_SCHEMA, self._batches())
+
+    def raise_if_failed(self) -> None:
+        if self.error:
+            raise self.error
+
+    def _read(self, index: int) -> pa.Table:
+        path = self.paths[index]
+        return numbered_lines(index, read_feed_file(self.storage, path), gzipped=path.lower().endswith(".gz"))
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        workers = os.cpu_count() or 2
         with ThreadPoolExecutor(max_workers=workers) as pool:
             ahead: deque[Future[pa.Table]] = deque()
-            for index in range(len(paths)):
-                ahead.append(pool.submit(read, index))
-                if len(ahead) > workers:
+            try:
+                for index in range(len(self.paths)):
+                    ahead.append(pool.submit(self._read, index))
+                    if len(ahead) > workers:
+                        yield from ahead.popleft().result().to_batches()
+                while ahead:
                     yield from ahead.popleft().result().to_batches()
-            while ahead:
-                yield from ahead.popleft().result().to_batches()
-
-    return pa.RecordBatchReader.from_batches(LINES_SCHEMA, batches())
+            except SourceError as error:
+                self.error = error
+                for future in ahead:
+                    future.cancel()

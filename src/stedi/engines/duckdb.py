@@ -13,7 +13,7 @@ from stedi.contract import Feed, Field, Kind
 from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, TableInput
 from stedi.lake import DUCKDB_TYPES
 from stedi.models import RUN_SETTINGS
-from stedi.lines import stream_files
+from stedi.lines import FileStream
 from stedi.storage import duckdb_filesystems, open_storage
 
 JSON_TYPE_NAMES = "CASE json_type({v}) WHEN 'VARCHAR' THEN 'a string' WHEN 'BIGINT' THEN 'an integer' " \
@@ -242,8 +242,10 @@ def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, thre
     conn = connect()
     if threads:
         conn.execute(f"SET threads = {threads}")
-    conn.register("lines", stream_files(open_storage(batch.source), batch.files))
+    files = FileStream(open_storage(batch.source), batch.files)
+    conn.register("lines", files.reader())
     land_lines(conn, batch.feed)
+    files.raise_if_failed()
     conn.register("files", pa.table({"_file": pa.array(range(len(batch.files)), pa.int32()), "_source_file": batch.files}))
     conn.execute(
         "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, problem "

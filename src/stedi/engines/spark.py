@@ -24,6 +24,7 @@ from sqlglot import exp
 
 from stedi.engines.base import Engine, EngineUnavailable, Landed, LandedFile, LandingBatch, TableInput
 from stedi.engines.duckdb import land_batch
+from stedi.lines import SourceError
 from stedi.models import RUN_SETTINGS
 
 try:
@@ -31,6 +32,7 @@ try:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
+    from pyspark.sql.pandas.types import from_arrow_schema
 except ImportError:  # an optional extra: SparkEngine() says how to install it
     SparkSession = None
 
@@ -142,7 +144,9 @@ class SparkEngine(Engine):
         ]
         one_per_partition = spark.sparkContext.parallelize(tasks, shares)
         frame = spark.createDataFrame(one_per_partition, "task INT, sources ARRAY<STRING>, accepted STRING, rejected STRING")
-        landed = frame.mapInArrow(partial(_land_on_executor, batch), LANDED_FILE_SCHEMA).collect()
+        landed = frame.mapInArrow(partial(_land_on_executor, batch), from_arrow_schema(LANDED_FILE)).collect()
+        if failures := [row.error for row in landed if row.error]:
+            raise SourceError(failures[0])
         return Landed(
             {row.source: LandedFile(row.sha256, row.problem, row.non_blank, row.accepted, row.rejected) for row in landed},
             [accepted for _, _, accepted, _ in tasks],
@@ -194,7 +198,11 @@ class SparkEngine(Engine):
         return spark.read.parquet(target).count()
 
 
-LANDED_FILE_SCHEMA = "source STRING, sha256 STRING, problem STRING, non_blank BIGINT, accepted BIGINT, rejected BIGINT"
+# What a landing task returns per feed file, or the one error that stopped it (a file it could not read).
+LANDED_FILE = pa.schema(
+    [("source", pa.string()), ("sha256", pa.string()), ("problem", pa.string()), ("non_blank", pa.int64()),
+     ("accepted", pa.int64()), ("rejected", pa.int64()), ("error", pa.string())]
+)
 
 
 def numbered(path: str, task: int) -> str:
@@ -206,5 +214,10 @@ def _land_on_executor(batch: LandingBatch, tasks: Iterator[pa.RecordBatch]) -> I
     for task in tasks:
         for sources, accepted, rejected in zip(*(task.column(name).to_pylist() for name in ("sources", "accepted", "rejected"))):
             share = LandingBatch(batch.feed, batch.source, tuple(sources), batch.run_id, batch.ingested_at)
-            landed = land_batch(share, accepted, rejected, threads=1)
-            yield pa.RecordBatch.from_pylist([{"source": source, **vars(facts)} for source, facts in landed.items()])
+            try:
+                landed = land_batch(share, accepted, rejected, threads=1)
+            except SourceError as error:  # raised again on the driver: a Python worker's error would be a traceback
+                yield pa.RecordBatch.from_pylist([{"error": str(error)}], schema=LANDED_FILE)
+                continue
+            rows = [{"source": source, **vars(facts)} for source, facts in landed.items()]
+            yield pa.RecordBatch.from_pylist(rows, schema=LANDED_FILE)
