@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from stedi.aws import AwsError
 from stedi.storage import Storage
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -159,6 +160,8 @@ def read_feed_file(storage: Storage, path: str) -> bytes:
         raise SourceError(f"feed file {path} disappeared during the ingest; nothing was published: run it again") from None
     except OSError as error:
         raise SourceError(f"cannot read feed file {path}: {error.strerror or error}; nothing was published") from None
+    except AwsError as error:  # S3 refused: the message names the file and why
+        raise SourceError(f"{error}; nothing was published") from None
 
 
 class FileStream:
