@@ -108,13 +108,15 @@ def _problems(feed: Feed) -> list[str]:
 
 
 def first_look_sql(feed: Feed) -> str:
-    """Every non-blank line of `lines`, parsed once, with `fits` true when it lands as written
-    (and its raw text when it does not), and each file's own row. It reads `lines` once, so that
+    """Every non-blank line of `lines` in one pass, with `fits` true when it lands as written (and
+    its raw text when it does not), and each file's own row. It reads `lines` once, so that
     `lines` can be a stream.
 
-    A line fits when it is a JSON object whose keys are the contract's canonical names, each once,
-    with values of the right type and every required field present. Nearly all lines do; only the
-    others are judged by `judge_sql`, whose renaming and reasons cost several parses per line.
+    The pass validates the JSON, counts its keys and extracts the contract's fields: three JSON
+    calls. A line fits when it is a JSON object whose keys are the contract's canonical names,
+    each once, with values of the right type and every required field present. Nearly all lines
+    do; only the others are judged by `judge_sql`, whose renaming, `_extra` and reasons cost twice
+    as many JSON calls and map work per line.
     Counting keys catches what the struct hides: unknown, differently cased, duplicate or null keys.
     """
     values = ",\n           ".join(f"{_value(f)} AS v_{f.key}" for f in feed.fields)
@@ -236,8 +238,8 @@ def land_lines(conn: duckdb.DuckDBPyConnection, feed: Feed) -> None:
 def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, threads: int | None = None) -> dict[str, LandedFile]:
     """Read, judge and land the batch's files into one accepted and one rejected Parquet file.
 
-    The DuckDB engine lands a whole batch this way; each task of the Spark engine lands one file
-    this way, on one thread.
+    The DuckDB engine lands a whole batch this way; each task of the Spark engine lands its share
+    of a batch this way, on one thread.
     """
     conn = connect()
     if threads:
