@@ -139,18 +139,18 @@ class SparkEngine(Engine):
         spark = self.session
         shares = min(len(batch.files), spark.sparkContext.defaultParallelism)
         tasks = [
-            (task, list(batch.files[task::shares]), numbered(accepted_path, task), numbered(rejected_path, task))
+            (list(batch.files[task::shares]), numbered(accepted_path, task), numbered(rejected_path, task))
             for task in range(shares)
         ]
         one_per_partition = spark.sparkContext.parallelize(tasks, shares)
-        frame = spark.createDataFrame(one_per_partition, "task INT, sources ARRAY<STRING>, accepted STRING, rejected STRING")
+        frame = spark.createDataFrame(one_per_partition, "sources ARRAY<STRING>, accepted STRING, rejected STRING")
         landed = frame.mapInArrow(partial(_land_on_executor, batch), from_arrow_schema(LANDED_FILE)).collect()
         if failures := [row.error for row in landed if row.error]:
             raise SourceError(failures[0])
         return Landed(
             {row.source: LandedFile(row.sha256, row.problem, row.non_blank, row.accepted, row.rejected) for row in landed},
-            [accepted for _, _, accepted, _ in tasks],
-            [rejected for _, _, _, rejected in tasks],
+            [accepted for _, accepted, _ in tasks],
+            [rejected for _, _, rejected in tasks],
         )
 
     # ---- models -------------------------------------------------------------------------------
