@@ -270,7 +270,7 @@ def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, thre
     counts = conn.execute(
         f"""
         WITH non_blank AS (
-            SELECT _file, count(*) AS n FROM landed WHERE _source_line IS NOT NULL GROUP BY ALL
+            SELECT _file, count(*) AS n FROM first_look WHERE _source_line IS NOT NULL GROUP BY ALL
         ), accepted AS (
             SELECT _source_file, count(*) AS n FROM read_parquet({literal(accepted_path)}) GROUP BY ALL
         ), rejected AS (

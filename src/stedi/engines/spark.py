@@ -44,7 +44,7 @@ LOCAL_SESSION_CONFIG = {
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    # In local mode the driver's heap is the executors' too: it caches a batch of lines while landing it.
+    # In local mode the driver's heap is also the executors', where the models' joins and aggregations run.
     "spark.driver.memory": os.environ.get("STEDI_SPARK_DRIVER_MEMORY", "4g"),
     # Spark's lower() follows the JVM's default locale beyond ASCII (Turkish turns I into ı).
     "spark.driver.extraJavaOptions": "-Duser.language=en -Duser.country=US",
