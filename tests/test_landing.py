@@ -8,6 +8,7 @@ import pytest
 
 from conftest import delete_after_discovery
 from stedi.ingest import LEDGER_TABLE, SourceError
+from stedi.lake import MANIFEST_MERGING
 
 GOOD_READING = {"user": "a@x.com", "timestamp": 1000, "x": 1.0, "y": 2.0, "z": 3.0}
 
@@ -198,3 +199,29 @@ def test_a_file_that_disappears_mid_ingest_stops_it_and_nothing_is_published(har
         harness.ingest()
     assert harness.count("customer_landing") == 0
     assert harness.count(LEDGER_TABLE) == 0
+
+
+def test_many_small_ingests_keep_every_table_cheap_to_plan(harness):
+    """Each ingest appends to the landing tables and the ledger; their manifests are merged, so
+    planning a table reads a bounded number of them however many ingests came before. A lake
+    made before manifests were merged is brought along by its next append."""
+    reading = {"user": "a@x.com", "timestamp": 1, "x": 1.0, "y": 2.0, "z": 3.0}
+    harness.feed("accelerometer/landing/0.json", [reading])
+    harness.ingest()
+    for name in harness.lake.table_names():
+        with harness.lake.table(name).transaction() as tx:
+            tx.remove_properties(*MANIFEST_MERGING)
+    harness.lake.refresh()
+
+    ingests = 24
+    for n in range(1, ingests):
+        harness.feed(f"accelerometer/landing/{n}.json", [reading, "not json"])
+        harness.ingest()
+
+    assert harness.count("accelerometer_landing") == ingests
+    assert harness.count("accelerometer_landing_rejected") == ingests - 1
+    assert harness.count(LEDGER_TABLE) == ingests
+    for name in ("accelerometer_landing", "accelerometer_landing_rejected", LEDGER_TABLE):
+        table = harness.lake.table(name)
+        manifests = table.current_snapshot().manifests(table.io)
+        assert len(manifests) <= int(MANIFEST_MERGING["commit.manifest.min-count-to-merge"]), name

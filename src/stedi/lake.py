@@ -53,6 +53,11 @@ ERASURE_PROPERTY = "stedi.erasure"
 SAME_CONTENT_PROPERTY = "stedi.same-content-as"
 BUILT_BY_PROPERTY = "stedi.built-by-run"  # the run whose rows an erasure's snapshot carries on
 
+# An append merges the table's small manifests into one once there are this many, so that planning
+# a table that only grows (landing, quarantine, the ledger) reads a bounded number of manifests
+# however many ingests it has seen. Without it, every ingest added one manifest to read, forever.
+MANIFEST_MERGING = {"commit.manifest-merge.enabled": "true", "commit.manifest.min-count-to-merge": "16"}
+
 
 class LakeError(RuntimeError):
     """A problem with the lake a user can fix (wrong path, unwritable folder, missing table)."""
@@ -209,7 +214,7 @@ class Lake:
             (NAMESPACE, name),
             schema=schema,
             # Parquet written by DuckDB or Spark carries no Iceberg field ids: columns are matched by name.
-            properties={"schema.name-mapping.default": create_mapping_from_schema(schema).model_dump_json()},
+            properties={"schema.name-mapping.default": create_mapping_from_schema(schema).model_dump_json(), **MANIFEST_MERGING},
         )
         return self._loaded[name]
 
@@ -261,8 +266,10 @@ class Lake:
         to_remove = set(remove)
         current = list(table.scan().plan_files()) if (replace or to_remove) and table.current_snapshot() else []
         with table.transaction() as tx:
+            if any(table.properties.get(key) != value for key, value in MANIFEST_MERGING.items()):
+                tx.set_properties(MANIFEST_MERGING)  # a table made before appends merged manifests
             update = tx.update_snapshot(snapshot_properties=properties)
-            producer = update.overwrite() if current else update.fast_append()
+            producer = update.overwrite() if current else update.merge_append()
             with producer as commit:
                 for task in current:
                     if replace or task.file.file_path in to_remove:
