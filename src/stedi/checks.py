@@ -87,11 +87,14 @@ def _no_pii_columns(t: str) -> str:
 
 
 def _same_customer_pairs(t: str) -> str:
-    # Step readings are keyed once, so the anti-join compares plain columns.
+    # Each customer is keyed once, so the anti-join compares plain columns.
     return f"""
-    WITH step AS (
-        SELECT sha256(concat(run_settings.key_secret, '|', email)) AS customer_key, sensorReadingTime, distanceFromObject
-        FROM step_trainer_trusted CROSS JOIN run_settings)
+    WITH keyed AS (
+        SELECT email, sha256(concat(run_settings.key_secret, '|', email)) AS customer_key
+        FROM (SELECT DISTINCT email FROM step_trainer_trusted) CROSS JOIN run_settings
+    ), step AS (
+        SELECT customer_key, sensorReadingTime, distanceFromObject FROM step_trainer_trusted JOIN keyed USING (email)
+    )
     SELECT count(*) FROM {t} AS pair
     WHERE NOT EXISTS (
         SELECT 1 FROM step

@@ -1,8 +1,14 @@
 -- The training table: each phone reading paired with the Step Trainer reading of the SAME customer
 -- at the same millisecond. Joining on time alone would pair strangers' devices. No direct
--- identifier leaves: customers appear only as a keyed hash of their email.
+-- identifier leaves: customers appear only as a keyed hash of their email, computed once per
+-- customer rather than once per row.
+WITH keyed AS (
+    SELECT user, sha256(concat(run_settings.key_secret, '|', user)) AS customer_key
+    FROM (SELECT DISTINCT user FROM accelerometer_trusted)
+    CROSS JOIN run_settings
+)
 SELECT
-    sha256(concat(run_settings.key_secret, '|', reading.user)) AS customer_key,
+    keyed.customer_key,
     reading.timestamp,
     reading.x,
     reading.y,
@@ -11,4 +17,4 @@ SELECT
 FROM accelerometer_trusted AS reading
 JOIN step_trainer_trusted AS step
     ON step.email = reading.user AND step.sensorReadingTime = reading.timestamp
-CROSS JOIN run_settings
+JOIN keyed ON keyed.user = reading.user
