@@ -234,6 +234,12 @@ def write_second_delivery(root: Path) -> None:
     write_lines(root / "step_trainer/later.json", [step("S-ALICE", T0 + 7_000), step("S-GINA", T0 + 7_000)])
 
 
+def write_third_delivery(root: Path) -> None:
+    """New readings only, one of them a repeat: the third run adds rows instead of rebuilding."""
+    write_lines(root / "accelerometer/latest.json", [reading("alice", T0 + 8_000), reading("alice", T0 + 7_000)])
+    write_lines(root / "step_trainer/latest.json", [step("S-ALICE", T0 + 8_000)])
+
+
 # ---- running both engines --------------------------------------------------------------------------
 @dataclass
 class LakeSnapshot:
@@ -251,8 +257,10 @@ class Parity:
 
 
 ENGINES = ("duckdb", "spark")
-# The second run brings new files (a revocation among them) and widens the consent scope.
-RUNS = {"first": None, "second": "all"}
+# The second run brings new files (a revocation among them) and widens the consent scope; the
+# third brings new readings only.
+RUNS = {"first": None, "second": "all", "third": None}
+DELIVERIES = {"second": write_second_delivery, "third": write_third_delivery}
 
 
 def new_lake(root: Path) -> Lake:
@@ -289,8 +297,8 @@ def parity(tmp_path_factory, spark_session) -> Parity:
     engines = {"duckdb": open_engine("duckdb"), "spark": SparkEngine(spark_session)}
     runs: dict[str, dict[str, LakeSnapshot]] = {}
     for run_name, consent_scope in RUNS.items():
-        if run_name == "second":
-            write_second_delivery(source)
+        if run_name in DELIVERIES:
+            DELIVERIES[run_name](source)
         runs[run_name] = {name: run_and_snapshot(lakes[name], engines[name], source, consent_scope) for name in ENGINES}
     return Parity(runs, {name: Path(lake.location) for name, lake in lakes.items()})
 
@@ -375,6 +383,8 @@ def test_the_hand_made_cases_reach_the_tables(parity):
     assert not {"bob@handmade.test", "frank@handmade.test"} & emails(first)
     assert "gina@handmade.test" not in emails(second)  # revoked by the second delivery
     assert "S-SHARED" not in set(second.rows["step_trainer_trusted"]["serialNumber"].to_pylist())
+    grown = {t.name for t in parity.runs["third"]["spark"].report.tables if t.note.startswith("incremental")}
+    assert grown == {"accelerometer_trusted", "customers_curated", "step_trainer_trusted", "machine_learning_curated"}
 
 
 def test_spark_leaves_nothing_but_its_parquet_files(parity):

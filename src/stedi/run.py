@@ -1,8 +1,10 @@
 """A run: ingest (optionally), then build every zone model in dependency order, write–audit–publish.
 
-Each model is rebuilt only when one of its inputs, its definition or the consent scope changed since
+Each model is built only when one of its inputs, its definition or the consent scope changed since
 its last publish; those facts travel in the table's own snapshot summary, so an interrupted run
-leaves nothing to repair. The run's manifest is written to the lake at the end.
+leaves nothing to repair. An incremental model whose inputs only gained files since then gains just
+the rows those files add; any other change rebuilds it in full. The run's manifest is written to
+the lake at the end.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from stedi.engines.base import TableInput
 from stedi.engines.duckdb import connect, register_tables
 from stedi.funnel import funnel
 from stedi.ingest import IngestReport, ingest, new_run_id
-from stedi.lake import INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, LakeError, parquet_columns
-from stedi.models import LANDING_TABLES, RUN_SETTINGS, Model, downstream_of, load_models, run_order
+from stedi.lake import INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, LakeError, TableState, parquet_columns
+from stedi.models import (
+    LANDING_TABLES, RUN_SETTINGS, Model, added_name, before_name, downstream_of, growth_sql, load_models, run_order,
+)
 
 CONSENT_SCOPES = ("since-consent", "all")
 DEFAULT_SCOPE = "since-consent"
@@ -104,15 +108,49 @@ def published_inputs(lake: Lake, names: list[str]) -> dict[str, TableInput]:
     return inputs
 
 
-def _needs_build(lake: Lake, model: Model, inputs: dict[str, int | None], scope: str) -> bool:
+def _changed_inputs(lake: Lake, model: Model, inputs: dict[str, TableState], scope: str) -> dict[str, TableState] | None:
+    """The inputs whose data files changed since the model was last published, as they were then.
+    None when the model must be built in full: never built, built from another definition or
+    scope, or from a snapshot no longer retained (an erasure expires them)."""
     if not lake.has_table(model.name):
-        return True
+        return None
     last = lake.state(model.name).properties
-    return (
-        last.get(INPUTS_PROPERTY) != json.dumps(inputs, sort_keys=True)
-        or last.get(SCOPE_PROPERTY) != scope
-        or last.get(MODEL_PROPERTY) != model.fingerprint
-    )
+    if last.get(SCOPE_PROPERTY) != scope or last.get(MODEL_PROPERTY) != model.fingerprint:
+        return None
+    built_from = json.loads(last.get(INPUTS_PROPERTY, "{}"))
+    changed = {}
+    for name, state in inputs.items():
+        if name not in built_from:
+            return None
+        if built_from[name] == state.snapshot_id:
+            continue
+        try:
+            before = lake.state(name, built_from[name]) if built_from[name] else TableState(name, None, 0, {}, ())
+        except LakeError:
+            return None
+        if set(before.files) != set(state.files):
+            changed[name] = before
+    return changed
+
+
+def _grows_only(model: Model, inputs: dict[str, TableState], changed: dict[str, TableState] | None) -> bool:
+    """An incremental model need only gain rows when every changed input only gained files; a file
+    removed or rewritten (a consent change upstream, an erasure, a recovered ingest) rebuilds it."""
+    return model.incremental and bool(changed) and all(set(before.files) <= set(inputs[name].files) for name, before in changed.items())
+
+
+def _model_inputs(lake: Lake, model: Model, inputs: dict[str, TableState], grown: dict[str, TableState] | None) -> tuple[str, dict[str, TableInput]]:
+    """The SQL that builds the model's new rows and the tables it reads: all its rows, or only those
+    the grown inputs add, with those inputs' new and earlier files and the model's current rows."""
+    tables = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
+    if grown is None:
+        return model.sql, tables
+    for name, earlier in grown.items():
+        new_files = tuple(f for f in inputs[name].files if f not in set(earlier.files))
+        tables[added_name(name)] = TableInput(new_files, tables[name].columns)
+        tables[before_name(name)] = TableInput(earlier.files, tables[name].columns)
+    tables[before_name(model.name)] = TableInput(lake.state(model.name).files, lake.columns(model.name))
+    return growth_sql(model, sorted(grown)), tables
 
 
 def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: str, all_models: tuple[Model, ...]) -> TableRun:
@@ -123,21 +161,27 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     inputs = {name: lake.state(name) for name in sorted(model.reads)}
     snapshot_ids = {name: state.snapshot_id for name, state in inputs.items()}
     result = TableRun(model.name, model.zone, "unchanged", snapshot_ids, rows_in=sum(s.rows for s in inputs.values()))
-    if not _needs_build(lake, model, snapshot_ids, scope):
+    changed = _changed_inputs(lake, model, inputs, scope)
+    if changed == {}:  # same data files as last time, even if under new snapshots
         state = lake.state(model.name)
         result.output_snapshot, result.rows_out = state.snapshot_id, state.rows
         return result
 
+    grown = changed if _grows_only(model, inputs, changed) else None
+    sql, table_inputs = _model_inputs(lake, model, inputs, grown)
     settings = run_settings_table(lake, scope)
     out_path = lake.new_data_file(model.name, run_id)
-    table_inputs = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
-    result.rows_out = engine.build(model.sql, table_inputs, settings, out_path)
+    new_rows = engine.build(sql, table_inputs, settings, out_path)
+    kept_files = lake.state(model.name).files if grown is not None else ()
+    result.rows_out = new_rows + (lake.state(model.name).rows if grown is not None else 0)
+    if grown is not None:
+        result.note = f"incremental: {new_rows} new rows from new files of {', '.join(sorted(grown))}"
 
     # Audit the new contents against every table they relate to, before anything is published.
     conn = connect()
     related = [m.name for m in all_models] + sorted(LANDING_TABLES)
     register_tables(conn, published_inputs(lake, related))
-    register_tables(conn, {model.name: TableInput((out_path,), tuple(parquet_columns(out_path)))})
+    register_tables(conn, {model.name: TableInput((*kept_files, out_path), tuple(parquet_columns(out_path)))})
     conn.register(RUN_SETTINGS, settings)
     result.checks = [run_check(conn, model.name, check) for check in model.checks]
     conn.close()
@@ -156,7 +200,10 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
         SCOPE_PROPERTY: scope,
         MODEL_PROPERTY: model.fingerprint,
     }
-    result.output_snapshot = lake.publish(model.name, [out_path], properties, replace=True)
+    if grown is not None and new_rows == 0:
+        lake.storage.delete(out_path)  # nothing new: the snapshot only records what it was built from
+    published = [out_path] if grown is None or new_rows else []
+    result.output_snapshot = lake.publish(model.name, published, properties, replace=grown is None)
     result.status = "built"
     result.duration_s = round(time.perf_counter() - started, 3)
     return result

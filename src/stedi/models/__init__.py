@@ -2,6 +2,11 @@
 
 A model's inputs are the tables its SQL reads, found by parsing it; the run order is derived from
 them, never listed by hand.
+
+A model whose YAML says `incremental: true` promises that appending rows to its inputs only adds
+rows to its output, that its rows are distinct, and that the rows new input rows add are found by
+running its SQL with that input replaced by just those new rows. Joins, filters, EXISTS and
+DISTINCT keep that promise; latest-record windows, counts and NOT EXISTS do not.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class Model:
     description: str
     checks: tuple[CheckSpec, ...]
     reads: frozenset[str]
+    incremental: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -54,6 +60,37 @@ def tables_read(sql: str) -> frozenset[str]:
     tree = sqlglot.parse_one(sql, read="duckdb")
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     return frozenset(t.name for t in tree.find_all(exp.Table) if t.name not in ctes and t.name != RUN_SETTINGS)
+
+
+def added_name(table: str) -> str:
+    """The view of the rows a table gained since a model was last built."""
+    return f"{table}__added"
+
+
+def before_name(table: str) -> str:
+    """The view of a table as it was when a model was last built."""
+    return f"{table}__before"
+
+
+def growth_sql(model: Model, grown: list[str]) -> str:
+    """The rows an incremental model gains when the tables `grown` only gained rows: its SQL once
+    per grown table, reading that table's new rows, the grown tables before it in full and those
+    after it as they were before. Together these derive every output row that needs at least one
+    new input row; the rows the model already holds are taken away.
+    """
+    terms = []
+    for i, name in enumerate(grown):
+        renames = {name: added_name(name), **{later: before_name(later) for later in grown[i + 1 :]}}
+        tree = sqlglot.parse_one(model.sql, read="duckdb")
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            if table.name in renames and table.name not in ctes:
+                table.set("this", exp.to_identifier(renames[table.name]))
+                if not table.alias:
+                    table.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+        terms.append(tree.sql(dialect="duckdb", comments=False))
+    union = "\nUNION ALL\n".join(f"SELECT * FROM ({term})" for term in terms)
+    return f"SELECT DISTINCT * FROM ({union})\nEXCEPT\nSELECT * FROM {before_name(model.name)}"
 
 
 def _parse_check(entry: dict) -> CheckSpec:
@@ -78,7 +115,9 @@ def load_models() -> tuple[Model, ...]:
             doc = yaml.safe_load(doc_path.read_text()) if doc_path.is_file() else {}
             sql = path.read_text()
             checks = tuple(_parse_check(c) for c in doc.get("checks", []))
-            models.append(Model(name, zone, sql, (doc.get("description") or "").strip(), checks, tables_read(sql)))
+            models.append(
+                Model(name, zone, sql, (doc.get("description") or "").strip(), checks, tables_read(sql), bool(doc.get("incremental")))
+            )
     return tuple(models)
 
 

@@ -1,0 +1,123 @@
+"""Incremental runs: a model whose inputs only gained files gains just the rows they add, and ends
+up holding exactly what a full build over the same inputs would.
+
+Every step below is checked against that invariant (`assert_every_model_is_its_sql`), and against
+how each model was built: rows added to it, or rebuilt in full.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from stedi.engines import open_engine
+from stedi.generate import generate_feeds
+from stedi.lake import parquet_columns
+from stedi.models import load_models
+from stedi.run import published_inputs, run_settings_table
+from test_zones import customer, reading, step
+
+INCREMENTAL = {"accelerometer_trusted", "customers_curated", "step_trainer_trusted", "machine_learning_curated"}
+
+
+def assert_every_model_is_its_sql(harness, tmp_path: Path) -> None:
+    """Each published model holds exactly the rows its SQL gives over its published inputs."""
+    engine = open_engine("duckdb")
+    settings = run_settings_table(harness.lake, "since-consent")
+    for model in load_models():
+        out = str(tmp_path / f"full-{model.name}.parquet")
+        engine.build(model.sql, published_inputs(harness.lake, sorted(model.reads)), settings, out)
+        columns = ", ".join(f'"{name}"' for name, _ in parquet_columns(out))
+        full = Counter(harness.rows(f"SELECT {columns} FROM read_parquet('{out}')"))
+        assert Counter(harness.rows(f"SELECT {columns} FROM {model.name}")) == full, model.name
+
+
+def how_built(report) -> dict[str, str]:
+    """Per built table: 'added' when it gained rows incrementally, 'full' when rebuilt."""
+    return {
+        t.name: "added" if t.note.startswith("incremental") else "full"
+        for t in report.tables if t.status == "built"
+    }
+
+
+def test_new_readings_are_added_not_rebuilt(harness, tmp_path):
+    harness.feed("customer/c.json", [customer("a@x.com", "S1"), customer("b@x.com", "S2"), customer("no@x.com", "S3", consent=None)])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000), reading("b@x.com", 2000)])
+    harness.feed("step_trainer/1.json", [step("S1", 2000), step("S2", 3000)])
+    assert how_built(harness.run()) == dict.fromkeys(
+        ["customer_trusted", "serial_number_owners", *INCREMENTAL], "full"
+    )
+
+    harness.feed("accelerometer/2.json", [
+        reading("a@x.com", 2000),              # already landed: no second row anywhere
+        reading("b@x.com", 3000),              # pairs with a Step Trainer reading landed before
+        reading("no@x.com", 3000),             # no consent: goes nowhere
+        {"serialNumber": "S1", "timestamp": 4000, "x": 1.0, "y": 1.0, "z": 1.0},  # by serial number
+    ])
+    harness.feed("step_trainer/2.json", [step("S1", 4000), step("S3", 4000)])
+    report = harness.run()
+    assert report.ok
+    assert how_built(report) == dict.fromkeys(INCREMENTAL, "added")
+    assert {t.name: t.status for t in report.tables if t.name not in INCREMENTAL} == {
+        "customer_trusted": "unchanged", "serial_number_owners": "unchanged",
+    }
+    assert harness.rows("SELECT timestamp FROM machine_learning_curated ORDER BY 1") == [(2000,), (3000,), (4000,)]
+    assert harness.count("accelerometer_trusted") == 4
+    assert_every_model_is_its_sql(harness, tmp_path)
+
+
+def test_a_batch_that_adds_nothing_new_records_it_and_adds_no_rows(harness, tmp_path):
+    harness.feed("customer/c.json", [customer("a@x.com", "S1")])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000)])
+    harness.feed("step_trainer/1.json", [step("S1", 2000)])
+    assert harness.run().ok
+    harness.feed("accelerometer/again.json", [reading("a@x.com", 2000)])
+    report = harness.run()
+    # The reading adds no row, so no table downstream has anything new to read.
+    assert how_built(report) == {"accelerometer_trusted": "added"}
+    assert [t.rows_out for t in report.tables if t.name == "accelerometer_trusted"] == [1]
+    assert all(t.status == "unchanged" for t in harness.run().tables)
+    assert_every_model_is_its_sql(harness, tmp_path)
+
+
+def test_a_consent_change_rebuilds_what_depends_on_it(harness, tmp_path):
+    harness.feed("customer/c.json", [customer("a@x.com", "S1"), customer("b@x.com", "S2")])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000), reading("b@x.com", 2000)])
+    harness.feed("step_trainer/1.json", [step("S1", 2000), step("S2", 2000)])
+    assert harness.run().ok
+
+    harness.feed("customer/later.json", [customer("a@x.com", "S1", consent=None, updated=20)])  # a revokes
+    harness.feed("accelerometer/2.json", [reading("a@x.com", 3000), reading("b@x.com", 3000)])
+    report = harness.run()
+    assert how_built(report) == dict.fromkeys(["customer_trusted", "serial_number_owners", *INCREMENTAL], "full")
+    assert harness.rows("SELECT DISTINCT user FROM accelerometer_trusted") == [("b@x.com",)]
+    assert_every_model_is_its_sql(harness, tmp_path)
+
+    harness.feed("accelerometer/3.json", [reading("b@x.com", 4000)])  # b is curated already; no step at 4000
+    assert how_built(harness.run()) == dict.fromkeys(["accelerometer_trusted", "customers_curated", "machine_learning_curated"], "added")
+    assert_every_model_is_its_sql(harness, tmp_path)
+
+
+def test_generated_batches_in_turn_match_a_full_build(harness, tmp_path):
+    """Realistic feeds with defects: all but the last file of each feed, then the last reading
+    files (added), then the last customer file, which changes consents (rebuilt)."""
+    generated = tmp_path / "generated"
+    generate_feeds(generated, customers=300, seed=7, defects=True, customers_per_file=100)
+    files = sorted(p for p in generated.rglob("*") if p.is_file() and p.stat().st_size > 0)
+    last = {max(p for p in files if p.parent == folder) for folder in {p.parent for p in files}}
+    last_readings = {p for p in last if p.parts[len(generated.parts)] != "customer"}
+
+    def deliver(paths) -> dict[str, str]:
+        for path in paths:
+            target = harness.source / path.relative_to(generated)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+        report = harness.run()
+        assert report.ok
+        assert_every_model_is_its_sql(harness, tmp_path)
+        return how_built(report)
+
+    deliver(p for p in files if p not in last)
+    assert set(deliver(last_readings).values()) == {"added"}
+    assert deliver(last - last_readings)["accelerometer_trusted"] == "full"
