@@ -10,6 +10,9 @@ the command's whole process tree (the JVM of a Spark run included):
   stedi-spark  stedi run SOURCE --lake FRESH --engine spark  (unless --skip-spark)
   incremental  stedi run on a lake that already holds all but the last ~1% of the files, after
                those files arrive (the 99% run before it and a no-op run after it are recorded too)
+  incremental-readings
+               the same with only the batch's reading files arriving (no customer file): what an
+               hourly delivery of sensor data costs, where the models only gain rows
 
 Writes OUT/latest.json and OUT/latest.md and prints the table.
 """
@@ -53,7 +56,10 @@ COMMANDS = {  # name -> what it is, in the order of each repetition
     "incremental-base": "stedi run over all but the last ~1% of the files, fresh lake (setup of incremental)",
     "incremental": "stedi run after the last ~1% of the files arrive",
     "noop": "stedi run again with nothing new",
+    "readings-base": "stedi run over all but the last ~1% of the files, fresh lake (setup of incremental-readings)",
+    "incremental-readings": "stedi run after the batch's reading files arrive (no customer file)",
 }
+INCREMENTAL_GROUPS = ({"incremental-base", "incremental", "noop"}, {"readings-base", "incremental-readings"})
 SPARK_COMMANDS = ("peer", "stedi-spark")
 
 
@@ -476,6 +482,7 @@ def ratio_rows(result: dict) -> list[list[str]]:
         "peer_over_stedi": "peer / stedi (how many times faster than the peer)",
         "spark_stedi_over_peer": "stedi --engine spark / peer",
         "incremental_over_full": "incremental 1% batch / full stedi run",
+        "incremental_readings_over_full": "incremental 1% batch, reading files only / full stedi run",
     }
     return [[label, fmt_value(result["ratios"].get(key))] for key, label in labels.items()]
 
@@ -553,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="scratch folder for outputs and lakes (default: a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (outputs, lakes, logs)")
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(COMMANDS)} (incremental-base, "
-                        "incremental and noop always run together)")
+                        "incremental and noop run together, and readings-base and incremental-readings)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before one command is killed")
     args = parser.parse_args(argv)
@@ -562,8 +569,9 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only else set(COMMANDS)
     if unknown := only - set(COMMANDS):
         parser.error(f"--only: unknown command(s) {', '.join(sorted(unknown))}")
-    if only & {"incremental-base", "incremental", "noop"}:
-        only |= {"incremental-base", "incremental", "noop"}
+    for group in INCREMENTAL_GROUPS:
+        if only & group:
+            only |= group
 
     customers = args.customers * args.scale
     out = args.out.resolve()
@@ -629,26 +637,30 @@ def main(argv: list[str] | None = None) -> int:
             record(name, rep, measured)
             shutil.rmtree(lake, ignore_errors=True)
 
-        if "incremental" not in runs:
-            continue
-        source, lake = scratch / "incremental-source", scratch / "lake-incremental"
-        link_files(data, source, base_files)
-        stedi_run = [*stedi_cmd, "run", str(source), "--lake", str(lake), "--json"]
-        base = measure(stedi_run, logs / f"rep{rep}-incremental-base", args.timeout)
-        check_stedi(base)
-        record("incremental-base", rep, base)
-        link_files(data, source, batch)
-        for name in ("incremental", "noop"):
-            if base["ok"]:
-                measured = measure(stedi_run, logs / f"rep{rep}-{name}", args.timeout)
-                report = check_stedi(measured)
-                if report:
-                    measured["new_files"] = sum(f["files_new"] for f in (report.get("ingest") or {}).get("feeds", {}).values())
-            else:
-                measured = {"ok": False, "error": "the 99% run before it failed", "wall_s": 0.0, "peak_mb": 0.0}
-            record(name, rep, measured)
-        shutil.rmtree(source, ignore_errors=True)
-        shutil.rmtree(lake, ignore_errors=True)
+        # A lake holding all but the batch, then the batch (or its reading files) arriving.
+        readings = [p for p in batch if p not in feed_files(data)["customer"]]
+        for base_name, name, arriving, then in (("incremental-base", "incremental", batch, ("noop",)),
+                                                ("readings-base", "incremental-readings", readings, ())):
+            if name not in runs:
+                continue
+            source, lake = scratch / f"{name}-source", scratch / f"lake-{name}"
+            link_files(data, source, base_files)
+            stedi_run = [*stedi_cmd, "run", str(source), "--lake", str(lake), "--json"]
+            base = measure(stedi_run, logs / f"rep{rep}-{base_name}", args.timeout)
+            check_stedi(base)
+            record(base_name, rep, base)
+            link_files(data, source, arriving)
+            for measured_name in (name, *then):
+                if base["ok"]:
+                    measured = measure(stedi_run, logs / f"rep{rep}-{measured_name}", args.timeout)
+                    report = check_stedi(measured)
+                    if report:
+                        measured["new_files"] = sum(f["files_new"] for f in (report.get("ingest") or {}).get("feeds", {}).values())
+                else:
+                    measured = {"ok": False, "error": "the 99% run before it failed", "wall_s": 0.0, "peak_mb": 0.0}
+                record(measured_name, rep, measured)
+            shutil.rmtree(source, ignore_errors=True)
+            shutil.rmtree(lake, ignore_errors=True)
 
     result["runs"] = runs
     summary = {name: summarize(r) for name, r in runs.items()}
@@ -658,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         "peer_over_stedi": ratio(summary.get("peer"), summary.get("stedi")),
         "spark_stedi_over_peer": ratio(summary.get("stedi-spark"), summary.get("peer")),
         "incremental_over_full": ratio(summary.get("incremental"), summary.get("stedi")),
+        "incremental_readings_over_full": ratio(summary.get("incremental-readings"), summary.get("stedi")),
     }
     result["targets"] = targets(summary, result["ratios"], result["data"]["bytes"])
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
