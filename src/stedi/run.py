@@ -108,7 +108,9 @@ def published_inputs(lake: Lake, names: list[str]) -> dict[str, TableInput]:
     return inputs
 
 
-def _changed_inputs(lake: Lake, model: Model, inputs: dict[str, TableState], scope: str) -> dict[str, TableState] | None:
+def _changed_inputs(
+    lake: Lake, model: Model, inputs: dict[str, TableState], scope: str
+) -> dict[str, TableState] | None:
     """The inputs whose data files changed since the model was last published, as they were then.
     None when the model must be built in full: never built, built from another definition or
     scope, or from a snapshot no longer retained (an erasure expires them)."""
@@ -136,10 +138,16 @@ def _changed_inputs(lake: Lake, model: Model, inputs: dict[str, TableState], sco
 def _grows_only(model: Model, inputs: dict[str, TableState], changed: dict[str, TableState] | None) -> bool:
     """An incremental model need only gain rows when every changed input only gained files; a file
     removed or rewritten (a consent change upstream, an erasure, a recovered ingest) rebuilds it."""
-    return model.incremental and bool(changed) and all(set(before.files) <= set(inputs[name].files) for name, before in changed.items())
+    return (
+        model.incremental
+        and bool(changed)
+        and all(set(before.files) <= set(inputs[name].files) for name, before in changed.items())
+    )
 
 
-def _model_inputs(lake: Lake, model: Model, inputs: dict[str, TableState], grown: dict[str, TableState] | None) -> tuple[str, dict[str, TableInput]]:
+def _model_inputs(
+    lake: Lake, model: Model, inputs: dict[str, TableState], grown: dict[str, TableState] | None
+) -> tuple[str, dict[str, TableInput]]:
     """The SQL that builds the model's new rows and the tables it reads: all its rows, or only those
     the grown inputs add, with those inputs' new and earlier files and the model's current rows."""
     tables = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
@@ -168,12 +176,12 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
         return result
 
     grown = changed if _grows_only(model, inputs, changed) else None
+    kept = lake.state(model.name) if grown is not None else TableState(model.name, None, 0, {}, ())
     sql, table_inputs = _model_inputs(lake, model, inputs, grown)
     settings = run_settings_table(lake, scope)
     out_path = lake.new_data_file(model.name, run_id)
     new_rows = engine.build(sql, table_inputs, settings, out_path)
-    kept_files = lake.state(model.name).files if grown is not None else ()
-    result.rows_out = new_rows + (lake.state(model.name).rows if grown is not None else 0)
+    result.rows_out = kept.rows + new_rows
     if grown is not None:
         result.note = f"incremental: {new_rows} new rows from new files of {', '.join(sorted(grown))}"
 
@@ -181,7 +189,7 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     conn = connect()
     related = [m.name for m in all_models] + sorted(LANDING_TABLES)
     register_tables(conn, published_inputs(lake, related))
-    register_tables(conn, {model.name: TableInput((*kept_files, out_path), tuple(parquet_columns(out_path)))})
+    register_tables(conn, {model.name: TableInput((*kept.files, out_path), tuple(parquet_columns(out_path)))})
     conn.register(RUN_SETTINGS, settings)
     result.checks = [run_check(conn, model.name, check) for check in model.checks]
     conn.close()
@@ -200,9 +208,10 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
         SCOPE_PROPERTY: scope,
         MODEL_PROPERTY: model.fingerprint,
     }
-    if grown is not None and new_rows == 0:
-        lake.storage.delete(out_path)  # nothing new: the snapshot only records what it was built from
-    published = [out_path] if grown is None or new_rows else []
+    published = [out_path]
+    if grown is not None and new_rows == 0:  # nothing new: the snapshot only records what it was built from
+        lake.storage.delete(out_path)
+        published = []
     result.output_snapshot = lake.publish(model.name, published, properties, replace=grown is None)
     result.status = "built"
     result.duration_s = round(time.perf_counter() - started, 3)
