@@ -173,6 +173,19 @@ def test_exact_duplicates_are_collapsed(harness):
     assert report.funnel["step_trainer"]["duplicates"] == 2
 
 
+def test_the_funnel_counts_again_whenever_any_table_changed(harness):
+    harness.feed("customer/c.json", [customer("a@x.com", "S1")])
+    harness.feed("accelerometer/a.json", [reading("a@x.com", 2000)])
+    first = harness.run()
+    assert harness.run().funnel == first.funnel  # nothing new: the last run's counts stand
+
+    harness.feed("accelerometer/broken.json", ["not json"])
+    harness.ingest()  # only the quarantine table changes, outside any run
+    counted = harness.run(with_source=False).funnel["accelerometer"]
+    assert counted["rejected_lines"] == first.funnel["accelerometer"]["rejected_lines"] + 1
+    assert counted["landing_rows"] == first.funnel["accelerometer"]["landing_rows"]
+
+
 @pytest.mark.parametrize(
     "serial, attributed",
     [("S-A", True), ("SHARED", False), ("UNKNOWN", False)],
