@@ -35,10 +35,7 @@ def assert_every_model_is_its_sql(harness, tmp_path: Path) -> None:
 
 def how_built(report) -> dict[str, str]:
     """Per built table: 'added' when it gained rows incrementally, 'full' when rebuilt."""
-    return {
-        t.name: "added" if t.note.startswith("incremental") else "full"
-        for t in report.tables if t.status == "built"
-    }
+    return {t.name: "added" if t.incremental else "full" for t in report.tables if t.status == "built"}
 
 
 def test_new_readings_are_added_not_rebuilt(harness, tmp_path):

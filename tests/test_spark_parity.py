@@ -383,7 +383,7 @@ def test_the_hand_made_cases_reach_the_tables(parity):
     assert not {"bob@handmade.test", "frank@handmade.test"} & emails(first)
     assert "gina@handmade.test" not in emails(second)  # revoked by the second delivery
     assert "S-SHARED" not in set(second.rows["step_trainer_trusted"]["serialNumber"].to_pylist())
-    grown = {t.name for t in parity.runs["third"]["spark"].report.tables if t.note.startswith("incremental")}
+    grown = {t.name for t in parity.runs["third"]["spark"].report.tables if t.incremental}
     assert grown == {"accelerometer_trusted", "customers_curated", "step_trainer_trusted", "machine_learning_curated"}
 
 

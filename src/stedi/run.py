@@ -45,6 +45,7 @@ class TableRun:
     duration_s: float = 0.0
     checks: list[CheckResult] = field(default_factory=list)
     note: str = ""
+    incremental: bool = False  # built by adding the rows its grown inputs add, not in full
 
     def as_dict(self) -> dict:
         return {**{k: v for k, v in vars(self).items() if k != "checks"}, "checks": [c.as_dict() for c in self.checks]}
@@ -186,6 +187,7 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     new_rows = engine.build(sql, table_inputs, settings, out_path)
     result.rows_out = kept.rows + new_rows
     if grown is not None:
+        result.incremental = True
         result.note = f"incremental: {new_rows} new rows from new files of {', '.join(sorted(grown))}"
 
     # Audit the new contents against every table they relate to, before anything is published.
