@@ -71,6 +71,11 @@ class TableState:
     properties: dict[str, str]
     files: tuple[str, ...]
 
+    @classmethod
+    def empty(cls, name: str) -> TableState:
+        """A table with no snapshot yet."""
+        return cls(name, None, 0, {}, ())
+
 
 @dataclass(frozen=True)
 class Pruned:
@@ -224,7 +229,7 @@ class Lake:
         if snapshot_id and snapshot is None:
             raise LakeError(f"snapshot {snapshot_id} of '{name}' is no longer retained")
         if snapshot is None:
-            return TableState(name, None, 0, {}, ())
+            return TableState.empty(name)
         key = (name, snapshot.snapshot_id)
         if key not in self._states:  # a snapshot never changes: plan its files once
             files = tuple(task.file.file_path for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files())

@@ -130,7 +130,7 @@ def _changed_inputs(
         if built_from[name] == state.snapshot_id:
             continue
         try:
-            before = lake.state(name, built_from[name]) if built_from[name] else TableState(name, None, 0, {}, ())
+            before = lake.state(name, built_from[name]) if built_from[name] else TableState.empty(name)
         except LakeError:
             return None
         if set(before.files) != set(state.files):
@@ -180,7 +180,7 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
         return result
 
     grown = changed if _grows_only(model, inputs, changed) else None
-    kept = lake.state(model.name) if grown is not None else TableState(model.name, None, 0, {}, ())
+    kept = lake.state(model.name) if grown is not None else TableState.empty(model.name)
     sql, table_inputs = _model_inputs(lake, model, inputs, grown)
     settings = run_settings_table(lake, scope)
     out_path = lake.new_data_file(model.name, run_id)

@@ -111,14 +111,6 @@ def _json_struct(feed: Feed) -> str:
     return literal("{" + ", ".join(f'"{f.name}": "JSON"' for f in feed.fields) + "}")
 
 
-def _fits(feed: Feed) -> str:
-    """True when none of `_problems` applies, without building their messages."""
-    typed = [f"(j_{f.key} IS NULL OR v_{f.key} IS NOT NULL)" for f in feed.fields]
-    required = [f"j_{f.key} IS NOT NULL" for f in feed.fields if f.required]
-    one_of = ["(" + " OR ".join(f"j_{k.lower()} IS NOT NULL" for k in feed.required_one_of) + ")"] if feed.required_one_of else []
-    return " AND ".join(typed + required + one_of)
-
-
 def _problems(feed: Feed) -> list[str]:
     problems = [_problem(f) for f in feed.fields]
     if feed.required_one_of:
@@ -147,7 +139,7 @@ SELECT _file, _source_line, problem, sha256, {fields}, fits, CASE WHEN NOT fits 
 FROM (
     SELECT _file, _source_line, problem, sha256, line, {fields},
            coalesce(doc IS NOT NULL AND starts_with(line, '{{') AND key_count = {present}
-                    AND {_fits(feed)}, false) AS fits
+                    AND coalesce({', '.join(_problems(feed))}) IS NULL, false) AS fits
     FROM (
         SELECT *,
                {values}
