@@ -7,14 +7,16 @@ how each model was built: rows added to it, or rebuilt in full.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import Counter
 from pathlib import Path
 
+from stedi import run as run_module
 from stedi.engines import open_engine
 from stedi.generate import generate_feeds
 from stedi.lake import parquet_columns
-from stedi.models import load_models
+from stedi.models import CheckSpec, load_models
 from stedi.run import published_inputs, run_settings_table
 from test_zones import customer, reading, step
 
@@ -62,6 +64,77 @@ def test_new_readings_are_added_not_rebuilt(harness, tmp_path):
     assert harness.rows("SELECT timestamp FROM machine_learning_curated ORDER BY 1") == [(2000,), (3000,), (4000,)]
     assert harness.count("accelerometer_trusted") == 4
     assert_every_model_is_its_sql(harness, tmp_path)
+
+
+def checks_judged(report) -> dict[str, dict[str, str]]:
+    return {t.name: {c.name: c.judged for c in t.checks} for t in report.tables if t.status == "built"}
+
+
+def test_after_an_append_row_by_row_checks_judge_only_the_new_rows(harness):
+    harness.feed("customer/c.json", [customer("a@x.com", "S1")])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000)])
+    harness.feed("step_trainer/1.json", [step("S1", 2000)])
+    assert {judged for checks in checks_judged(harness.run()).values() for judged in checks.values()} == {"all rows"}
+
+    harness.feed("accelerometer/2.json", [reading("a@x.com", 3000)])
+    harness.feed("step_trainer/2.json", [step("S1", 3000)])
+    assert checks_judged(harness.run()) == {
+        "accelerometer_trusted": {"not_null(user)": "new rows", "consenting_rows(user, timestamp)": "new rows"},
+        "customers_curated": {
+            "unique(email)": "all rows",  # a new row may repeat a held one
+            "consenting_rows(email)": "new rows",
+            "references(email, accelerometer_trusted, user)": "new rows",
+        },
+        "step_trainer_trusted": {
+            "not_null(email)": "new rows",
+            "consenting_rows(email, sensorReadingTime)": "new rows",
+            "references(email, customers_curated, email)": "new rows",
+            "unambiguous_serial_numbers": "new rows",
+        },
+        "machine_learning_curated": {
+            "no_pii_columns": "all rows", "not_null(customer_key)": "new rows", "same_customer_pairs": "new rows",
+            "not_empty": "all rows",
+        },
+    }
+
+
+def test_a_check_that_reads_a_table_not_upstream_still_judges_every_row(harness, monkeypatch):
+    # customers_curated is built from accelerometer_trusted: it can lose rows while
+    # accelerometer_trusted only gains some, so a held row may come to break this rule.
+    harness.feed("customer/c.json", [customer("a@x.com", "S1")])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000)])
+    assert harness.run().ok
+    downstream_reference = CheckSpec("references", {"column": "user", "table": "customers_curated", "key": "email"}, "warn")
+    models = tuple(
+        dataclasses.replace(m, checks=(*m.checks, downstream_reference)) if m.name == "accelerometer_trusted" else m
+        for m in load_models()
+    )
+    monkeypatch.setattr(run_module, "load_models", lambda: models)
+    harness.feed("accelerometer/2.json", [reading("a@x.com", 3000)])
+    assert checks_judged(harness.run())["accelerometer_trusted"] == {
+        "not_null(user)": "new rows", "consenting_rows(user, timestamp)": "new rows",
+        "references(user, customers_curated, email)": "all rows",
+    }
+
+
+def test_appended_rows_that_break_a_rule_fail_the_append(harness, monkeypatch):
+    harness.feed("customer/c.json", [customer("a@x.com", "S1"), customer("no@x.com", "S2", consent=None)])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000)])
+    assert harness.run().ok
+    live = harness.lake.table("accelerometer_trusted").current_snapshot().snapshot_id
+
+    # A broken growth step: it lets a reading of a customer without consent through.
+    growth_sql = run_module.growth_sql
+    leaky = "SELECT 'no@x.com' AS user, 3000::BIGINT AS timestamp, 1.0::DOUBLE AS x, 1.0::DOUBLE AS y, 1.0::DOUBLE AS z"
+    monkeypatch.setattr(run_module, "growth_sql", lambda *args: f"{growth_sql(*args)} UNION ALL {leaky}")
+    harness.feed("accelerometer/2.json", [reading("a@x.com", 3000)])
+    report = harness.run()
+    failed = {t.name: t for t in report.tables}["accelerometer_trusted"]
+    assert failed.status == "failed" and not report.ok
+    assert [(c.name, c.violations, c.judged) for c in failed.checks if not c.passed] == [
+        ("consenting_rows(user, timestamp)", 1, "new rows")
+    ]
+    assert harness.lake.table("accelerometer_trusted").current_snapshot().snapshot_id == live
 
 
 def test_a_batch_that_adds_nothing_new_records_it_and_adds_no_rows(harness, tmp_path):

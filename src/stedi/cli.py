@@ -203,8 +203,9 @@ def status_command(lake: LakeOption = None, as_json: JsonOption = False) -> None
     last = result["last_run"]
     if last:
         console.print(table(f"Last run {last['run_id']} · engine {last['engine']} · consent scope {last['consent_scope']}",
-                            ["table", "status", "check", "severity", "violations"],
-                            [(t["name"], t["status"], c["name"], c["severity"], c["violations"]) for t in last["tables"] for c in t["checks"]]))
+                            ["table", "status", "check", "severity", "violations", "judged"],
+                            [(t["name"], t["status"], c["name"], c["severity"], c["violations"], c.get("judged", "all rows"))
+                             for t in last["tables"] for c in t["checks"]]))
 
 
 @app.command("history")

@@ -26,6 +26,7 @@ from stedi.ingest import IngestReport, ingest, new_run_id
 from stedi.lake import INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, LakeError, TableState, parquet_columns
 from stedi.models import (
     LANDING_TABLES, RUN_SETTINGS, Model, added_name, before_name, downstream_of, growth_sql, load_models, run_order,
+    upstream_of,
 )
 
 CONSENT_SCOPES = ("since-consent", "all")
@@ -194,9 +195,14 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     conn = connect()
     related = [m.name for m in all_models] + sorted(LANDING_TABLES)
     register_tables(conn, published_inputs(lake, related))
-    register_tables(conn, {model.name: TableInput((*kept.files, out_path), tuple(parquet_columns(out_path)))})
+    columns = tuple(parquet_columns(out_path))
+    register_tables(conn, {model.name: TableInput((*kept.files, out_path), columns)})
+    appended = added_name(model.name) if grown is not None else None
+    if appended:
+        register_tables(conn, {appended: TableInput((out_path,), columns)})
     conn.register(RUN_SETTINGS, settings)
-    result.checks = [run_check(conn, model.name, check) for check in model.checks]
+    upstream = frozenset(upstream_of(model.name, all_models))
+    result.checks = [run_check(conn, model.name, check, appended, upstream) for check in model.checks]
     conn.close()
     result.duration_s = round(time.perf_counter() - started, 3)
     if any(c.blocks_publish for c in result.checks):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import graphlib
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -144,9 +145,19 @@ def run_order(models: tuple[Model, ...]) -> list[Model]:
 
 def downstream_of(name: str, models: tuple[Model, ...]) -> set[str]:
     """Every model that reads `name`, directly or through other models."""
+    return _reachable(name, lambda table: {m.name for m in models if table in m.reads})
+
+
+def upstream_of(name: str, models: tuple[Model, ...]) -> set[str]:
+    """Every table `name` is built from, directly or through other models, landing tables included."""
+    reads = {m.name: m.reads for m in models}
+    return _reachable(name, lambda table: reads.get(table, frozenset()))
+
+
+def _reachable(start: str, step: Callable[[str], Iterable[str]]) -> set[str]:
     found: set[str] = set()
-    frontier = {name}
+    frontier = {start}
     while frontier:
-        frontier = {m.name for m in models if m.reads & frontier} - found
+        frontier = {reached for table in frontier for reached in step(table)} - found
         found |= frontier
     return found
