@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stedi import run as run_module
 from stedi.engines import open_engine
+from stedi.funnel import funnel
 from stedi.generate import generate_feeds
 from stedi.lake import parquet_columns
 from stedi.models import CheckSpec, load_models
@@ -169,6 +170,43 @@ def test_a_consent_change_rebuilds_what_depends_on_it(harness, tmp_path):
     assert_every_model_is_its_sql(harness, tmp_path)
 
 
+def test_the_funnel_after_each_delivery_is_what_a_fresh_count_gives(harness):
+    """The funnel counts only new readings when what decides a reading's fate is unchanged."""
+    def run_and_count(consent_scope: str = "since-consent") -> dict:
+        report = harness.run(consent_scope)
+        assert report.ok
+        assert report.funnel == funnel(harness.lake, consent_scope), "a fresh count differs"
+        return report.funnel
+
+    harness.feed("customer/c.json", [
+        customer("a@x.com", "S1", consent=1500), customer("b@x.com", "S2"), customer("c@x.com", "SHARED"),
+        customer("d@x.com", "SHARED"), customer("e@x.com", "S5", consent=None), customer("f@x.com", "S6"),
+    ])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000), reading("b@x.com", 2000)])
+    harness.feed("step_trainer/1.json", [step("S1", 2000), step("S6", 2000)])  # f has no reading: not curated yet
+    first = run_and_count()
+    assert first["step_trainer"]["no_consent"] == 1
+
+    # New readings of every fate: kept, repeated, before consent, no consent, ambiguous serial.
+    harness.feed("accelerometer/2.json", [
+        reading("a@x.com", 3000), reading("a@x.com", 3000), reading("a@x.com", 1000), reading("e@x.com", 3000),
+        {"serialNumber": "SHARED", "timestamp": 3000, "x": 1.0, "y": 1.0, "z": 1.0},
+    ])
+    second = run_and_count()
+    assert second["accelerometer"]["duplicates"] == 1 and second["accelerometer"]["out_of_scope"] == 1
+
+    # f's first phone reading makes f curated: the Step Trainer reading counted as "no consent"
+    # before now belongs to f, so its feed is counted again in full.
+    harness.feed("accelerometer/3.json", [reading("f@x.com", 2000)])
+    third = run_and_count()
+    assert third["step_trainer"]["no_consent"] == 0
+
+    harness.feed("customer/later.json", [customer("b@x.com", "S2", consent=None, updated=20)])  # b revokes
+    harness.feed("accelerometer/4.json", [reading("b@x.com", 4000)])
+    run_and_count()
+    run_and_count("all")
+
+
 def test_generated_batches_in_turn_match_a_full_build(harness, tmp_path):
     """Realistic feeds with defects: all but the last file of each feed, then the last reading
     files (added), then the last customer file, which changes consents (rebuilt)."""
@@ -186,6 +224,7 @@ def test_generated_batches_in_turn_match_a_full_build(harness, tmp_path):
         report = harness.run()
         assert report.ok
         assert_every_model_is_its_sql(harness, tmp_path)
+        assert report.funnel == funnel(harness.lake, "since-consent")
         return how_built(report)
 
     deliver(p for p in files if p not in last)

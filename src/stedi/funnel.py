@@ -1,78 +1,159 @@
-"""The zone funnel: how many rows each step kept, and why the others went."""
+"""The zone funnel: how many rows each step kept, and why the others went.
+
+A reading's fate (ambiguous serial number, no consent, out of scope, kept) depends on that reading
+and on the tables that attribute it to a customer. So when those tables are as they were when the
+last funnel was counted, and the landing table only gained files since, the last counts stand for
+the rows counted then, and only the new files' rows are counted.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import duckdb
 
 from stedi.engines.base import TableInput
 from stedi.engines.duckdb import connect, register_tables
+from stedi.lake import LakeError
+from stedi.models import tables_read
 
 if TYPE_CHECKING:
-    from stedi.lake import Lake
+    from stedi.lake import Lake, TableState
 
-FUNNEL_SQL = {
-    "customer": """
-        WITH latest AS (
-            SELECT lower(trim(email)) AS email,
-                   arg_max(shareWithResearchAsOfDate IS NOT NULL, (coalesce(lastUpdateDate, -1), _ingested_at, _source_file, _source_line)) AS consents,
-                   bool_or(shareWithResearchAsOfDate IS NOT NULL) AS ever_consented
-            FROM customer_landing GROUP BY ALL)
-        SELECT (SELECT count(*) FROM customer_landing) AS landing_records,
-               (SELECT count(*) FROM customer_landing_rejected) AS rejected_lines,
-               count(*) AS distinct_customers,
-               count(*) FILTER (WHERE NOT ever_consented) AS no_consent,
-               count(*) FILTER (WHERE ever_consented AND NOT consents) AS revoked,
-               (SELECT count(*) FROM customer_trusted) AS customer_trusted,
-               (SELECT count(*) FROM customers_curated) AS customers_curated
-        FROM latest""",
-    "accelerometer": """
+CUSTOMER_SQL = """
+    WITH latest AS (
+        SELECT lower(trim(email)) AS email,
+               arg_max(shareWithResearchAsOfDate IS NOT NULL, (coalesce(lastUpdateDate, -1), _ingested_at, _source_file, _source_line)) AS consents,
+               bool_or(shareWithResearchAsOfDate IS NOT NULL) AS ever_consented
+        FROM customer_landing GROUP BY ALL)
+    SELECT (SELECT count(*) FROM customer_landing) AS landing_records,
+           (SELECT count(*) FROM customer_landing_rejected) AS rejected_lines,
+           count(*) AS distinct_customers,
+           count(*) FILTER (WHERE NOT ever_consented) AS no_consent,
+           count(*) FILTER (WHERE ever_consented AND NOT consents) AS revoked,
+           (SELECT count(*) FROM customer_trusted) AS customer_trusted,
+           (SELECT count(*) FROM customers_curated) AS customers_curated
+    FROM latest"""
+
+MACHINE_LEARNING_SQL = "SELECT count(*) AS machine_learning_curated, count(DISTINCT customer_key) AS customers FROM machine_learning_curated"
+
+# The view of the landing rows a reading feed's counts are taken over: all of them, or new ones.
+READINGS = "readings"
+
+
+@dataclass(frozen=True)
+class ReadingFunnel:
+    landing: str
+    trusted: str
+    # Per reading, what became of it; `in_scope` readings are kept, once each, in `trusted`.
+    fates_sql: str
+
+    @property
+    def attribution(self) -> frozenset[str]:
+        """The tables, besides the readings, that decide a reading's fate."""
+        return tables_read(self.fates_sql) - {READINGS}
+
+    @property
+    def totals_sql(self) -> str:
+        return f"""
+            SELECT (SELECT count(*) FROM {self.landing}) AS landing_rows,
+                   (SELECT count(*) FROM {self.landing}_rejected) AS rejected_lines,
+                   (SELECT count(*) FROM {self.trusted}) AS trusted"""
+
+
+READING_FEEDS = {
+    "accelerometer": ReadingFunnel("accelerometer_landing", "accelerometer_trusted", f"""
         WITH attributed AS (
             SELECT reading.*, coalesce(lower(trim(reading.user)), owner.email) AS customer_email,
                    CASE WHEN reading.user IS NULL THEN owner.customers END AS serial_customers
-            FROM accelerometer_landing AS reading
+            FROM {READINGS} AS reading
             LEFT JOIN serial_number_owners AS owner ON owner.serialNumber = reading.serialNumber)
-        SELECT (SELECT count(*) FROM accelerometer_landing) AS landing_rows,
-               (SELECT count(*) FROM accelerometer_landing_rejected) AS rejected_lines,
-               count(*) FILTER (WHERE serial_customers > 1) AS ambiguous_serial,
+        SELECT count(*) FILTER (WHERE serial_customers > 1) AS ambiguous_serial,
                count(*) FILTER (WHERE customer.email IS NULL AND coalesce(serial_customers, 0) <= 1) AS no_consent,
                count(*) FILTER (WHERE customer.email IS NOT NULL AND $scope = 'since-consent' AND timestamp < customer.shareWithResearchAsOfDate) AS out_of_scope,
-               count(*) FILTER (WHERE customer.email IS NOT NULL AND NOT ($scope = 'since-consent' AND timestamp < customer.shareWithResearchAsOfDate))
-                 - (SELECT count(*) FROM accelerometer_trusted) AS duplicates,
-               (SELECT count(*) FROM accelerometer_trusted) AS accelerometer_trusted
-        FROM attributed LEFT JOIN customer_trusted AS customer ON customer.email = attributed.customer_email""",
-    "step_trainer": """
+               count(*) FILTER (WHERE customer.email IS NOT NULL AND NOT ($scope = 'since-consent' AND timestamp < customer.shareWithResearchAsOfDate)) AS in_scope
+        FROM attributed LEFT JOIN customer_trusted AS customer ON customer.email = attributed.customer_email"""),
+    "step_trainer": ReadingFunnel("step_trainer_landing", "step_trainer_trusted", f"""
         WITH attributed AS (
             SELECT reading.*, owner.customers, customer.email, customer.shareWithResearchAsOfDate AS consent
-            FROM step_trainer_landing AS reading
+            FROM {READINGS} AS reading
             LEFT JOIN serial_number_owners AS owner ON owner.serialNumber = reading.serialNumber
             LEFT JOIN customers_curated AS customer ON customer.email = owner.email)  -- email is set for sole owners only
-        SELECT (SELECT count(*) FROM step_trainer_landing) AS landing_rows,
-               (SELECT count(*) FROM step_trainer_landing_rejected) AS rejected_lines,
-               count(*) FILTER (WHERE customers > 1) AS ambiguous_serial,
+        SELECT count(*) FILTER (WHERE customers > 1) AS ambiguous_serial,
                count(*) FILTER (WHERE coalesce(customers, 0) <= 1 AND email IS NULL) AS no_consent,
                count(*) FILTER (WHERE email IS NOT NULL AND $scope = 'since-consent' AND sensorReadingTime < consent) AS out_of_scope,
-               count(*) FILTER (WHERE email IS NOT NULL AND NOT ($scope = 'since-consent' AND sensorReadingTime < consent))
-                 - (SELECT count(*) FROM step_trainer_trusted) AS duplicates,
-               (SELECT count(*) FROM step_trainer_trusted) AS step_trainer_trusted
-        FROM attributed""",
-    "machine_learning": "SELECT count(*) AS machine_learning_curated, count(DISTINCT customer_key) AS customers FROM machine_learning_curated",
+               count(*) FILTER (WHERE email IS NOT NULL AND NOT ($scope = 'since-consent' AND sensorReadingTime < consent)) AS in_scope
+        FROM attributed"""),
 }
 
 
-def funnel(lake: Lake, scope: str) -> dict[str, dict[str, int]]:
-    """Counts per feed; empty when the zone tables do not all exist yet."""
-    names = lake.table_names()
+def funnel(lake: Lake, scope: str, last: dict | None = None) -> dict[str, dict[str, int]]:
+    """Counts per feed, without the feeds whose zone tables do not all exist yet (an upstream
+    table failed). `last` is the last run's record: its counts are built on where they still hold."""
+    tables = {name: lake.state(name) for name in lake.table_names()}
+    counted_before = last if last and last.get("funnel_over", {}).get("consent_scope") == scope else {}
     conn = connect()
-    register_tables(conn, {name: TableInput(lake.state(name).files, lake.columns(name)) for name in names})
+    register_tables(conn, {name: TableInput(state.files, lake.columns(name)) for name, state in tables.items()})
     result = {}
-    for feed, sql in FUNNEL_SQL.items():
-        try:
-            cursor = conn.execute(sql, {"scope": scope} if "$scope" in sql else None)
-        except duckdb.CatalogException:  # a table not built yet (its upstream failed): no funnel row for it
-            continue
-        row = cursor.fetchone()
-        result[feed] = dict(zip([d[0] for d in cursor.description], row))
+    if tables_read(CUSTOMER_SQL) <= tables.keys():
+        result["customer"] = _row(conn, CUSTOMER_SQL)
+    for feed, reading in READING_FEEDS.items():
+        if tables_read(reading.totals_sql) | reading.attribution <= tables.keys():
+            counted = counted_before.get("funnel", {}).get(feed)
+            added = _files_added_since(lake, reading, tables, counted_before["funnel_over"]["snapshots"]) if counted else None
+            result[feed] = _reading_counts(lake, conn, reading, tables[reading.landing], scope, counted, added)
+    if tables_read(MACHINE_LEARNING_SQL) <= tables.keys():
+        result["machine_learning"] = _row(conn, MACHINE_LEARNING_SQL)
     conn.close()
     return result
+
+
+def _reading_counts(
+    lake: Lake, conn: duckdb.DuckDBPyConnection, reading: ReadingFunnel, landing: TableState, scope: str,
+    counted: dict[str, int] | None, added: tuple[str, ...] | None,
+) -> dict[str, int]:
+    """A reading feed's funnel: all its readings counted, or the `added` files' readings counted
+    on top of the `counted` ones."""
+    files = landing.files if added is None else added
+    register_tables(conn, {READINGS: TableInput(files, lake.columns(reading.landing))})
+    fates = _row(conn, reading.fates_sql, {"scope": scope})
+    if added is not None:
+        fates = {
+            "ambiguous_serial": counted["ambiguous_serial"] + fates["ambiguous_serial"],
+            "no_consent": counted["no_consent"] + fates["no_consent"],
+            "out_of_scope": counted["out_of_scope"] + fates["out_of_scope"],
+            "in_scope": counted["duplicates"] + counted[reading.trusted] + fates["in_scope"],
+        }
+    totals = _row(conn, reading.totals_sql)
+    return {
+        "landing_rows": totals["landing_rows"],
+        "rejected_lines": totals["rejected_lines"],
+        "ambiguous_serial": fates["ambiguous_serial"],
+        "no_consent": fates["no_consent"],
+        "out_of_scope": fates["out_of_scope"],
+        "duplicates": fates["in_scope"] - totals["trusted"],
+        reading.trusted: totals["trusted"],
+    }
+
+
+def _files_added_since(
+    lake: Lake, reading: ReadingFunnel, tables: dict[str, TableState], snapshots: dict[str, int | None]
+) -> tuple[str, ...] | None:
+    """The landing files a feed gained since it was counted at `snapshots`, when nothing that
+    decides a reading's fate changed since; None when its readings must all be counted again."""
+    try:
+        before = {name: lake.state(name, snapshots[name]) for name in reading.attribution | {reading.landing}}
+    except (KeyError, LakeError):  # not counted then, or that snapshot is no longer kept
+        return None
+    if any(set(before[name].files) != set(tables[name].files) for name in reading.attribution):
+        return None
+    landed_before = set(before[reading.landing].files)
+    if not landed_before <= set(tables[reading.landing].files):
+        return None
+    return tuple(f for f in tables[reading.landing].files if f not in landed_before)
+
+
+def _row(conn: duckdb.DuckDBPyConnection, sql: str, parameters: dict | None = None) -> dict[str, int]:
+    cursor = conn.execute(sql, parameters)
+    return dict(zip([d[0] for d in cursor.description], cursor.fetchone()))

@@ -272,7 +272,7 @@ def _funnel(lake: Lake, scope: str) -> tuple[dict, dict]:
     last = latest_run(lake)
     if last and last.get("funnel_over") == over:
         return last["funnel"], over
-    return funnel(lake, scope), over
+    return funnel(lake, scope, last), over
 
 
 def latest_run(lake: Lake) -> dict | None:
