@@ -127,7 +127,11 @@ def test_appended_rows_that_break_a_rule_fail_the_append(harness, monkeypatch):
     # A broken growth step: it lets a reading of a customer without consent through.
     growth_sql = run_module.growth_sql
     leaky = "SELECT 'no@x.com' AS user, 3000::BIGINT AS timestamp, 1.0::DOUBLE AS x, 1.0::DOUBLE AS y, 1.0::DOUBLE AS z"
-    monkeypatch.setattr(run_module, "growth_sql", lambda *args: f"{growth_sql(*args)} UNION ALL {leaky}")
+    def leaky_growth(*args):
+        stages, sql = growth_sql(*args)
+        return stages, f"{sql} UNION ALL {leaky}"
+
+    monkeypatch.setattr(run_module, "growth_sql", leaky_growth)
     harness.feed("accelerometer/2.json", [reading("a@x.com", 3000)])
     report = harness.run()
     failed = {t.name: t for t in report.tables}["accelerometer_trusted"]

@@ -151,19 +151,20 @@ def _grows_only(model: Model, inputs: dict[str, TableState], changed: dict[str, 
 
 def _model_inputs(
     lake: Lake, model: Model, inputs: dict[str, TableState], grown: dict[str, TableState] | None
-) -> tuple[str, dict[str, TableInput]]:
-    """The SQL that builds the model's new rows and the tables it reads: all its rows, or only those
-    the grown inputs add, with those inputs' new and earlier files and the model's current rows."""
+) -> tuple[dict[str, str], str, dict[str, TableInput]]:
+    """The SQL that builds the model's new rows (its stages, then its SELECT) and the tables it
+    reads: all its rows, or only those the grown inputs add, with those inputs' new and earlier
+    files and the model's current rows."""
     tables = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
     if grown is None:
-        return model.sql, tables
+        return {}, model.sql, tables
     for name, earlier in grown.items():
         new_files = tuple(f for f in inputs[name].files if f not in set(earlier.files))
         tables[added_name(name)] = TableInput(new_files, tables[name].columns)
         tables[before_name(name)] = TableInput(earlier.files, tables[name].columns)
     held = TableInput(lake.state(model.name).files, lake.columns(model.name))
     tables[before_name(model.name)] = held
-    return growth_sql(model, sorted(grown), [name for name, _ in held.columns]), tables
+    return (*growth_sql(model, sorted(grown), [name for name, _ in held.columns]), tables)
 
 
 def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: str, all_models: tuple[Model, ...]) -> TableRun:
@@ -182,10 +183,10 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
 
     grown = changed if _grows_only(model, inputs, changed) else None
     kept = lake.state(model.name) if grown is not None else TableState.empty(model.name)
-    sql, table_inputs = _model_inputs(lake, model, inputs, grown)
+    stages, sql, table_inputs = _model_inputs(lake, model, inputs, grown)
     settings = run_settings_table(lake, scope)
     out_path = lake.new_data_file(model.name, run_id)
-    new_rows = engine.build(sql, table_inputs, settings, out_path)
+    new_rows = engine.build(sql, table_inputs, settings, out_path, stages)
     result.rows_out = kept.rows + new_rows
     if grown is not None:
         result.incremental = True

@@ -60,6 +60,11 @@ class Engine(ABC):
         named after them), and say per file what landed, counted from the files written."""
 
     @abstractmethod
-    def build(self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str) -> int:
+    def build(
+        self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
+        stages: Mapping[str, str] | None = None,
+    ) -> int:
         """Run a model's SELECT (DuckDB dialect) over its input tables and the one-row `run_settings`
-        and write the result as one Parquet file; returns the number of rows written."""
+        and write the result as one Parquet file; returns the number of rows written.
+
+        `stages` are SELECTs to compute first, in order, each then readable by its name."""

@@ -304,10 +304,15 @@ class DuckDBEngine(Engine):
     def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> Landed:
         return Landed(land_batch(batch, accepted_path, rejected_path), [accepted_path], [rejected_path])
 
-    def build(self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str) -> int:
+    def build(
+        self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
+        stages: Mapping[str, str] | None = None,
+    ) -> int:
         conn = connect()
         register_tables(conn, inputs)
         conn.register(RUN_SETTINGS, settings)
+        for name, stage in (stages or {}).items():
+            conn.execute(f"CREATE TEMP TABLE {quote(name)} AS {stage}")
         conn.execute(f"COPY ({sql}) TO {literal(out_path)} (FORMAT parquet, COMPRESSION zstd)")
         rows = conn.execute(f"SELECT count(*) FROM read_parquet({literal(out_path)})").fetchone()[0]
         conn.close()

@@ -154,13 +154,18 @@ class SparkEngine(Engine):
         )
 
     # ---- models -------------------------------------------------------------------------------
-    def build(self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str) -> int:
+    def build(
+        self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
+        stages: Mapping[str, str] | None = None,
+    ) -> int:
         spark = self.session
-        views = [*inputs, RUN_SETTINGS]
+        views = [*inputs, RUN_SETTINGS, *(stages or {})]
         try:
             for name, table in inputs.items():
                 self._table_frame(table).createOrReplaceTempView(name)
             spark.createDataFrame(settings).createOrReplaceTempView(RUN_SETTINGS)
+            for name, stage in (stages or {}).items():
+                spark.sql(spark_sql(stage)).createOrReplaceTempView(name)
             return self._write_one_parquet(spark.sql(spark_sql(sql)), out_path)
         finally:
             for name in views:

@@ -73,14 +73,21 @@ def before_name(table: str) -> str:
     return f"{table}__before"
 
 
-def growth_sql(model: Model, grown: list[str], columns: list[str]) -> str:
+def candidates_name(table: str) -> str:
+    """The rows an append to a table may add, before those it holds already are left out."""
+    return f"{table}__candidates"
+
+
+def growth_sql(model: Model, grown: list[str], columns: list[str]) -> tuple[dict[str, str], str]:
     """The rows an incremental model gains when the tables `grown` only gained rows: its SQL once
     per grown table, reading that table's new rows, the grown tables before it in full and those
     after it as they were before. Together these derive every output row that needs at least one
     new input row; the rows the model already holds (`columns` all equal) are left out.
 
-    That last step is NOT EXISTS rather than EXCEPT: DuckDB then hashes the few new rows and scans
-    the table, where EXCEPT hashed the whole table (7 GB of memory at 10 GB of feeds).
+    Returned as a stage the engine computes first (the candidate rows, by `candidates_name`) and
+    the SELECT that reads it. In one statement, DuckDB could not tell the candidates are few and
+    hashed the held rows instead: 3.3 GB and 3.9 s for machine_learning_curated at 10 GB, against
+    1.8 s. The held rows are left out with NOT EXISTS: EXCEPT hashed the whole table too.
     """
     terms = []
     for i, name in enumerate(grown):
@@ -99,9 +106,10 @@ def growth_sql(model: Model, grown: list[str], columns: list[str]) -> str:
         terms.append(tree.sql(dialect="duckdb", comments=False))
     union = "\nUNION ALL\n".join(f"SELECT * FROM ({term})" for term in terms)
     held = " AND ".join(f'held."{c}" IS NOT DISTINCT FROM new."{c}"' for c in columns)
+    candidates = candidates_name(model.name)
     return (
-        f"SELECT * FROM (SELECT DISTINCT * FROM ({union})) AS new\n"
-        f"WHERE NOT EXISTS (SELECT 1 FROM {before_name(model.name)} AS held WHERE {held})"
+        {candidates: f"SELECT DISTINCT * FROM ({union})"},
+        f"SELECT * FROM {candidates} AS new\nWHERE NOT EXISTS (SELECT 1 FROM {before_name(model.name)} AS held WHERE {held})",
     )
 
 
