@@ -67,4 +67,6 @@ class Engine(ABC):
         """Run a model's SELECT (DuckDB dialect) over its input tables and the one-row `run_settings`
         and write the result as one Parquet file; returns the number of rows written.
 
-        `stages` are SELECTs to compute first, in order, each then readable by its name."""
+        `stages` are SELECTs that later stages and `sql` read by name, in order. An engine may
+        compute each before the next: DuckDB does, so that its planner knows how many rows a stage
+        holds; Spark plans them all as one query."""
