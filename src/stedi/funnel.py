@@ -119,10 +119,9 @@ def _reading_counts(
     register_tables(conn, {READINGS: TableInput(files, lake.columns(reading.landing))})
     fates = _row(conn, reading.fates_sql, {"scope": scope})
     if added is not None:
+        # The last funnel reported kept readings as duplicates + trusted rows.
         fates = {
-            "ambiguous_serial": counted["ambiguous_serial"] + fates["ambiguous_serial"],
-            "no_consent": counted["no_consent"] + fates["no_consent"],
-            "out_of_scope": counted["out_of_scope"] + fates["out_of_scope"],
+            **{fate: counted[fate] + fates[fate] for fate in ("ambiguous_serial", "no_consent", "out_of_scope")},
             "in_scope": counted["duplicates"] + counted[reading.trusted] + fates["in_scope"],
         }
     totals = _row(conn, reading.totals_sql)
