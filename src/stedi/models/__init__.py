@@ -57,6 +57,7 @@ class Model:
         return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
 
 
+@cache  # the same model, check and funnel SQL is parsed on every run, some of it more than once
 def tables_read(sql: str) -> frozenset[str]:
     tree = sqlglot.parse_one(sql, read="duckdb")
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
