@@ -23,3 +23,17 @@ BLANK_LINES = [
 @pytest.mark.parametrize("text, expected", BLANK_LINES, ids=[repr(t) for t, _ in BLANK_LINES])
 def test_blank_lines(text, expected):
     assert read_text(text.encode(), gzipped=False).blank().tolist() == expected
+
+
+# (file bytes, the text its lines are judged from)
+DECODED_TEXT = [
+    (b'{"a":"plain"}\n', b'{"a":"plain"}\n'),
+    ('{"a":"Zoë"}\n'.encode(), '{"a":"Zoë"}\n'.encode()),
+    (b"\xef\xbb\xbf{}\n", b"{}\n"),  # the BOM is not part of the first line
+    (b'{"a":"\xff"}\n{}\n', '{"a":"\ufffd"}\n{}\n'.encode()),  # invalid UTF-8: judged, not a crash
+]
+
+
+@pytest.mark.parametrize("data, expected", DECODED_TEXT, ids=[repr(d) for d, _ in DECODED_TEXT])
+def test_decoded_text(data, expected):
+    assert read_text(data, gzipped=False).text == expected

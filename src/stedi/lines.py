@@ -81,6 +81,8 @@ def decompress(data: bytes) -> tuple[bytes, str | None]:
 
 def decode_utf8(data: bytes) -> bytes:
     """Invalid UTF-8 bytes become U+FFFD so the line can still be judged (and quarantined) by JSON rules."""
+    if data.isascii():  # nearly every feed file; checked ~100× faster than a decode
+        return data
     try:
         data.decode("utf-8")
         return data
