@@ -2,7 +2,8 @@
 
 DuckDB lands most lines after one parse (`first_look_sql`) and sends only the rest to the full
 judge (`judge_sql`): see `land_lines`. Whatever the line, landing it that way must give exactly what the full judge
-gives on its own: the same values, reasons, `_extra` and raw text.
+gives on its own: the same values, reasons, `_extra` and raw text. A compact line
+(`compact_line_pattern`) is typed by its shape alone, so every hand-made line is also tried compact.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import pytest
 
 from stedi.contract import ACCELEROMETER, CUSTOMER, FEEDS, STEP_TRAINER
-from stedi.engines.duckdb import connect, judge_sql, land_lines
+from stedi.engines.duckdb import compact_line_pattern, connect, judge_sql, land_lines
 from stedi.generate import generate_feeds
 from stedi.lines import FileStream
 from stedi.storage import open_storage
@@ -61,12 +62,63 @@ TRICKY = {
     ],
 }
 
+# Compact lines at the edges of what the compact shape admits. (feed, line, compact?)
+COMPACT = [
+    (ACCELEROMETER, '{"user":"a@x.com","timestamp":5,"x":1.5,"y":2,"z":-3}', True),
+    (ACCELEROMETER, '{"user":"a@x.com","timestamp":5,"x":1.5,"y":2,"z":-3}  ', True),  # a blanked CRLF
+    (ACCELEROMETER, '{"timestamp":5,"x":1.5,"y":2,"z":-3,"serialNumber":"s-1"}', True),
+    (ACCELEROMETER, '{"timestamp":5,"x":1.5,"y":2,"z":-3}', True),  # neither user nor serial: judged, not landed
+    (ACCELEROMETER, '{"user":"","timestamp":-0,"x":-0.0,"y":0e0,"z":1E+9}', True),
+    (ACCELEROMETER, '{"user":"Zoë ☃","timestamp":123456789012345678,"x":1e99,"y":-1e-99,"z":0.000000000000000000000001}', True),
+    (ACCELEROMETER, '{"user":"a","timestamp":1234567890123456789,"x":1,"y":2,"z":3}', False),  # may not fit a BIGINT
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1e100,"y":2,"z":3}', False),  # may overflow a DOUBLE
+    (ACCELEROMETER, '{"user":"a","timestamp":1.0,"x":1,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1.,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":"a","timestamp":05,"x":1,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":+1,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":"1","y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":5,"timestamp":5,"x":1,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":null,"timestamp":5,"x":1,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":"a\\u0041","timestamp":5,"x":1,"y":2,"z":3}', False),  # an escape
+    (ACCELEROMETER, '{"user":"a","user":"b","timestamp":5,"x":1,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"User":"a","timestamp":5,"x":1,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"timestamp":5,"user":"a","x":1,"y":2,"z":3}', False),  # another order
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1,"y":2,"z":3,"appVersion":"2.1"}', False),
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1,"y":2,"z":3}}', False),
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1,"y":2,"z":3} x', False),
+    (ACCELEROMETER, ' {"user":"a","timestamp":5,"x":1,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user": "a", "timestamp": 5, "x": 1, "y": 2, "z": 3}', False),
+    (CUSTOMER, '{"email":"a@x.com"}', True),
+    (CUSTOMER, '{"customerName":"A","email":"a@x.com","phone":"801","shareWithResearchAsOfDate":5}', True),
+    (CUSTOMER, '{"customerName":"A","email":"a@x.com","phone":801}', False),  # a number here is judged
+    (CUSTOMER, '{"customerName":"A"}', False),
+    (STEP_TRAINER, '{"sensorReadingTime":1,"serialNumber":"s","distanceFromObject":2}', True),
+    (STEP_TRAINER, '{"sensorReadingTime":1,"serialNumber":"s","distanceFromObject":2.0}', False),
+    (STEP_TRAINER, '{"sensorReadingTime":1,"serialNumber":"s"}', False),
+]
+
+
+@pytest.mark.parametrize("feed, line, compact", COMPACT, ids=[f"{f.name}: {line}" for f, line, _ in COMPACT])
+def test_compact_lines(feed, line, compact):
+    conn = connect()
+    assert conn.execute("SELECT regexp_full_match(?, ?)", [line, compact_line_pattern(feed)]).fetchone()[0] is compact
+
+
+def compact(line: str) -> str | None:
+    """The line rewritten without spaces, when it is a JSON object."""
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return None
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False) if isinstance(document, dict) else None
+
 
 def hand_made_lines(feed) -> list[str]:
     lines = [line for name, line, _ in REJECTIONS if name == feed.name] + TRICKY[feed]
     if feed is ACCELEROMETER:
         lines += [line for line, _, _ in ACCEPTED_VALUES]
-    return lines
+    lines += [line for f, line, _ in COMPACT if f is feed]
+    return lines + [c for c in map(compact, lines) if c]
 
 
 def both_ways(feed, paths: list[str]) -> tuple[list[str], list[str], tuple[int, int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 
@@ -119,37 +120,77 @@ def _problems(feed: Feed) -> list[str]:
     return problems
 
 
+# The shapes a value may take in a compact line (see `compact_line_pattern`): a string without
+# escapes, and numbers too short to overflow their column, so that every value that matches parses.
+_COMPACT_VALUE = {
+    Kind.STRING: r'"[^"\\\x00-\x1f]*"',
+    Kind.STRING_OR_NUMBER: r'"[^"\\\x00-\x1f]*"',
+    Kind.EPOCH_MS: r"-?(?:0|[1-9][0-9]{0,17})",
+    Kind.INTEGER: r"-?(?:0|[1-9][0-9]{0,17})",
+    Kind.DOUBLE: r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,2})?",
+}
+_COMPACT_TYPE = {Kind.EPOCH_MS: "BIGINT", Kind.INTEGER: "BIGINT", Kind.DOUBLE: "DOUBLE"}
+
+
+def compact_line_pattern(feed: Feed) -> str:
+    """A regular expression for the lines a feed's writer usually emits: a compact JSON object with
+    the contract's fields in the contract's order, each at most once, every required field present,
+    and each value of its field's type. Such a line fits as it is, so it is typed with one parse.
+
+    Optional fields before the first required one carry their comma after them, the others before.
+    """
+    first_required = next(i for i, f in enumerate(feed.fields) if f.required)
+    parts = []
+    for i, field in enumerate(feed.fields):
+        token = '"' + re.escape(field.name) + '":' + _COMPACT_VALUE[field.kind]
+        token = token + "," if i < first_required else ("," + token if i > first_required else token)
+        parts.append(token if field.required else f"(?:{token})?")
+    return r"\{" + "".join(parts) + r"\} *"  # line ends were blanked to spaces
+
+
+def _compact_struct(feed: Feed) -> str:
+    return literal("{" + ", ".join(f'"{f.name}": "{_COMPACT_TYPE.get(f.kind, "VARCHAR")}"' for f in feed.fields) + "}")
+
+
 def first_look_sql(feed: Feed) -> str:
     """Every non-blank line of `lines` in one pass, with `fits` true when it lands as written (and
     its raw text when it does not), and each file's own row. It reads `lines` once, so that
     `lines` can be a stream.
 
-    The pass validates the JSON, counts its keys and extracts the contract's fields: three JSON
-    calls. A line fits when it is a JSON object whose keys are the contract's canonical names,
-    each once, with values of the right type and every required field present. Nearly all lines
-    do; only the others are judged by `judge_sql`, whose renaming, `_extra` and reasons cost twice
-    as many JSON calls and map work per line.
+    A compact line (`compact_line_pattern`) fits by its shape: one regular expression and one
+    typed parse. Any other line is validated, its keys counted and the contract's fields
+    extracted: three JSON calls. It fits when it is a JSON object whose keys are the contract's
+    canonical names, each once, with values of the right type and every required field present.
+    Nearly all lines fit; only the others are judged by `judge_sql`, whose renaming, `_extra` and
+    reasons cost twice as many JSON calls and map work per line.
     Counting keys catches what the struct hides: unknown, differently cased, duplicate or null keys.
     """
-    values = ",\n           ".join(f"{_value(f)} AS v_{f.key}" for f in feed.fields)
+    values = ",\n           ".join(f"CASE WHEN compact THEN typed.{quote(f.name)} ELSE {_value(f)} END AS v_{f.key}" for f in feed.fields)
     present = " + ".join(f"(j_{f.key} IS NOT NULL)::INTEGER" for f in feed.fields)
     fields = ", ".join(f"v_{f.key}" for f in feed.fields)
+    one_of = " OR ".join(f"v_{k.lower()} IS NOT NULL" for k in feed.required_one_of) or "true"
     return f"""
 SELECT _file, _source_line, problem, sha256, {fields}, fits, CASE WHEN NOT fits THEN line END AS raw
 FROM (
     SELECT _file, _source_line, problem, sha256, line, {fields},
-           coalesce(doc IS NOT NULL AND starts_with(line, '{{') AND key_count = {present}
-                    AND coalesce({', '.join(_problems(feed))}) IS NULL, false) AS fits
+           CASE WHEN compact THEN {one_of}
+                ELSE coalesce(doc IS NOT NULL AND starts_with(line, '{{') AND key_count = {present}
+                              AND coalesce({', '.join(_problems(feed))}) IS NULL, false) END AS fits
     FROM (
         SELECT *,
                {values}
         FROM (
-            SELECT _file, _source_line, problem, sha256, line, doc, len(json_keys(doc)) AS key_count,
+            SELECT _file, _source_line, problem, sha256, line, compact, typed, doc, len(json_keys(doc)) AS key_count,
                    {_field_columns(feed, "fields")}
             FROM (SELECT *, json_transform(doc, {_json_struct(feed)}) AS fields
-                  FROM (SELECT _file, _source_line, problem, sha256, line,
-                               CASE WHEN problem IS NULL AND _source_line IS NOT NULL THEN TRY_CAST(line AS JSON) END AS doc
-                        FROM lines WHERE NOT blank))
+                  FROM (SELECT *,
+                               CASE WHEN compact THEN json_transform(line, {_compact_struct(feed)}) END AS typed,
+                               CASE WHEN NOT compact AND problem IS NULL AND _source_line IS NOT NULL
+                                    THEN TRY_CAST(line AS JSON) END AS doc
+                        FROM (SELECT _file, _source_line, problem, sha256, line,
+                                     problem IS NULL AND _source_line IS NOT NULL
+                                     AND regexp_full_match(line, {literal(compact_line_pattern(feed))}) AS compact
+                              FROM lines WHERE NOT blank)))
         )
     )
 )
