@@ -3,18 +3,21 @@
 Checks run on DuckDB over the table's new, not yet published Parquet files and the tables it
 relates to — whichever engine built it — so the audit is the same for every engine.
 
-After an append, a check that judges row by row judges only the appended rows (see
-`run_check`); the rows held before were judged when they were published.
+A check reads only the table it audits and the tables that table is built from
+(`validate_checks`): those are the tables published before it in a run. After an append, a check
+that judges row by row therefore judges only the appended rows (see `run_check`); the rows held
+before were judged when they were published.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import duckdb
 
-from stedi.models import CheckSpec, tables_read
+from stedi.models import CheckSpec, Model, ModelError, tables_read, upstream_of
 
 # Columns that identify a person directly; none may reach machine_learning_curated.
 PII_COLUMNS = ("email", "user", "customername", "phone", "birthday", "serialnumber")
@@ -130,26 +133,44 @@ ROW_BY_ROW = frozenset({"not_null", "consenting_rows", "references", "unambiguou
 
 
 def check_sql(table: str, check: CheckSpec) -> str:
-    if check.kind not in CHECKS:
-        raise ValueError(f"unknown check '{check.kind}' on {table}: known checks are {', '.join(CHECKS)}")
     return CHECKS[check.kind](f'"{table}"', **check.params)
 
 
-def run_check(
-    conn: duckdb.DuckDBPyConnection, table: str, check: CheckSpec, appended: str | None = None,
-    upstream: frozenset[str] = frozenset(),
-) -> CheckResult:
+def validate_checks(models: tuple[Model, ...]) -> None:
+    """Every check is known, has the parameters it takes, and reads only the table it audits and
+    the tables that table is built from: any other table may not be built yet, or be built later
+    in the same run."""
+    for model in models:
+        upstream = upstream_of(model.name, models)
+        for check in model.checks:
+            if check.kind not in CHECKS:
+                raise ModelError(f"unknown check '{check.kind}' on {model.name}: known checks are {', '.join(CHECKS)}")
+            takes = list(inspect.signature(CHECKS[check.kind]).parameters.values())[1:]
+            for name in check.params.keys() - {p.name for p in takes}:
+                raise ModelError(f"check {check.kind} on {model.name}: unexpected parameter '{name}'")
+            for param in takes:
+                if param.default is inspect.Parameter.empty and param.name not in check.params:
+                    raise ModelError(f"check {check.kind} on {model.name}: missing parameter '{param.name}'")
+            outside = tables_read(check_sql(model.name, check)) - {model.name} - upstream
+            if outside:
+                raise ModelError(
+                    f"check {check.name} on {model.name} reads {', '.join(sorted(outside))}, which {model.name} is not "
+                    "built from: a check may read only the table it audits and the tables upstream of it"
+                )
+
+
+def run_check(conn: duckdb.DuckDBPyConnection, table: str, check: CheckSpec, appended: str | None = None) -> CheckResult:
     """`conn` has every table the check may read registered, `table` at its new contents.
 
-    `appended`, when given, names the view of the rows just appended to `table`, and `upstream`
-    every table `table` is built from. A table is only appended to when every table upstream of it
-    only gained rows since (a rewrite anywhere upstream rebuilds it), so a check that judges row by
-    row and reads nothing but upstream tables passes every held row still: it judges the appended
-    rows alone.
+    `appended`, when given, names the view of the rows just appended to `table`. A table is only
+    appended to when every table upstream of it only gained rows since (a rewrite anywhere upstream
+    rebuilds it), and a check reads no other table, so a check that judges row by row passes every
+    held row still: it judges the appended rows alone.
     """
-    sql, judged = check_sql(table, check), "all rows"
     if appended and check.kind in ROW_BY_ROW:
-        appended_sql = check_sql(appended, check)
-        if tables_read(appended_sql) - {appended} <= upstream:
-            sql, judged = appended_sql, "new rows"
-    return CheckResult(check.name, check.severity, int(conn.execute(sql).fetchone()[0]), judged)
+        return CheckResult(check.name, check.severity, _count(conn, check_sql(appended, check)), "new rows")
+    return CheckResult(check.name, check.severity, _count(conn, check_sql(table, check)))
+
+
+def _count(conn: duckdb.DuckDBPyConnection, sql: str) -> int:
+    return int(conn.execute(sql).fetchone()[0])

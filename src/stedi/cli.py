@@ -20,6 +20,7 @@ from stedi.erasure import ErasureError, ErasureReport, forget, read_email_file
 from stedi.export import FORMATS, ExportError, export
 from stedi.ingest import ConservationError, IngestReport, SourceError, ingest
 from stedi.lake import LAKE_ENV, Lake, LakeError
+from stedi.models import ModelError
 from stedi.query import QueryError, query_lake
 from stedi.run import CONSENT_SCOPES, RunReport, TableRun, latest_run, run
 from stedi.status import history, status
@@ -46,7 +47,7 @@ WaitOption = Annotated[bool, typer.Option("--wait", help="Wait for another write
 
 USER_ERRORS = (
     SourceError, LakeError, LakeBusyError, EngineUnavailable, QueryError, FileExistsError, ConservationError,
-    ErasureError, ExportError, AwsError, ConfigError,
+    ErasureError, ExportError, AwsError, ConfigError, ModelError,
 )
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-from stedi.checks import CheckResult, run_check
+from stedi.checks import CheckResult, run_check, validate_checks
 from stedi.engines import Engine
 from stedi.engines.base import TableInput
 from stedi.engines.duckdb import connect, register_tables
@@ -26,7 +26,6 @@ from stedi.ingest import IngestReport, ingest, new_run_id
 from stedi.lake import INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, LakeError, TableState, parquet_columns
 from stedi.models import (
     LANDING_TABLES, RUN_SETTINGS, Model, added_name, before_name, downstream_of, growth_sql, load_models, run_order,
-    upstream_of,
 )
 
 CONSENT_SCOPES = ("since-consent", "all")
@@ -202,8 +201,7 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     if appended:
         register_tables(conn, {appended: TableInput((out_path,), columns)})
     conn.register(RUN_SETTINGS, settings)
-    upstream = frozenset(upstream_of(model.name, all_models))
-    result.checks = [run_check(conn, model.name, check, appended, upstream) for check in model.checks]
+    result.checks = [run_check(conn, model.name, check, appended) for check in model.checks]
     conn.close()
     result.duration_s = round(time.perf_counter() - started, 3)
     if any(c.blocks_publish for c in result.checks):
@@ -241,14 +239,16 @@ def run(
     run_id = new_run_id()
     scope = consent_scope_of(lake, consent_scope)
     report = RunReport(run_id, engine.name, scope, datetime.now(timezone.utc).isoformat())
+    models = load_models()
+    order = run_order(models)  # a mistake in a model stops the run before anything is ingested
+    validate_checks(models)
     if source is not None:
         report.ingest = ingest(lake, source, engine, on_progress, run_id=run_id)
     elif not lake.has_table("customer_landing"):
         raise LakeError(f"the lake at {lake.location} has no landing tables yet: give a SOURCE to ingest")
 
-    models = load_models()
     blocked: set[str] = set()
-    for model in run_order(models):
+    for model in order:
         if model.name in blocked:
             table_run = TableRun(model.name, model.zone, "skipped", note="an upstream table failed its checks")
         else:

@@ -29,6 +29,10 @@ RUN_SETTINGS = "run_settings"
 LANDING_TABLES = frozenset(feed.landing_table for feed in FEEDS)
 
 
+class ModelError(ValueError):
+    """A model or one of its checks is defined wrongly: nothing runs until it is fixed."""
+
+
 @dataclass(frozen=True)
 class CheckSpec:
     kind: str
@@ -147,9 +151,12 @@ def run_order(models: tuple[Model, ...]) -> list[Model]:
     for model in models:
         unknown = model.reads - by_name.keys() - LANDING_TABLES
         if unknown:
-            raise ValueError(f"model {model.name} reads unknown tables: {', '.join(sorted(unknown))}")
+            raise ModelError(f"model {model.name} reads unknown tables: {', '.join(sorted(unknown))}")
     graph = {m.name: {r for r in m.reads if r in by_name} for m in models}
-    return [by_name[name] for name in graphlib.TopologicalSorter(graph).static_order()]
+    try:
+        return [by_name[name] for name in graphlib.TopologicalSorter(graph).static_order()]
+    except graphlib.CycleError as error:
+        raise ModelError(f"models read each other in a cycle: {', '.join(sorted(set(error.args[1])))}") from None
 
 
 def downstream_of(name: str, models: tuple[Model, ...]) -> set[str]:
