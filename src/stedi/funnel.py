@@ -1,9 +1,14 @@
 """The zone funnel: how many rows each step kept, and why the others went.
 
-A reading's fate (ambiguous serial number, no consent, out of scope, kept) depends on that reading
-and on the tables that attribute it to a customer. So when those tables are as they were when the
-last funnel was counted, and the landing table only gained files since, the last counts stand for
-the rows counted then, and only the new files' rows are counted.
+A table's row count is read from its snapshot. What needs counting is why rows went, and that
+depends only on the tables it is counted from, so counts are built on the last run's:
+
+- a customer's fate (no consent, revoked) depends on the customer feed alone: while its landing
+  table holds the same files, the last counts stand;
+- a reading's fate (ambiguous serial number, no consent, out of scope, kept) depends on that
+  reading and on the tables that attribute it to a customer: while those hold the same files and
+  the landing table only gained files, the last counts stand for the rows counted then, and only
+  the new files' rows are counted.
 """
 
 from __future__ import annotations
@@ -27,16 +32,13 @@ CUSTOMER_SQL = """
                arg_max(shareWithResearchAsOfDate IS NOT NULL, (coalesce(lastUpdateDate, -1), _ingested_at, _source_file, _source_line)) AS consents,
                bool_or(shareWithResearchAsOfDate IS NOT NULL) AS ever_consented
         FROM customer_landing GROUP BY ALL)
-    SELECT (SELECT count(*) FROM customer_landing) AS landing_records,
-           (SELECT count(*) FROM customer_landing_rejected) AS rejected_lines,
-           count(*) AS distinct_customers,
+    SELECT count(*) AS distinct_customers,
            count(*) FILTER (WHERE NOT ever_consented) AS no_consent,
-           count(*) FILTER (WHERE ever_consented AND NOT consents) AS revoked,
-           (SELECT count(*) FROM customer_trusted) AS customer_trusted,
-           (SELECT count(*) FROM customers_curated) AS customers_curated
+           count(*) FILTER (WHERE ever_consented AND NOT consents) AS revoked
     FROM latest"""
+CUSTOMER_TABLES = ("customer_landing", "customer_landing_rejected", "customer_trusted", "customers_curated")
 
-MACHINE_LEARNING_SQL = "SELECT count(*) AS machine_learning_curated, count(DISTINCT customer_key) AS customers FROM machine_learning_curated"
+MACHINE_LEARNING_SQL = "SELECT count(DISTINCT customer_key) AS customers FROM machine_learning_curated"
 
 # The view of the landing rows a reading feed's counts are taken over: all of them, or new ones.
 READINGS = "readings"
@@ -55,11 +57,8 @@ class ReadingFunnel:
         return tables_read(self.fates_sql) - {READINGS}
 
     @property
-    def totals_sql(self) -> str:
-        return f"""
-            SELECT (SELECT count(*) FROM {self.landing}) AS landing_rows,
-                   (SELECT count(*) FROM {self.landing}_rejected) AS rejected_lines,
-                   (SELECT count(*) FROM {self.trusted}) AS trusted"""
+    def tables(self) -> frozenset[str]:
+        return self.attribution | {self.landing, f"{self.landing}_rejected", self.trusted}
 
 
 READING_FEEDS = {
@@ -93,29 +92,40 @@ def funnel(lake: Lake, scope: str, last: dict | None = None) -> dict[str, dict[s
     table failed). `last` is the last run's record: its counts are built on where they still hold."""
     tables = {name: lake.state(name) for name in lake.table_names()}
     counted_before = last if last and last.get("funnel_over", {}).get("consent_scope") == scope else {}
+    counted = counted_before.get("funnel", {})
+    snapshots = counted_before.get("funnel_over", {}).get("snapshots", {})
     conn = connect()
     register_tables(conn, {name: TableInput(state.files, lake.columns(name)) for name, state in tables.items()})
     result = {}
-    if tables_read(CUSTOMER_SQL) <= tables.keys():
-        result["customer"] = _row(conn, CUSTOMER_SQL)
+    if set(CUSTOMER_TABLES) <= tables.keys():
+        reuse = "customer" in counted and _same_files(lake, tables_read(CUSTOMER_SQL), tables, snapshots)
+        fates = counted["customer"] if reuse else _row(conn, CUSTOMER_SQL)
+        result["customer"] = {
+            "landing_records": tables["customer_landing"].rows,
+            "rejected_lines": tables["customer_landing_rejected"].rows,
+            **{fate: fates[fate] for fate in ("distinct_customers", "no_consent", "revoked")},
+            "customer_trusted": tables["customer_trusted"].rows,
+            "customers_curated": tables["customers_curated"].rows,
+        }
     for feed, reading in READING_FEEDS.items():
-        if tables_read(reading.totals_sql) | reading.attribution <= tables.keys():
-            counted = counted_before.get("funnel", {}).get(feed)
-            added = _files_added_since(lake, reading, tables, counted_before["funnel_over"]["snapshots"]) if counted else None
-            result[feed] = _reading_counts(lake, conn, reading, tables[reading.landing], scope, counted, added)
-    if tables_read(MACHINE_LEARNING_SQL) <= tables.keys():
-        result["machine_learning"] = _row(conn, MACHINE_LEARNING_SQL)
+        if reading.tables <= tables.keys():
+            added = _files_added_since(lake, reading, tables, snapshots) if feed in counted else None
+            result[feed] = _reading_counts(lake, conn, reading, tables, scope, counted.get(feed), added)
+    if "machine_learning_curated" in tables:
+        result["machine_learning"] = {
+            "machine_learning_curated": tables["machine_learning_curated"].rows, **_row(conn, MACHINE_LEARNING_SQL)
+        }
     conn.close()
     return result
 
 
 def _reading_counts(
-    lake: Lake, conn: duckdb.DuckDBPyConnection, reading: ReadingFunnel, landing: TableState, scope: str,
+    lake: Lake, conn: duckdb.DuckDBPyConnection, reading: ReadingFunnel, tables: dict[str, TableState], scope: str,
     counted: dict[str, int] | None, added: tuple[str, ...] | None,
 ) -> dict[str, int]:
     """A reading feed's funnel: all its readings counted, or the `added` files' readings counted
     on top of the `counted` ones."""
-    files = landing.files if added is None else added
+    files = tables[reading.landing].files if added is None else added
     register_tables(conn, {READINGS: TableInput(files, lake.columns(reading.landing))})
     fates = _row(conn, reading.fates_sql, {"scope": scope})
     if added is not None:
@@ -124,15 +134,15 @@ def _reading_counts(
             **{fate: counted[fate] + fates[fate] for fate in ("ambiguous_serial", "no_consent", "out_of_scope")},
             "in_scope": counted["duplicates"] + counted[reading.trusted] + fates["in_scope"],
         }
-    totals = _row(conn, reading.totals_sql)
+    trusted = tables[reading.trusted].rows
     return {
-        "landing_rows": totals["landing_rows"],
-        "rejected_lines": totals["rejected_lines"],
+        "landing_rows": tables[reading.landing].rows,
+        "rejected_lines": tables[f"{reading.landing}_rejected"].rows,
         "ambiguous_serial": fates["ambiguous_serial"],
         "no_consent": fates["no_consent"],
         "out_of_scope": fates["out_of_scope"],
-        "duplicates": fates["in_scope"] - totals["trusted"],
-        reading.trusted: totals["trusted"],
+        "duplicates": fates["in_scope"] - trusted,
+        reading.trusted: trusted,
     }
 
 
@@ -141,16 +151,23 @@ def _files_added_since(
 ) -> tuple[str, ...] | None:
     """The landing files a feed gained since it was counted at `snapshots`, when nothing that
     decides a reading's fate changed since; None when its readings must all be counted again."""
+    if not _same_files(lake, reading.attribution, tables, snapshots):
+        return None
     try:
-        before = {name: lake.state(name, snapshots[name]) for name in reading.attribution | {reading.landing}}
-    except (KeyError, LakeError):  # not counted then, or that snapshot is no longer kept
+        landed_before = set(lake.state(reading.landing, snapshots[reading.landing]).files)
+    except (KeyError, LakeError):
         return None
-    if any(set(before[name].files) != set(tables[name].files) for name in reading.attribution):
-        return None
-    landed_before = set(before[reading.landing].files)
     if not landed_before <= set(tables[reading.landing].files):
         return None
     return tuple(f for f in tables[reading.landing].files if f not in landed_before)
+
+
+def _same_files(lake: Lake, names: frozenset[str], tables: dict[str, TableState], snapshots: dict[str, int | None]) -> bool:
+    """Whether each of the tables holds the same data files now as at `snapshots`."""
+    try:
+        return all(set(lake.state(name, snapshots[name]).files) == set(tables[name].files) for name in names)
+    except (KeyError, LakeError):  # not counted then, or that snapshot is no longer kept
+        return False
 
 
 def _row(conn: duckdb.DuckDBPyConnection, sql: str, parameters: dict | None = None) -> dict[str, int]:
