@@ -74,11 +74,13 @@ READING_FEEDS = {
                count(*) FILTER (WHERE customer.email IS NOT NULL AND NOT ($scope = 'since-consent' AND timestamp < customer.shareWithResearchAsOfDate)) AS in_scope
         FROM attributed LEFT JOIN customer_trusted AS customer ON customer.email = attributed.customer_email"""),
     "step_trainer": ReadingFunnel("step_trainer_landing", "step_trainer_trusted", f"""
-        WITH attributed AS (
-            SELECT reading.*, owner.customers, customer.email, customer.shareWithResearchAsOfDate AS consent
-            FROM {READINGS} AS reading
-            LEFT JOIN serial_number_owners AS owner ON owner.serialNumber = reading.serialNumber
-            LEFT JOIN customers_curated AS customer ON customer.email = owner.email)  -- email is set for sole owners only
+        WITH curated_owner AS (  -- each serial number's owner, if curated: readings are joined once, not twice
+            SELECT owner.serialNumber, owner.customers, customer.email, customer.shareWithResearchAsOfDate AS consent
+            FROM serial_number_owners AS owner
+            LEFT JOIN customers_curated AS customer ON customer.email = owner.email  -- email is set for sole owners only
+        ), attributed AS (
+            SELECT reading.sensorReadingTime, owner.customers, owner.email, owner.consent
+            FROM {READINGS} AS reading LEFT JOIN curated_owner AS owner ON owner.serialNumber = reading.serialNumber)
         SELECT count(*) FILTER (WHERE customers > 1) AS ambiguous_serial,
                count(*) FILTER (WHERE coalesce(customers, 0) <= 1 AND email IS NULL) AS no_consent,
                count(*) FILTER (WHERE email IS NOT NULL AND $scope = 'since-consent' AND sensorReadingTime < consent) AS out_of_scope,
