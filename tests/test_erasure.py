@@ -284,6 +284,30 @@ def test_a_quarantined_line_of_a_longer_email_is_not_matched(harness):
     ]
 
 
+def test_a_row_whose_unknown_fields_name_the_customer_goes_too(harness, tmp_path):
+    """`_extra` keeps fields outside the contract: one naming the customer would keep them in the
+    lake, so the row goes, even a reading of someone else."""
+    harness.feed("customer/c.json", [customer("bob@x.com", "Bob", "S-BOB"), customer("ann@x.com", "Ann", "S-ANN")])
+    harness.feed("accelerometer/a.json", [
+        {**reading("ann@x.com", 2000), "sharedWith": "Bob@X.com"},
+        {**reading("ann@x.com", 2001), "pairedDevice": {"serial": "S-BOB"}},
+        {**reading("ann@x.com", 2002), "sharedWith": "carl@x.com"},
+        reading("ann@x.com", 2003),
+    ])
+    assert harness.run().ok
+    with harness.lake.writing():
+        report = forget(harness.lake, ["bob@x.com"])
+    assert report.rows_removed["accelerometer_landing"] == 2
+    assert harness.rows("SELECT timestamp FROM accelerometer_landing ORDER BY 1") == [(2002,), (2003,)]
+    assert files_holding(Path(harness.lake.location), ["bob@x.com", "S-BOB"]) == {}
+    # Re-ingesting the same raw file, under a new path: the tombstone keeps those rows out.
+    shutil.copytree(harness.source, tmp_path / "again")
+    with harness.lake.writing():
+        from stedi.run import run
+        assert run(harness.lake, harness.engine, str(tmp_path / "again")).ok
+    assert harness.rows("SELECT DISTINCT timestamp FROM accelerometer_landing ORDER BY 1") == [(2002,), (2003,)]
+
+
 def test_shared_serial_numbers_take_their_readings_along(harness):
     """Two customers got one serial number: its step readings cannot be attributed, so forgetting
     one of them removes them too; the other customer's own records stay."""

@@ -30,7 +30,7 @@ import duckdb
 
 from stedi.contract import FEEDS
 from stedi.engines.duckdb import connect, literal, quote
-from stedi.identities import match_sql, normalize, register_identities, tokens_sql
+from stedi.identities import TEXT_COLUMNS, match_sql, normalize, register_identities, tokens_sql
 from stedi.ingest import new_run_id, run_of_data_file
 from stedi.lake import (
     BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN_PROPERTY, SAME_CONTENT_PROPERTY, Lake, LakeError,
@@ -164,7 +164,7 @@ def _plan_table(conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, keys: di
             sql = f"SELECT DISTINCT lower(trim({quoted})) FROM {source} WHERE lower(trim({quoted})) IN (SELECT value FROM erase_emails)"
         elif lowered == "customer_key":
             sql = f"SELECT DISTINCT {quoted} FROM {source} WHERE {quoted} IN (SELECT value FROM erase_keys)"
-        elif lowered == "raw":
+        elif lowered in TEXT_COLUMNS:
             sql = (f"SELECT DISTINCT token FROM (SELECT unnest({tokens_sql(quoted)}) AS token FROM {source}) "
                    "WHERE token IN (SELECT value FROM erase_emails)")
         else:

@@ -8,7 +8,9 @@ A row is matched through its identity columns, recognised by name in any table o
   ambiguous serial number) — a row that names another customer stays theirs;
 - `customer_key`: the pseudonym of machine_learning_curated;
 - `raw`: a quarantined line, matched when one of its tokens (see `tokens_sql`) is the email or
-  one of the serial numbers, so `bob@x.com` never matches inside `jimbob@x.com`.
+  one of the serial numbers, so `bob@x.com` never matches inside `jimbob@x.com`;
+- `_extra`: a landing row's fields outside the contract, matched the same way: a row whose unknown
+  fields name the customer goes, even another customer's, or it would keep them in the lake.
 
 The people are given as four one-column relations a connection must hold: `erase_emails`,
 `erase_serials`, `erase_keys` and `erase_tokens` (all lower-case), see `register_identities`.
@@ -26,7 +28,7 @@ from stedi.engines.duckdb import quote
 EMAIL_COLUMNS = ("email", "user")
 SERIAL_COLUMN = "serialnumber"
 KEY_COLUMN = "customer_key"
-RAW_COLUMN = "raw"
+TEXT_COLUMNS = ("raw", "_extra")  # free text, matched by its tokens
 RELATIONS = ("erase_emails", "erase_serials", "erase_keys", "erase_tokens")
 
 # Word characters of emails and serial numbers: a token is a maximal run of them.
@@ -48,7 +50,7 @@ def tokens_sql(column: str) -> str:
 
 def identity_columns(columns: Iterable[str]) -> dict[str, list[str]]:
     """The table's identity columns by role (their real names)."""
-    roles: dict[str, list[str]] = {"email": [], "serial": [], "key": [], "raw": []}
+    roles: dict[str, list[str]] = {"email": [], "serial": [], "key": [], "text": []}
     for name in columns:
         lowered = name.lower()
         if lowered in EMAIL_COLUMNS:
@@ -57,8 +59,8 @@ def identity_columns(columns: Iterable[str]) -> dict[str, list[str]]:
             roles["serial"].append(name)
         elif lowered == KEY_COLUMN:
             roles["key"].append(name)
-        elif lowered == RAW_COLUMN:
-            roles["raw"].append(name)
+        elif lowered in TEXT_COLUMNS:
+            roles["text"].append(name)
     return roles
 
 
@@ -72,7 +74,7 @@ def match_sql(columns: Iterable[str]) -> str | None:
         serial = f"lower(trim({quote(column)})) IN (SELECT value FROM erase_serials)"
         parts.append(f"({no_email} AND {serial})" if no_email else serial)
     parts += [f"{quote(c)} IN (SELECT value FROM erase_keys)" for c in roles["key"]]
-    parts += [f"list_has_any({tokens_sql(quote(c))}, (SELECT list(value) FROM erase_tokens))" for c in roles["raw"]]
+    parts += [f"list_has_any({tokens_sql(quote(c))}, (SELECT list(value) FROM erase_tokens))" for c in roles["text"]]
     if not parts:
         return None
     return "coalesce(" + " OR ".join(f"({p})" for p in parts) + ", false)"

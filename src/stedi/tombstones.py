@@ -96,7 +96,7 @@ def drop_tombstoned(tombstones: Tombstones, paths: Sequence[str]) -> dict[str, t
             serials |= tombstones.erased_serials(
                 candidates(f"SELECT DISTINCT lower(trim({quote(column)})) FROM {source} WHERE {no_email}")
             )
-        for column in roles["raw"]:
+        for column in roles["text"]:
             words = candidates(f"SELECT DISTINCT unnest({tokens_sql(quote(column))}) FROM {source}")
             tokens |= tombstones.erased_emails(words) | tombstones.erased_serials(words)
     if not (emails or serials or tokens):
