@@ -6,14 +6,17 @@ depends only on the tables it is counted from, so counts are built on the last r
 - a customer's fate (no consent, revoked) depends on the customer feed alone: while its landing
   table holds the same files, the last counts stand;
 - a reading's fate (ambiguous serial number, no consent, out of scope, kept) depends on that
-  reading and on the tables that attribute it to a customer: while those hold the same files and
-  the landing table only gained files, the last counts stand for the rows counted then, and only
-  the new files' rows are counted.
+  reading and on the tables that attribute it to a customer. While the landing table only gained
+  files and those tables hold the same files, the last counts stand for the readings counted then,
+  and only the new files' readings are counted. A table that may only gain rows names the
+  readings whose fate its new rows can change (`ReadingFunnel.growth_affects`): when it did, those
+  readings are counted under the table as it was and as it is, and the difference is added.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -21,7 +24,7 @@ import duckdb
 from stedi.engines.base import TableInput
 from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import LakeError
-from stedi.models import tables_read
+from stedi.models import added_name, tables_read
 
 if TYPE_CHECKING:
     from stedi.lake import Lake, TableState
@@ -50,6 +53,9 @@ class ReadingFunnel:
     trusted: str
     # Per reading, what became of it; `in_scope` readings are kept, once each, in `trusted`.
     fates_sql: str
+    # Tables that decide a reading's fate and may only gain rows between two counts, each with the
+    # SELECT of the readings whose fate the new rows (the view `added_name(table)`) can change.
+    growth_affects: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def attribution(self) -> frozenset[str]:
@@ -85,8 +91,14 @@ READING_FEEDS = {
                count(*) FILTER (WHERE coalesce(customers, 0) <= 1 AND email IS NULL) AS no_consent,
                count(*) FILTER (WHERE email IS NOT NULL AND $scope = 'since-consent' AND sensorReadingTime < consent) AS out_of_scope,
                count(*) FILTER (WHERE email IS NOT NULL AND NOT ($scope = 'since-consent' AND sensorReadingTime < consent)) AS in_scope
-        FROM attributed"""),
+        FROM attributed""", growth_affects={
+        # A customer newly curated (new phone readings) takes the readings of their serial number along.
+        "customers_curated": f"""
+            SELECT * FROM {READINGS} WHERE serialNumber IN (
+                SELECT serialNumber FROM serial_number_owners WHERE email IN (SELECT email FROM {added_name("customers_curated")}))""",
+    }),
 }
+FATES = ("ambiguous_serial", "no_consent", "out_of_scope", "in_scope")
 
 
 def funnel(lake: Lake, scope: str, last: dict | None = None) -> dict[str, dict[str, int]]:
@@ -111,8 +123,8 @@ def funnel(lake: Lake, scope: str, last: dict | None = None) -> dict[str, dict[s
         }
     for feed, reading in READING_FEEDS.items():
         if reading.tables <= tables.keys():
-            added = _files_added_since(lake, reading, tables, snapshots) if feed in counted else None
-            result[feed] = _reading_counts(lake, conn, reading, tables, scope, counted.get(feed), added)
+            recount = _recount_since(lake, reading, tables, snapshots) if feed in counted else None
+            result[feed] = _reading_counts(lake, conn, reading, tables, scope, counted.get(feed), recount)
     if "machine_learning_curated" in tables:
         result["machine_learning"] = {
             "machine_learning_curated": tables["machine_learning_curated"].rows, **_row(conn, MACHINE_LEARNING_SQL)
@@ -121,21 +133,45 @@ def funnel(lake: Lake, scope: str, last: dict | None = None) -> dict[str, dict[s
     return result
 
 
+@dataclass(frozen=True)
+class Recount:
+    """What changed since a reading feed was counted, when its last counts can be built on."""
+
+    counted: tuple[str, ...]  # the landing files counted then
+    added: tuple[str, ...]  # the landing files since
+    grown: dict[str, tuple[str, ...]]  # attribution tables that gained rows, with their files then
+
+
 def _reading_counts(
     lake: Lake, conn: duckdb.DuckDBPyConnection, reading: ReadingFunnel, tables: dict[str, TableState], scope: str,
-    counted: dict[str, int] | None, added: tuple[str, ...] | None,
+    counted: dict[str, int] | None, recount: Recount | None,
 ) -> dict[str, int]:
-    """A reading feed's funnel: all its readings counted, or the `added` files' readings counted
-    on top of the `counted` ones."""
-    files = tables[reading.landing].files if added is None else added
-    register_tables(conn, {READINGS: TableInput(files, lake.columns(reading.landing))})
-    fates = _row(conn, reading.fates_sql, {"scope": scope})
-    if added is not None:
+    """A reading feed's funnel: all its readings counted, or the last counts brought up to date."""
+    columns = lake.columns(reading.landing)
+    if recount is None:
+        register_tables(conn, {READINGS: TableInput(tables[reading.landing].files, columns)})
+        fates = _row(conn, reading.fates_sql, {"scope": scope})
+    else:
         # The last funnel reported kept readings as duplicates + trusted rows.
-        fates = {
-            **{fate: counted[fate] + fates[fate] for fate in ("ambiguous_serial", "no_consent", "out_of_scope")},
-            "in_scope": counted["duplicates"] + counted[reading.trusted] + fates["in_scope"],
-        }
+        fates = {**{f: counted[f] for f in FATES[:-1]}, "in_scope": counted["duplicates"] + counted[reading.trusted]}
+        # The grown tables go from then to now one at a time, the readings they affect counted
+        # before and after each step.
+        register_tables(conn, {name: TableInput(then, lake.columns(name)) for name, then in recount.grown.items()})
+        for name, then in sorted(recount.grown.items()):
+            now = TableInput(tables[name].files, lake.columns(name))
+            register_tables(conn, {
+                READINGS: TableInput(recount.counted, columns),
+                added_name(name): TableInput(_without(now.files, then), now.columns),
+            })
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE affected_readings AS {reading.growth_affects[name]}")
+            conn.execute(f"CREATE OR REPLACE VIEW {READINGS} AS SELECT * FROM affected_readings")
+            before = _row(conn, reading.fates_sql, {"scope": scope})
+            register_tables(conn, {name: now})
+            after = _row(conn, reading.fates_sql, {"scope": scope})
+            fates = {f: fates[f] + after[f] - before[f] for f in FATES}
+        register_tables(conn, {READINGS: TableInput(recount.added, columns)})
+        new = _row(conn, reading.fates_sql, {"scope": scope})
+        fates = {f: fates[f] + new[f] for f in FATES}
     trusted = tables[reading.trusted].rows
     return {
         "landing_rows": tables[reading.landing].rows,
@@ -148,20 +184,33 @@ def _reading_counts(
     }
 
 
-def _files_added_since(
+def _recount_since(
     lake: Lake, reading: ReadingFunnel, tables: dict[str, TableState], snapshots: dict[str, int | None]
-) -> tuple[str, ...] | None:
-    """The landing files a feed gained since it was counted at `snapshots`, when nothing that
-    decides a reading's fate changed since; None when its readings must all be counted again."""
-    if not _same_files(lake, reading.attribution, tables, snapshots):
-        return None
+) -> Recount | None:
+    """How a feed's readings changed since they were counted at `snapshots`, when the last counts
+    can be built on: its landing table only gained files, and each table that decides a reading's
+    fate holds the same files, or only gained some and names the readings that affects. None when
+    its readings must all be counted again."""
     try:
-        landed_before = set(lake.state(reading.landing, snapshots[reading.landing]).files)
-    except (KeyError, LakeError):
+        then = {name: lake.state(name, snapshots[name]).files for name in reading.attribution | {reading.landing}}
+    except (KeyError, LakeError):  # not counted then, or that snapshot is no longer kept
         return None
-    if not landed_before <= set(tables[reading.landing].files):
-        return None
-    return tuple(f for f in tables[reading.landing].files if f not in landed_before)
+    grown = {}
+    for name in reading.attribution | {reading.landing}:
+        before, now = set(then[name]), set(tables[name].files)
+        if before == now:
+            continue
+        if not before <= now or (name != reading.landing and name not in reading.growth_affects):
+            return None
+        if name != reading.landing:
+            grown[name] = then[name]
+    landing = then[reading.landing]
+    return Recount(landing, _without(tables[reading.landing].files, landing), grown)
+
+
+def _without(files: tuple[str, ...], removed: tuple[str, ...]) -> tuple[str, ...]:
+    gone = set(removed)
+    return tuple(f for f in files if f not in gone)
 
 
 def _same_files(lake: Lake, names: frozenset[str], tables: dict[str, TableState], snapshots: dict[str, int | None]) -> bool:
