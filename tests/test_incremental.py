@@ -154,6 +154,20 @@ def test_a_consent_change_rebuilds_what_depends_on_it(harness, tmp_path):
     assert_every_model_is_its_sql(harness, tmp_path)
 
 
+def test_a_run_reads_only_the_latest_run_record(harness):
+    """However many runs a lake has seen, the next run reads one record: an old one that cannot
+    be read any more does not matter."""
+    harness.feed("customer/c.json", [customer("a@x.com", "S1")])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000)])
+    first = harness.run()
+    harness.feed("accelerometer/2.json", [reading("a@x.com", 3000)])
+    second = harness.run()
+    (Path(harness.lake.location) / "_stedi" / "runs" / f"{first.run_id}.json").write_text("{damaged")
+    third = harness.run()  # nothing new: the latest run's funnel is reused
+    assert third.ok and third.funnel == second.funnel
+    assert run_module.latest_run(harness.lake)["run_id"] == second.run_id
+
+
 def test_the_funnel_after_each_delivery_is_what_a_fresh_count_gives(harness):
     """The funnel counts only new readings when what decides a reading's fate is unchanged."""
     def run_and_count(consent_scope: str = "since-consent") -> dict:

@@ -146,12 +146,12 @@ def validate_checks(models: tuple[Model, ...]) -> None:
         for check in model.checks:
             if check.kind not in CHECKS:
                 raise ModelError(f"unknown check '{check.kind}' on {model.name}: known checks are {', '.join(CHECKS)}")
-            takes = list(inspect.signature(CHECKS[check.kind]).parameters.values())[1:]
-            for name in check.params.keys() - {p.name for p in takes}:
-                raise ModelError(f"check {check.kind} on {model.name}: unexpected parameter '{name}'")
-            for param in takes:
-                if param.default is inspect.Parameter.empty and param.name not in check.params:
-                    raise ModelError(f"check {check.kind} on {model.name}: missing parameter '{param.name}'")
+            takes = list(inspect.signature(CHECKS[check.kind]).parameters.values())[1:]  # after the table
+            unexpected = sorted(check.params.keys() - {p.name for p in takes})
+            missing = [p.name for p in takes if p.default is inspect.Parameter.empty and p.name not in check.params]
+            if unexpected or missing:
+                wrong = [f"unexpected parameter '{n}'" for n in unexpected] + [f"missing parameter '{n}'" for n in missing]
+                raise ModelError(f"check {check.kind} on {model.name}: {'; '.join(wrong)}")
             outside = tables_read(check_sql(model.name, check)) - {model.name} - upstream
             if outside:
                 raise ModelError(

@@ -377,11 +377,19 @@ class Lake:
         self.storage.write_bytes(self.storage.join("_stedi", kind, f"{key}.json"), json.dumps(record, indent=2).encode())
 
     def read_records(self, kind: str) -> list[dict]:
+        return [self._read_record(kind, name) for name in self._record_names(kind)]
+
+    def latest_record(self, kind: str) -> dict | None:
+        """The record with the greatest key, read alone: keys are run ids, which sort by time, so
+        this stays one read however many runs the lake has seen."""
+        names = self._record_names(kind)
+        return self._read_record(kind, max(names)) if names else None
+
+    def _record_names(self, kind: str) -> list[str]:
         folder = self.storage.join("_stedi", kind)
         if not self.storage.is_dir(folder):
             return []
-        return [
-            json.loads(self.storage.read_bytes(self.storage.join("_stedi", kind, name)))
-            for name in self.storage.list_dir(folder)
-            if name.endswith(".json")
-        ]
+        return [name for name in self.storage.list_dir(folder) if name.endswith(".json")]
+
+    def _read_record(self, kind: str, name: str) -> dict:
+        return json.loads(self.storage.read_bytes(self.storage.join("_stedi", kind, name)))

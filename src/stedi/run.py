@@ -277,5 +277,4 @@ def _funnel(lake: Lake, scope: str) -> tuple[dict, dict]:
 
 
 def latest_run(lake: Lake) -> dict | None:
-    runs = lake.read_records("runs")
-    return max(runs, key=lambda r: r["run_id"]) if runs else None
+    return lake.latest_record("runs")
