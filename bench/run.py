@@ -64,32 +64,26 @@ SPARK_COMMANDS = ("peer", "stedi-spark")
 
 
 # ---- measuring one command ------------------------------------------------------------------------
-def sample_tree(root: int, cpu_ticks: dict[int, int]) -> int:
-    """Resident memory of a process and all its descendants, from /proc; records each one's CPU
+def sample_session(session: int, cpu_ticks: dict[int, int]) -> tuple[int, int]:
+    """Resident memory of every live process of a session (a command and all it started, a JVM
+    its parent left behind included), and how many there are, from /proc; records each one's CPU
     ticks so far in cpu_ticks (a JVM that its parent never reaps escapes /usr/bin/time's count)."""
-    children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
+    total, alive, page = 0, 0, os.sysconf("SC_PAGE_SIZE")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-            stats[int(entry)] = fields
+            if int(fields[3]) != session or fields[0] == "Z":
+                continue
+            with open(f"/proc/{entry}/statm") as f:
+                total += int(f.read().split()[1]) * page
         except (OSError, IndexError, ValueError):
             continue
-    total, stack, page = 0, [root], os.sysconf("SC_PAGE_SIZE")
-    while stack:
-        pid = stack.pop()
-        try:
-            with open(f"/proc/{pid}/statm") as f:
-                total += int(f.read().split()[1]) * page
-            cpu_ticks[pid] = max(cpu_ticks.get(pid, 0), int(stats[pid][11]) + int(stats[pid][12]))
-        except (OSError, IndexError, ValueError, KeyError):
-            pass
-        stack.extend(children.get(pid, ()))
-    return total
+        alive += 1
+        cpu_ticks[int(entry)] = max(cpu_ticks.get(int(entry), 0), int(fields[11]) + int(fields[12]))
+    return total, alive
 
 
 def parse_time_v(text: str) -> dict:
@@ -155,21 +149,31 @@ def measure(argv: list[str], logs: Path, timeout_s: float) -> dict:
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(wrapped, stdout=out, stderr=err, cwd=REPO, env=env, start_new_session=True)
+        returncode = None
+        # Until every process of the command's session is gone: a PySpark driver exits before its
+        # JVM has shut down and deleted its scratch files, and that is the command's cost, not the
+        # next command's.
         while True:
-            try:
-                returncode = proc.wait(timeout=POLL_S)
+            if returncode is None:
+                try:
+                    returncode = proc.wait(timeout=POLL_S)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                time.sleep(POLL_S / 4)
+            rss, alive = sample_session(proc.pid, cpu_ticks)
+            tree_peak = max(tree_peak, rss)
+            if returncode is not None and not alive:
                 break
-            except subprocess.TimeoutExpired:
-                tree_peak = max(tree_peak, sample_tree(proc.pid, cpu_ticks))
-                watch.poll()
-                now = time.perf_counter()
-                if killed is None and now - started > timeout_s:
-                    killed = f"timed out after {timeout_s:.0f} s"
-                elif killed is None and watch.seen_at is not None and now - watch.seen_at > FATAL_GRACE_S:
-                    killed = (f"killed {FATAL_GRACE_S:.0f} s after {FATAL_NEEDLE.decode()} appeared in its output "
-                              f"(after {watch.seen_at - started:.0f} s) without the process ending")
-                if killed:
-                    os.killpg(proc.pid, signal.SIGKILL)  # the group this command started, nothing else
+            watch.poll()
+            now = time.perf_counter()
+            if killed is None and now - started > timeout_s:
+                killed = f"timed out after {timeout_s:.0f} s"
+            elif killed is None and watch.seen_at is not None and now - watch.seen_at > FATAL_GRACE_S:
+                killed = (f"killed {FATAL_GRACE_S:.0f} s after {FATAL_NEEDLE.decode()} appeared in its output "
+                          f"(after {watch.seen_at - started:.0f} s) without the process ending")
+            if killed:
+                os.killpg(proc.pid, signal.SIGKILL)  # the group this command started, nothing else
         wall = time.perf_counter() - started
     result = {"argv": argv, "returncode": returncode, "wall_s": round(wall, 3), "tree_peak_mb": round(tree_peak / MB, 1)}
     if time_file.exists():
