@@ -122,6 +122,7 @@ def _problems(feed: Feed) -> list[str]:
 
 # The shapes a value may take in a compact line (see `compact_line_pattern`): a string without
 # escapes, and numbers too short to overflow their column, so that every value that matches parses.
+# A phone written as a number takes the longer way, where its text is kept as written.
 _COMPACT_VALUE = {
     Kind.STRING: r'"[^"\\\x00-\x1f]*"',
     Kind.STRING_OR_NUMBER: r'"[^"\\\x00-\x1f]*"',
