@@ -12,7 +12,7 @@ from stedi import run as run_module
 from stedi.checks import validate_checks
 from stedi.cli import app
 from stedi.lake import Lake
-from stedi.models import CheckSpec, ModelError, load_models, run_order
+from stedi.models import CheckSpec, ModelError, load_models, run_order, tables_read
 
 
 def with_check(model_name: str, kind: str, params: dict) -> tuple:
@@ -22,17 +22,17 @@ def with_check(model_name: str, kind: str, params: dict) -> tuple:
     )
 
 
-def with_reads(model_name: str, sql: str) -> tuple:
-    return tuple(dataclasses.replace(m, sql=sql, reads=frozenset(
-        t for t in ("customer_trusted", "customers_curated", "nowhere") if t in sql
-    )) if m.name == model_name else m for m in load_models())
+def with_sql(model_name: str, sql: str) -> tuple:
+    return tuple(
+        dataclasses.replace(m, sql=sql, reads=tables_read(sql)) if m.name == model_name else m for m in load_models()
+    )
 
 
 # (what is wrong, the models, what the error says)
 MISTAKES = [
-    ("a table nobody builds", with_reads("customers_curated", "SELECT * FROM nowhere"),
+    ("a table nobody builds", with_sql("customers_curated", "SELECT * FROM nowhere"),
      "model customers_curated reads unknown tables: nowhere"),
-    ("a cycle", with_reads("customer_trusted", "SELECT * FROM customers_curated"),
+    ("a cycle", with_sql("customer_trusted", "SELECT * FROM customers_curated"),
      "models read each other in a cycle: customer_trusted, customers_curated"),
     ("an unknown check", with_check("customer_trusted", "sorted", {"column": "email"}),
      "unknown check 'sorted' on customer_trusted: known checks are not_null, unique,"),
