@@ -191,9 +191,8 @@ def _recount_since(
     can be built on: its landing table only gained files, and each table that decides a reading's
     fate holds the same files, or only gained some and names the readings that affects. None when
     its readings must all be counted again."""
-    try:
-        then = {name: lake.state(name, snapshots[name]).files for name in reading.attribution | {reading.landing}}
-    except (KeyError, LakeError):  # not counted then, or that snapshot is no longer kept
+    then = _files_at(lake, reading.attribution | {reading.landing}, snapshots)
+    if then is None:
         return None
     grown = {}
     for name in reading.attribution | {reading.landing}:
@@ -215,10 +214,17 @@ def _without(files: tuple[str, ...], removed: tuple[str, ...]) -> tuple[str, ...
 
 def _same_files(lake: Lake, names: frozenset[str], tables: dict[str, TableState], snapshots: dict[str, int | None]) -> bool:
     """Whether each of the tables holds the same data files now as at `snapshots`."""
+    then = _files_at(lake, names, snapshots)
+    return then is not None and all(set(then[name]) == set(tables[name].files) for name in names)
+
+
+def _files_at(lake: Lake, names: frozenset[str], snapshots: dict[str, int | None]) -> dict[str, tuple[str, ...]] | None:
+    """Each table's data files at `snapshots`; None when one was not counted then, or that
+    snapshot is no longer kept."""
     try:
-        return all(set(lake.state(name, snapshots[name]).files) == set(tables[name].files) for name in names)
-    except (KeyError, LakeError):  # not counted then, or that snapshot is no longer kept
-        return False
+        return {name: lake.state(name, snapshots[name]).files for name in names}
+    except (KeyError, LakeError):
+        return None
 
 
 def _row(conn: duckdb.DuckDBPyConnection, sql: str, parameters: dict | None = None) -> dict[str, int]:
