@@ -22,6 +22,7 @@ from stedi.ingest import ConservationError, IngestReport, SourceError, ingest
 from stedi.lake import LAKE_ENV, Lake, LakeError
 from stedi.models import ModelError
 from stedi.query import QueryError, query_lake
+from stedi.secret import SecretError
 from stedi.run import CONSENT_SCOPES, RunReport, TableRun, latest_run, run
 from stedi.status import history, status
 from stedi.storage.local import LakeBusyError
@@ -47,7 +48,7 @@ WaitOption = Annotated[bool, typer.Option("--wait", help="Wait for another write
 
 USER_ERRORS = (
     SourceError, LakeError, LakeBusyError, EngineUnavailable, QueryError, FileExistsError, ConservationError,
-    ErasureError, ExportError, AwsError, ConfigError, ModelError,
+    ErasureError, ExportError, AwsError, ConfigError, ModelError, SecretError,
 )
 
 

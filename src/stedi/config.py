@@ -5,6 +5,7 @@ The file is `./stedi.toml` (the working directory), or the one `STEDI_CONFIG` na
     lake = "s3://my-bucket/stedi"     # like STEDI_LAKE
     catalog = "glue"                   # glue | sql, like STEDI_CATALOG
     # catalog_uri = "postgresql+psycopg://..."   # a SQL catalog elsewhere, like STEDI_CATALOG_URI
+    # secret_file = "~/.config/stedi/lake.key"   # the lake secret outside the lake, like STEDI_SECRET_FILE
 
     [aws]
     region = "eu-west-1"               # like AWS_REGION
@@ -41,6 +42,7 @@ class Config:
     lake: str | None = None
     catalog: str | None = None  # None: glue for an s3:// lake, sql otherwise
     catalog_uri: str | None = None  # a SQLAlchemy URL for the SQL catalog; default <lake>/catalog.db
+    secret_file: str | None = None  # the lake secret's file when it is kept outside the lake (stedi.secret)
     region: str | None = None
     s3_endpoint: str | None = None
     glue_endpoint: str | None = None
@@ -109,6 +111,7 @@ def load_config() -> Config:
         lake=first(env("STEDI_LAKE"), data.get("lake")),
         catalog=catalog,
         catalog_uri=first(env("STEDI_CATALOG_URI"), data.get("catalog_uri")),
+        secret_file=first(env("STEDI_SECRET_FILE"), data.get("secret_file")),
         region=first(env("AWS_REGION"), env("AWS_DEFAULT_REGION"), aws.get("region")),
         s3_endpoint=first(env("STEDI_S3_ENDPOINT"), env("AWS_ENDPOINT_URL_S3"), common_endpoint,
                           aws.get("s3_endpoint"), aws.get("endpoint")),

@@ -142,7 +142,7 @@ def export(
     names = [name for name, _ in columns]
     folder = _prepare_out(out)
 
-    conn = connect()
+    conn = connect(lake.scratch)
     register_tables(conn, {ML_TABLE: TableInput(state.files, columns)})
     order = ", ".join(quote(n) for n in names)
     copy_options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"

@@ -108,7 +108,7 @@ def funnel(lake: Lake, scope: str, last: dict | None = None) -> dict[str, dict[s
     counted_before = last if last and last.get("funnel_over", {}).get("consent_scope") == scope else {}
     counted = counted_before.get("funnel", {})
     snapshots = counted_before.get("funnel_over", {}).get("snapshots", {})
-    conn = connect()
+    conn = connect(lake.scratch)
     register_tables(conn, {name: TableInput(state.files, lake.columns(name)) for name, state in tables.items()})
     result = {}
     if set(CUSTOMER_TABLES) <= tables.keys():

@@ -137,7 +137,7 @@ def read_ledger(lake: Lake) -> tuple[dict[str, LedgerEntry], set[str]]:
     state = lake.state(LEDGER_TABLE)
     if not state.files:
         return {}, set()
-    conn = connect()
+    conn = connect(lake.scratch)
     register_tables(conn, {LEDGER_TABLE: TableInput(state.files, LEDGER_COLUMNS)})
     rows = conn.execute(
         f"SELECT path, size, mtime_ns, sha256, run_id FROM {LEDGER_TABLE} ORDER BY ingested_at, run_id"
@@ -219,7 +219,7 @@ def ingest(
             accepted_path = lake.new_data_file(feed.landing_table, run_id)
             rejected_path = lake.new_data_file(feed.rejected_table, run_id)
             paths = tuple(info.path for info in batch)
-            landed_batch = engine.land(LandingBatch(feed, source, paths, run_id, ingested_at.isoformat()), accepted_path, rejected_path)
+            landed_batch = engine.land(LandingBatch(feed, source, paths, run_id, ingested_at.isoformat(), lake.scratch), accepted_path, rejected_path)
             written[feed.landing_table] += landed_batch.accepted
             written[feed.rejected_table] += landed_batch.rejected
             erased = drop_tombstoned(tombstones, landed_batch.accepted + landed_batch.rejected) if tombstones else {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,8 @@ from pyiceberg.table.update.snapshot import ExpireSnapshots
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType, TimestampType, TimestamptzType
 
 from stedi.config import is_s3, load_config
+from stedi.scratch import private_folder
+from stedi.secret import load_secret
 from stedi.storage import LocalStorage, Storage, arrow_file, open_storage
 
 NAMESPACE = "stedi"
@@ -179,11 +180,18 @@ class Lake:
 
     @cached_property
     def secret(self) -> bytes:
-        """The lake's key for pseudonyms and tombstones: made once, kept out of every table."""
-        path = self.storage.join("_stedi", "secret")
-        if not self.storage.exists(path):
-            self.storage.write_bytes(path, secrets.token_hex(32).encode(), private=True)
-        return self.storage.read_bytes(path).strip()
+        """The lake's key for pseudonyms and tombstones, kept out of every table (`stedi.secret`)."""
+        return load_secret(self.storage)
+
+    @cached_property
+    def scratch(self) -> str:
+        """This process's private folder for the engines' spill files (see `stedi.scratch`)."""
+        if isinstance(self.storage, LocalStorage):
+            try:
+                return private_folder(self.storage.join("_stedi", "scratch"))
+            except OSError:  # a lake this user may read but not write: nothing of it spills there
+                pass
+        return private_folder(None)
 
     # ---- tables -------------------------------------------------------------------------------
     def table_names(self) -> list[str]:

@@ -1,14 +1,32 @@
-"""Read-only SQL over the lake's current tables, by their plain names (the local stand-in for Athena)."""
+"""Read-only SQL over the lake's tables, by their plain names (the local stand-in for Athena).
+
+A query runs in a DuckDB connection of its own that can reach nothing but the lake's tables
+(SPEC §11). The tables are handed to DuckDB as Arrow datasets over their current data files, so
+DuckDB itself never needs the file system; then every file system operation is switched off
+(`enable_external_access = false`: no COPY, ATTACH, INSTALL, read_text, read_csv, glob, …) and the
+configuration is locked (no SET, PRAGMA or RESET can switch it back). The connection is thrown away
+after the one statement. What the statement may be (SELECT, DESCRIBE, SHOW, EXPLAIN of those) is
+checked first only to give a clear message; the sandbox is what keeps the lake and the machine safe.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
 
-from stedi.engines.base import TableInput
-from stedi.engines.duckdb import connect, register_tables
-from stedi.lake import Lake
+from stedi.engines.duckdb import connect
+from stedi.lake import Lake, TableState
+from stedi.storage import arrow_file
 
-READ_ONLY = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)  # SELECT covers DESCRIBE and SHOW
+EXPLAIN_PREFIX = re.compile(r"^\s*explain\s+(?:analyze\s+)?", re.IGNORECASE)
+ARROW_TYPES = {
+    "string": pa.string(), "long": pa.int64(), "double": pa.float64(),
+    "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"),
+}
 
 
 class QueryError(ValueError):
@@ -16,37 +34,55 @@ class QueryError(ValueError):
 
 
 def require_read_only(sql: str) -> None:
+    statement = _one_statement(sql)
+    while statement.type == duckdb.StatementType.EXPLAIN:  # EXPLAIN ANALYZE runs what it explains
+        statement = _one_statement(EXPLAIN_PREFIX.sub("", statement.query, count=1))
+    if statement.type != duckdb.StatementType.SELECT:
+        raise QueryError("stedi query is read-only: only SELECT, DESCRIBE, SHOW and EXPLAIN of those are allowed")
+
+
+def _one_statement(sql: str):
     try:
         statements = duckdb.extract_statements(sql)
-    except duckdb.ParserException as error:
+    except duckdb.Error as error:
         raise QueryError(f"cannot parse the query: {str(error).splitlines()[0]}") from None
     if len(statements) != 1:
         raise QueryError("give exactly one SQL statement")
-    if statements[0].type not in READ_ONLY:
-        raise QueryError("stedi query is read-only: only SELECT, DESCRIBE and EXPLAIN statements are allowed")
+    return statements[0]
 
 
-def lake_connection(lake: Lake, snapshots: dict[str, int] | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with every table of the lake as a view (at the given snapshots, if any)."""
-    conn = connect()
-    snapshots = snapshots or {}
-    register_tables(
-        conn,
-        {name: TableInput(lake.state(name, snapshots.get(name)).files, lake.columns(name)) for name in lake.table_names()},
-    )
+def table_dataset(lake: Lake, state: TableState) -> ds.Dataset | pa.Table:
+    """A table's rows at one snapshot as an Arrow dataset with exactly the table's columns (a data
+    file written before a column existed reads it as null)."""
+    schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in lake.columns(state.name)])
+    if not state.files:
+        return schema.empty_table()
+    where = [arrow_file(path) for path in state.files]
+    return ds.dataset([path for path, _ in where], schema=schema, format="parquet", filesystem=where[0][1])
+
+
+def lake_connection(lake: Lake, snapshots: Mapping[str, int | None] | None = None) -> duckdb.DuckDBPyConnection:
+    """A sandboxed DuckDB connection with every table of the lake by name (at the given snapshots,
+    if any; a table mapped to None is shown empty, as it was before its first snapshot)."""
+    conn = connect(lake.scratch)
+    for name in lake.table_names():
+        if snapshots is not None and name in snapshots and snapshots[name] is None:
+            state = TableState.empty(name)
+        else:
+            state = lake.state(name, (snapshots or {}).get(name))
+        conn.register(name, table_dataset(lake, state))
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
     return conn
 
 
-def query_lake(lake: Lake, sql: str) -> tuple[list[str], list[tuple]]:
+def query_lake(lake: Lake, sql: str, snapshots: Mapping[str, int | None] | None = None) -> tuple[list[str], list[tuple]]:
+    """Column names and rows of one read-only statement over the lake."""
     require_read_only(sql)
-    return run_query(lake_connection(lake), sql)
-
-
-def run_query(conn: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple]]:
-    """Column names and rows of a checked query; the connection is closed afterwards."""
+    conn = lake_connection(lake, snapshots)
     try:
         cursor = conn.execute(sql)
-        return [d[0] for d in cursor.description], cursor.fetchall()
+        return [d[0] for d in cursor.description or []], cursor.fetchall()
     except duckdb.Error as error:
         raise QueryError(str(error).splitlines()[0]) from None
     finally:

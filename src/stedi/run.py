@@ -185,14 +185,14 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     stages, sql, table_inputs = _model_inputs(lake, model, inputs, grown)
     settings = run_settings_table(lake, scope)
     out_path = lake.new_data_file(model.name, run_id)
-    new_rows = engine.build(sql, table_inputs, settings, out_path, stages)
+    new_rows = engine.build(sql, table_inputs, settings, out_path, stages, scratch=lake.scratch)
     result.rows_out = kept.rows + new_rows
     if grown is not None:
         result.incremental = True
         result.note = f"incremental: {new_rows} new rows from new files of {', '.join(sorted(grown))}"
 
     # Audit the new contents against every table they relate to, before anything is published.
-    conn = connect()
+    conn = connect(lake.scratch)
     related = [m.name for m in all_models] + sorted(LANDING_TABLES)
     register_tables(conn, published_inputs(lake, related))
     columns = tuple(parquet_columns(out_path))

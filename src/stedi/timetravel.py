@@ -13,12 +13,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import duckdb
-
-from stedi.engines.base import TableInput
-from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import SAME_CONTENT_PROPERTY, Lake, LakeError
-from stedi.query import require_read_only, run_query
+from stedi.query import query_lake
 
 ERASURES = "erasures"  # kind of the audit records in _stedi/erasures/
 
@@ -101,17 +97,5 @@ def snapshots_as_of(lake: Lake, when_ms: int) -> dict[str, int | None]:
     return {name: snapshot_as_of(lake, name, when_ms) for name in lake.table_names()}
 
 
-def connection_as_of(lake: Lake, when_ms: int) -> duckdb.DuckDBPyConnection:
-    """Every table of the lake as a view at its snapshot current at `when_ms` (empty when it had none)."""
-    conn = connect()
-    tables = {}
-    for name, snapshot_id in snapshots_as_of(lake, when_ms).items():
-        files = lake.state(name, snapshot_id).files if snapshot_id is not None else ()
-        tables[name] = TableInput(files, lake.columns(name))
-    register_tables(conn, tables)
-    return conn
-
-
 def query_lake_as_of(lake: Lake, sql: str, when_ms: int) -> tuple[list[str], list[tuple]]:
-    require_read_only(sql)
-    return run_query(connection_as_of(lake, when_ms), sql)
+    return query_lake(lake, sql, snapshots_as_of(lake, when_ms))

@@ -22,6 +22,7 @@ class LandingBatch:
     files: tuple[str, ...]  # full locations; the lines of files[i] carry `_file` = i
     run_id: str
     ingested_at: str  # ISO-8601 UTC
+    scratch: str | None = None  # where DuckDB may spill (`Lake.scratch`); None: a private folder of the process
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,11 @@ class Engine(ABC):
     @abstractmethod
     def build(
         self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
-        stages: Mapping[str, str] | None = None,
+        stages: Mapping[str, str] | None = None, scratch: str | None = None,
     ) -> int:
         """Run a model's SELECT (DuckDB dialect) over its input tables and the one-row `run_settings`
         and write the result as one Parquet file; returns the number of rows written.
 
         `stages` are SELECTs that later stages and `sql` read by name, in order. An engine may
         compute each before the next: DuckDB does, so that its planner knows how many rows a stage
-        holds; Spark plans them all as one query."""
+        holds; Spark plans them all as one query. DuckDB spills to `scratch` (`Lake.scratch`)."""

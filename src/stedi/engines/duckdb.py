@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 
 import duckdb
@@ -15,6 +13,7 @@ from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, TableIn
 from stedi.lake import DUCKDB_TYPES
 from stedi.models import RUN_SETTINGS
 from stedi.lines import FileStream
+from stedi.scratch import system_scratch
 from stedi.storage import duckdb_filesystems, open_storage
 
 def json_type_name(text: str) -> str:
@@ -31,13 +30,13 @@ def _has_fraction_or_exponent(text: str) -> str:
     return f"(contains({text}, '.') OR contains({text}, 'e') OR contains({text}, 'E'))"
 
 
-def connect() -> duckdb.DuckDBPyConnection:
+def connect(scratch: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB. Past its memory limit it spills rows to `scratch`, a private
+    folder of this process (`Lake.scratch`; `stedi.scratch`), never to a shared one."""
     conn = duckdb.connect()
     conn.execute("SET preserve_insertion_order = false")
     conn.execute("SET enable_progress_bar = false")
-    # Past its memory limit DuckDB spills to disk: to the system's temporary folder, not to a
-    # `.tmp` folder in whatever directory stedi was started from.
-    conn.execute(f"SET temp_directory = {literal(os.path.join(tempfile.gettempdir(), 'stedi-duckdb'))}")
+    conn.execute(f"SET temp_directory = {literal(scratch or system_scratch())}")
     for filesystem in duckdb_filesystems():  # a lake on S3: its data files by their s3:// URIs
         conn.register_filesystem(filesystem)
     return conn
@@ -295,7 +294,7 @@ def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, thre
     The DuckDB engine lands a whole batch this way; each task of the Spark engine lands its share
     of a batch this way, on one thread.
     """
-    conn = connect()
+    conn = connect(batch.scratch)
     if threads:
         conn.execute(f"SET threads = {threads}")
     files = FileStream(open_storage(batch.source), batch.files)
@@ -348,9 +347,9 @@ class DuckDBEngine(Engine):
 
     def build(
         self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
-        stages: Mapping[str, str] | None = None,
+        stages: Mapping[str, str] | None = None, scratch: str | None = None,
     ) -> int:
-        conn = connect()
+        conn = connect(scratch)
         register_tables(conn, inputs)
         conn.register(RUN_SETTINGS, settings)
         for name, stage in (stages or {}).items():

@@ -156,8 +156,9 @@ class SparkEngine(Engine):
     # ---- models -------------------------------------------------------------------------------
     def build(
         self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
-        stages: Mapping[str, str] | None = None,
+        stages: Mapping[str, str] | None = None, scratch: str | None = None,
     ) -> int:
+        # Spark spills where its session's spark.local.dir says: a cluster's own business.
         spark = self.session
         views = [*inputs, RUN_SETTINGS, *(stages or {})]
         try:
