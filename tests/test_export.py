@@ -158,17 +158,19 @@ def test_erased_snapshots_cannot_be_exported(two_runs, tmp_path):
     assert now["rows"] == 98 and now["run_id"] == two_runs.second.run_id and now["erasure"]
 
 
-def test_an_erasure_that_leaves_the_training_rows_keeps_the_run_exportable(two_runs, tmp_path):
+def test_an_erasure_that_leaves_the_training_rows_keeps_every_run_exportable(two_runs, tmp_path):
+    """SPEC §4, only what it must: a customer who is in landing only takes the landing snapshots
+    that hold them, and nothing of the training data."""
+    first = export(two_runs.lake, str(tmp_path / "first-before"), run_id=two_runs.first.run_id)
     before = export(two_runs.lake, str(tmp_path / "before"), run_id=two_runs.second.run_id)
     with two_runs.lake.writing():
-        forget(two_runs.lake, ["never@x.com"])  # in landing only
+        report = forget(two_runs.lake, ["never@x.com"])  # in landing only
+    assert report.rows_removed["customer_landing"] > 0 and report.rows_removed[ML_TABLE] == 0
+    assert ML_TABLE not in report.expired and report.unreproducible_runs == []
     after = export(two_runs.lake, str(tmp_path / "after"), run_id=two_runs.second.run_id)
-    assert after["content_sha256"] == before["content_sha256"]
-    assert after["requested_snapshot_id"] == before["snapshot_id"] != after["snapshot_id"]
-    with pytest.raises(ExpiredSnapshotError, match="was expired by the erasure"):
-        export(two_runs.lake, str(tmp_path / "first"), run_id=two_runs.first.run_id)
-    # The next run has nothing to rebuild downstream of unchanged tables' re-commits... but landing
-    # changed, so it rebuilds; the training rows stay the same.
+    assert (after["content_sha256"], after["snapshot_id"]) == (before["content_sha256"], before["snapshot_id"])
+    assert export(two_runs.lake, str(tmp_path / "first"), run_id=two_runs.first.run_id)["content_sha256"] == first["content_sha256"]
+    # Landing changed, so the next run rebuilds; the training rows stay the same.
     assert two_runs.run(with_source=False).ok
     assert export(two_runs.lake, str(tmp_path / "rerun"))["content_sha256"] == before["content_sha256"]
 

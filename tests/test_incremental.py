@@ -11,6 +11,8 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import duckdb
+
 from stedi import run as run_module
 from stedi.engines import open_engine
 from stedi.funnel import funnel
@@ -31,7 +33,7 @@ def assert_every_model_is_its_sql(harness, tmp_path: Path) -> None:
         out = str(tmp_path / f"full-{model.name}.parquet")
         engine.build(model.sql, published_inputs(harness.lake, sorted(model.reads)), settings, out)
         columns = ", ".join(f'"{name}"' for name, _ in parquet_columns(out))
-        full = Counter(harness.rows(f"SELECT {columns} FROM read_parquet('{out}')"))
+        full = Counter(duckdb.sql(f"SELECT {columns} FROM read_parquet('{out}')").fetchall())
         assert Counter(harness.rows(f"SELECT {columns} FROM {model.name}")) == full, model.name
 
 

@@ -199,6 +199,9 @@ def status_command(lake: LakeOption = None, as_json: JsonOption = False) -> None
         return
     console.print(table(f"Lake {the_lake.location}", ["table", "rows", "snapshots", "last commit (UTC)", "by run"],
                         [(t["table"], t["rows"], t["snapshots"], t["last_commit"], t["run_id"]) for t in result["tables"]]))
+    if result["pending_erasure"]:
+        console.print(f"[red]The erasure {result['pending_erasure']} is unfinished:[/] the next `stedi forget`, `stedi ingest` "
+                      "or `stedi run` finishes it before anything else.")
     if result["last_ingest"]:
         i = result["last_ingest"]
         console.print(display.safe(f"Last ingest {i['run_id']}: {i['files']} files, {i['accepted']} accepted, {i['rejected']} rejected"))
@@ -271,6 +274,9 @@ def print_erasure(report: ErasureReport) -> None:
     console.print(f"[green]Forgot {found} of {len(report.requested)} customer(s):[/] {rows} rows removed from {tables} table(s); "
                   f"{report.files_deleted} file(s) deleted; {report.snapshots_expired} older snapshot(s) expired. "
                   f"Tombstoned so no ingest brings them back. Audit record: _stedi/erasures/{report.erasure_id}.json")
+    if report.unreproducible_runs:
+        console.print(f"The training data of {len(report.unreproducible_runs)} earlier run(s) held these customers and can no "
+                      f"longer be exported: {', '.join(report.unreproducible_runs)}", style="yellow")
 
 
 @app.command("forget")

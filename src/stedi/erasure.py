@@ -1,19 +1,22 @@
-"""The right to erasure (SPEC §4): `stedi forget EMAIL…`.
+"""The right to erasure (SPEC §4): `stedi forget EMAIL…`, crash-atomic.
 
-1. Plan: the customers' normalized emails, their serial numbers (from all their customer_landing
-   records), their pseudonymous customer_key (keyed with the lake secret), and in every table of
-   every zone the data files holding their rows (see `stedi.identities` for how rows are matched).
-2. Tombstone them (`stedi.tombstones`) first, so that an erasure interrupted half-way can never be
-   undone by an ingest, and running `forget` again finishes it.
-3. Per table, one atomic commit (`Lake.keep_only_current`): the data files holding their rows are
-   replaced by filtered copies, and the table's history is dropped — every snapshot but the new
-   current one is expired, and no manifest left mentions a replaced file.
-4. Delete every file under the warehouse that the current metadata no longer references.
-5. Write an audit record, `_stedi/erasures/<id>.json`: counts only, never an identity.
+1. Intent first: the customers' emails and serial numbers (from all their customer_landing
+   records) are tombstoned (`stedi.tombstones`: keyed hashes, never the values), and a pending
+   record, `_stedi/pending-erasure.json`, names the erasure and the customers' pseudonyms
+   (`customer_key`). From here on no ingest can bring them back, and every command that writes the
+   lake finishes the erasure before anything else (`finish_pending_erasure`).
+2. Per table, rows are found through the tombstones (`stedi.identities`), never through another
+   table an interrupted erasure may already have rewritten. The data files holding them are
+   replaced by filtered copies, and only the snapshots that hold the customers are expired
+   (`stedi.snapshots`), in one atomic commit per table. A table without their rows is not touched.
+3. Files that no retained snapshot references any more are deleted, and so are spill files left
+   by killed processes.
+4. The audit record, `_stedi/erasures/<id>.json` (written at the start, completed at the end),
+   keeps counts and snapshot ids only, never an identity; the pending record is removed last.
+   Running the same erasure again after a crash at any instant finishes it.
 
 Derived tables keep their rows minus the erased ones; their snapshot records that it was made by
-an erasure (so the next `stedi run` rebuilds whatever read a changed table, from landing tables
-that no longer hold the customer).
+an erasure (so the next `stedi run` rebuilds whatever read a changed table).
 """
 
 from __future__ import annotations
@@ -27,17 +30,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from stedi.contract import FEEDS
-from stedi.engines.duckdb import connect, literal, quote
-from stedi.identities import TEXT_COLUMNS, match_sql, normalize, register_identities, tokens_sql
-from stedi.ingest import new_run_id, run_of_data_file
+from stedi.engines.duckdb import connect, literal
+from stedi.identities import Identities, kept_rows_sql, match_sql, normalize, parquet_source, text_tokens, touched_sql
 from stedi.lake import (
     BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN_PROPERTY, SAME_CONTENT_PROPERTY, Lake, LakeError,
+    new_run_id, run_of_data_file,
 )
 from stedi.models import load_models, run_order
+from stedi.scratch import remove_abandoned
+from stedi.snapshots import rewrite, snapshot_files, unreferenced_files
 from stedi.timetravel import ERASURES
 from stedi.tombstones import Tombstones, load_tombstones, save_tombstones
+
+PENDING_FILE = "pending-erasure.json"
+TRAINING_TABLE = "machine_learning_curated"
 
 
 class ErasureError(ValueError):
@@ -47,12 +56,15 @@ class ErasureError(ValueError):
 @dataclass
 class TableErasure:
     name: str
-    files: dict[str, int] = field(default_factory=dict)  # data file → rows of the customers in it
+    files: dict[str, int] = field(default_factory=dict)  # current data file → rows of the customers in it
+    expire: list[int] = field(default_factory=list)  # snapshots that hold the customers
     snapshots_expired: int = 0
+    rows_earlier: int = 0  # removed by an interrupted attempt of the same erasure
+    found: Identities | None = field(default=None, repr=False)  # in memory only, never stored
 
     @property
     def rows(self) -> int:
-        return sum(self.files.values())
+        return self.rows_earlier + sum(self.files.values())
 
 
 @dataclass
@@ -70,6 +82,7 @@ class ErasureReport:
     tombstones_added: int = 0
     finished_at: str = ""
     expired: dict[str, list[dict]] = field(default_factory=dict)
+    unreproducible_runs: list[str] = field(default_factory=list)  # runs whose training data was expired
 
     @property
     def rows_removed(self) -> dict[str, int]:
@@ -89,7 +102,7 @@ class ErasureReport:
             "erasure_id": self.erasure_id,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
-            "completed": bool(self.finished_at),  # false: interrupted, run `stedi forget` again
+            "completed": bool(self.finished_at),  # false: unfinished; the next writing command finishes it
             "by": self.by,
             "customers_requested": len(self.requested),
             "customers_found": len(self.requested) - len(self.unknown),
@@ -100,6 +113,7 @@ class ErasureReport:
             "files_deleted": self.files_deleted,
             "snapshots_expired": self.snapshots_expired,
             "tombstones_added": self.tombstones_added,
+            "unreproducible_runs": self.unreproducible_runs,
             # Ids and commit times only: lets time travel say which erasure took a snapshot away.
             "expired_snapshots": self.expired,
         }
@@ -136,66 +150,46 @@ def table_order(lake: Lake) -> list[str]:
     return ordered + sorted(present - set(ordered))
 
 
-def _source(files: Iterable[str]) -> str:
-    return f"read_parquet([{', '.join(literal(f) for f in files)}], union_by_name = true)"
-
-
 def _column_names(conn: duckdb.DuckDBPyConnection, source: str) -> list[str]:
     return [d[0] for d in conn.execute(f"SELECT * FROM {source} LIMIT 0").description]
 
 
-def _plan_table(conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, keys: dict[str, str]) -> tuple[TableErasure, set[str]]:
-    """The table's files holding the customers' rows, and which of the customers' emails it holds."""
+def _plan_table(
+    conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, tombstones: Tombstones, keys: set[str], requested: set[str]
+) -> tuple[TableErasure, set[str]]:
+    """The table's current files holding the customers' rows, the snapshots that hold them (in any
+    retained file), and which of the requested emails it names."""
     plan = TableErasure(name)
-    files = lake.state(name).files
+    snapshots = snapshot_files(lake, name)
+    files = sorted(set().union(*(s.live for s in snapshots))) if snapshots else []
     if not files:
         return plan, set()
-    source = _source(files)
+    source = parquet_source(files)
     columns = _column_names(conn, source)
-    condition = match_sql(columns)
-    if condition is None:
+    found = tombstones.find(conn, source, columns, keys)
+    if not found:
         return plan, set()
+    found.register(conn)
+    plan.found = found
+    condition = match_sql(columns) or "false"
     with_names = source.replace("union_by_name = true", "union_by_name = true, filename = true")
-    plan.files = dict(conn.execute(f"SELECT filename, count(*) FROM {with_names} WHERE {condition} GROUP BY ALL").fetchall())
-    found: set[str] = set()
-    for column in columns:
-        lowered, quoted = column.lower(), quote(column)
-        if lowered in ("email", "user"):
-            sql = f"SELECT DISTINCT lower(trim({quoted})) FROM {source} WHERE lower(trim({quoted})) IN (SELECT value FROM erase_emails)"
-        elif lowered == "customer_key":
-            sql = f"SELECT DISTINCT {quoted} FROM {source} WHERE {quoted} IN (SELECT value FROM erase_keys)"
-        elif lowered in TEXT_COLUMNS:
-            sql = (f"SELECT DISTINCT token FROM (SELECT unnest({tokens_sql(quoted)}) AS token FROM {source}) "
-                   "WHERE token IN (SELECT value FROM erase_emails)")
-        else:
-            continue
-        found |= {keys.get(v, v) for v, in conn.execute(sql).fetchall() if v is not None}
-    return plan, found
+    held = dict(conn.execute(
+        f"SELECT filename, count(*) FILTER (WHERE {condition}) FROM {with_names} WHERE {touched_sql(columns)} GROUP BY ALL"
+    ).fetchall())
+    current = set(lake.state(name).files)
+    plan.files = {path: rows for path, rows in held.items() if path in current}
+    plan.expire = [s.snapshot_id for s in snapshots if s.mentioned & held.keys()]
+    named = found.emails | {t for text in (*found.texts, *found.paths) for t in text_tokens(text)}
+    return plan, named & requested
 
 
-def _serial_numbers(conn: duckdb.DuckDBPyConnection, lake: Lake) -> tuple[set[str], int]:
-    """The customers' serial numbers (from all their customer_landing records), and how many of
-    them other customers also carry."""
-    if not lake.has_table("customer_landing") or not lake.state("customer_landing").files:
-        return set(), 0
-    source = _source(lake.state("customer_landing").files)
-    rows = conn.execute(
-        f"""SELECT lower(trim(serialNumber)) AS serial, bool_or(lower(trim(email)) NOT IN (SELECT value FROM erase_emails))
-            FROM {source} WHERE serialNumber IS NOT NULL AND trim(serialNumber) <> ''
-            GROUP BY ALL HAVING bool_or(lower(trim(email)) IN (SELECT value FROM erase_emails))"""
-    ).fetchall()
-    return {serial for serial, _ in rows}, sum(1 for _, shared in rows if shared)
-
-
-def _rewrite(conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, path: str, expected: int) -> str | None:
-    """A copy of a data file without the customers' rows, beside it in the table's data folder
-    (named after the run that wrote the original, so ingest recovery keeps recognising it);
-    None when no row is left."""
+def _rewrite_file(conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, path: str, expected: int) -> str | None:
+    """A copy of a data file without the customers' rows (and with file names that name them
+    redacted), beside it in the table's data folder, named after the run that wrote the original so
+    ingest recovery keeps recognising it; None when no row is left."""
     source = f"read_parquet({literal(path)})"
-    condition = match_sql(_column_names(conn, source))
-    assert condition is not None
     new_path = lake.new_data_file(name, run_of_data_file(path))
-    conn.execute(f"COPY (SELECT * FROM {source} WHERE NOT {condition}) TO {literal(new_path)} (FORMAT parquet, COMPRESSION zstd)")
+    conn.execute(f"COPY ({kept_rows_sql(source, _column_names(conn, source))}) TO {literal(new_path)} (FORMAT parquet, COMPRESSION zstd)")
     before = conn.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
     after = conn.execute(f"SELECT count(*) FROM read_parquet({literal(new_path)})").fetchone()[0]
     if before - after != expected:
@@ -234,71 +228,150 @@ def _properties(
     return properties
 
 
+def _serial_numbers(conn: duckdb.DuckDBPyConnection, lake: Lake, emails: list[str]) -> tuple[set[str], int]:
+    """The customers' serial numbers (from all their customer_landing records), and how many of
+    them other customers also carry."""
+    if not lake.has_table("customer_landing") or not lake.state("customer_landing").files:
+        return set(), 0
+    conn.register("erase_requested", pa.table({"value": pa.array(emails, pa.string())}))
+    rows = conn.execute(
+        f"""SELECT lower(trim(serialNumber)) AS serial, bool_or(lower(trim(email)) NOT IN (SELECT value FROM erase_requested))
+            FROM {parquet_source(lake.state("customer_landing").files)} WHERE serialNumber IS NOT NULL AND trim(serialNumber) <> ''
+            GROUP BY ALL HAVING bool_or(lower(trim(email)) IN (SELECT value FROM erase_requested))"""
+    ).fetchall()
+    return {serial for serial, _ in rows}, sum(1 for _, shared in rows if shared)
+
+
+def _pending_path(lake: Lake) -> str:
+    return lake.storage.join("_stedi", PENDING_FILE)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def forget(lake: Lake, emails: Iterable[str], dry_run: bool = False) -> ErasureReport:
     """Erase these customers from every table of the lake. The caller holds the write lock."""
     lake.require()
     requested = list(dict.fromkeys(normalize(e) for e in emails))
     if not requested or any(not e for e in requested):
         raise ErasureError("give the email of at least one customer to forget (blank emails are not allowed)")
-    try:
-        by = getpass.getuser()
-    except (KeyError, OSError):
-        by = "unknown"
-    erasure_id = new_run_id()
-    report = ErasureReport(erasure_id, dry_run, datetime.now(timezone.utc).isoformat(), by, requested, [])
-
-    # The pseudonym needs the lake's secret; a dry run does not create one (without it no key exists).
-    has_secret = lake.storage.exists(lake.storage.join("_stedi", "secret"))
-    secret = lake.secret if (has_secret or not dry_run) else None
-    keys = {customer_key(secret, e): e for e in requested} if secret else {}
-
-    conn = connect()
-    register_identities(conn, emails=requested)
-    serials, report.shared_serial_numbers = _serial_numbers(conn, lake)
+    if not dry_run:
+        finish_pending_erasure(lake)  # an earlier erasure that was interrupted comes first
+    report = ErasureReport(new_run_id(), dry_run, _now(), _user(), requested, [])
+    conn = connect(lake.scratch)
+    serials, report.shared_serial_numbers = _serial_numbers(conn, lake, requested)
+    conn.close()
     report.serial_numbers = len(serials)
-    register_identities(conn, emails=requested, serials=serials, keys=keys, tokens=set(requested) | serials)
-
-    found: set[str] = set()
-    for name in table_order(lake):
-        plan, in_table = _plan_table(conn, lake, name, keys)
-        found |= in_table
-        plan.snapshots_expired = max(len(lake.table(name).snapshots()) - 1, 0)
-        report.tables.append(plan)
-    report.unknown = [e for e in requested if e not in found]
+    keys = sorted(customer_key(lake.secret, e) for e in requested)
     if dry_run:
-        conn.close()
-        report.finished_at = datetime.now(timezone.utc).isoformat()
-        return report
+        asked = Tombstones(lake.secret)
+        asked.add(requested, serials)
+        return _carry_out(lake, report, asked, set(keys))
 
-    # Tombstones first: from here on no ingest can bring these customers back, whatever happens.
-    # Unknown emails are tombstoned too: their data may still be on its way.
+    # Intent first: from here on no ingest can bring these customers back, and every writing
+    # command finishes this erasure. Unknown emails are tombstoned too: their data may be on its way.
     tombstones = load_tombstones(lake) or Tombstones(lake.secret)
     report.tombstones_added = sum(tombstones.add(requested, serials))
     save_tombstones(lake, tombstones)
+    lake.write_record(ERASURES, report.erasure_id, report.audit_record())
+    pending = {"erasure_id": report.erasure_id, "customer_keys": keys}
+    lake.storage.write_bytes(_pending_path(lake), json.dumps(pending).encode(), private=True)
+    return _carry_out(lake, report, tombstones, set(keys))
 
-    completed = False
-    try:
-        renamed: dict[str, tuple[int, int]] = {}  # tables re-committed with unchanged rows: old → new snapshot
-        for plan in report.tables:
-            state = lake.state(plan.name)
-            added = [new for path, rows in plan.files.items() if (new := _rewrite(conn, lake, plan.name, path, rows))]
-            changed = bool(plan.files)
-            properties = _properties(erasure_id, state.properties, state.snapshot_id, changed, renamed)
-            pruned = lake.keep_only_current(plan.name, properties, add=added, remove=plan.files)
-            if pruned.committed and not changed and state.snapshot_id is not None and pruned.snapshot_id is not None:
-                renamed[plan.name] = (state.snapshot_id, pruned.snapshot_id)
-            plan.snapshots_expired = len(pruned.expired)
-            if pruned.expired:
-                report.expired[plan.name] = [{"snapshot_id": sid, "committed_ms": ms} for sid, ms in pruned.expired]
-        garbage = lake.unreferenced_files()
-        for path in garbage:
-            lake.storage.delete(path)
-        report.files_deleted = len(garbage)
-        completed = True
-    finally:
-        # Written even when interrupted (then without finished_at), so the snapshots already expired
-        # are on record; running `stedi forget` again completes the erasure.
+
+def pending_erasure(lake: Lake) -> str | None:
+    """The id of an erasure that was interrupted and is not finished yet."""
+    path = _pending_path(lake)
+    return json.loads(lake.storage.read_bytes(path))["erasure_id"] if lake.storage.exists(path) else None
+
+
+def finish_pending_erasure(lake: Lake) -> ErasureReport | None:
+    """Finish an erasure that was interrupted, if there is one; the caller holds the write lock.
+    Its customers are found through the tombstones, whatever tables it had already rewritten."""
+    path = _pending_path(lake)
+    if not lake.storage.exists(path):
+        return None
+    pending = json.loads(lake.storage.read_bytes(path))
+    record_path = lake.storage.join("_stedi", ERASURES, f"{pending['erasure_id']}.json")
+    record = json.loads(lake.storage.read_bytes(record_path)) if lake.storage.exists(record_path) else {}
+    report = ErasureReport(pending["erasure_id"], False, record.get("started_at", _now()), record.get("by", _user()), [], [])
+    report.serial_numbers = record.get("serial_numbers", 0)
+    report.shared_serial_numbers = record.get("shared_serial_numbers", 0)
+    report.tombstones_added = record.get("tombstones_added", 0)
+    tombstones = load_tombstones(lake) or Tombstones(lake.secret)
+    return _carry_out(lake, report, tombstones, set(pending["customer_keys"]), earlier=record)
+
+
+def _carry_out(
+    lake: Lake, report: ErasureReport, tombstones: Tombstones, keys: set[str], earlier: dict | None = None
+) -> ErasureReport:
+    conn = connect(lake.scratch)
+    found: set[str] = set()
+    for name in table_order(lake):
+        plan, named = _plan_table(conn, lake, name, tombstones, keys, set(report.requested))
+        found |= named
+        report.tables.append(plan)
+    report.unknown = [e for e in report.requested if e not in found]
+    if report.dry_run:
         conn.close()
-        report.finished_at = datetime.now(timezone.utc).isoformat() if completed else ""
-        lake.write_record(ERASURES, erasure_id, report.audit_record())
+        for plan in report.tables:
+            plan.snapshots_expired = len(plan.expire)
+        report.finished_at = _now()
+        return report
+
+    earlier = earlier or {}
+    for plan in report.tables:
+        plan.rows_earlier = earlier.get("rows_removed", {}).get(plan.name, 0)
+        if plan.name in earlier.get("expired_snapshots", {}):
+            report.expired[plan.name] = list(earlier["expired_snapshots"][plan.name])
+            plan.snapshots_expired = len(report.expired[plan.name])
+    report.files_deleted = earlier.get("files_deleted", 0)
+
+    renamed: dict[str, tuple[int, int]] = {}  # tables re-committed with unchanged rows: old → new snapshot
+    for plan in report.tables:
+        if not plan.expire:
+            continue
+        state = lake.state(plan.name)
+        committed = {s.snapshot_id: s.committed_ms for s in snapshot_files(lake, plan.name)}
+        assert plan.found is not None  # a plan that expires snapshots found someone
+        plan.found.register(conn)
+        added = [new for path, rows in plan.files.items() if (new := _rewrite_file(conn, lake, plan.name, path, rows))]
+        changed = bool(plan.files)
+        properties = _properties(report.erasure_id, state.properties, state.snapshot_id, changed, renamed)
+        head = rewrite(lake, plan.name, properties, remove=plan.files, add=added, expire=plan.expire)
+        if not changed and head != state.snapshot_id and state.snapshot_id is not None and head is not None:
+            renamed[plan.name] = (state.snapshot_id, head)
+        retained = {s.snapshot_id for s in snapshot_files(lake, plan.name)}
+        expired = sorted(sid for sid in committed if sid not in retained)
+        report.expired.setdefault(plan.name, []).extend({"snapshot_id": sid, "committed_ms": committed[sid]} for sid in expired)
+        plan.snapshots_expired = len(report.expired[plan.name])
+        lake.write_record(ERASURES, report.erasure_id, report.audit_record())  # what a crash must not forget
+    conn.close()
+    changed_tables = {name for name, expired in report.expired.items() if expired}
+    garbage = unreferenced_files(lake, without_history=changed_tables)
+    for path in garbage:
+        lake.storage.delete(path)
+    report.files_deleted += len(garbage)
+    remove_abandoned(lake.storage.join("_stedi", "scratch"))
+    report.unreproducible_runs = _runs_touching(lake, report.expired)
+    report.finished_at = _now()
+    lake.write_record(ERASURES, report.erasure_id, report.audit_record())
+    lake.storage.delete(_pending_path(lake))
     return report
+
+
+def _runs_touching(lake: Lake, expired: dict[str, list[dict]]) -> list[str]:
+    """The runs whose training data an expiry took: `stedi export --run` cannot give it back."""
+    gone = {e["snapshot_id"] for e in expired.get(TRAINING_TABLE, [])}
+    return sorted(
+        record["run_id"] for record in lake.read_records("runs")
+        if any(t.get("name") == TRAINING_TABLE and t.get("output_snapshot") in gone for t in record.get("tables", []))
+    )

@@ -1,72 +1,133 @@
-"""Which rows of a table belong to a set of people: shared by erasure and by tombstone filtering.
+"""Which rows of a table belong to forgotten people: shared by erasure and by tombstone filtering.
 
-A row is matched through its identity columns, recognised by name in any table of any zone:
+People are known only by keyed hashes (`stedi.tombstones`), so a table is first searched for the
+identity values whose hash is tombstoned (`find_identities`), then its rows are matched through
+those values (`match_sql`). An erasure interrupted after rewriting some tables is finished the same
+way: nothing depends on a table that may already be rewritten.
+
+Identity columns are recognised by name in any table of any zone:
 
 - `email` / `user`: the customer's email, compared trimmed and case-insensitively;
-- `serialNumber`: the customer's Step Trainer, compared trimmed and case-insensitively, but only
-  when the row names no customer by email (a step reading, a serial-only phone reading, an
-  ambiguous serial number) — a row that names another customer stays theirs;
-- `customer_key`: the pseudonym of machine_learning_curated;
-- `raw`: a quarantined line, matched when one of its tokens (see `tokens_sql`) is the email or
-  one of the serial numbers, so `bob@x.com` never matches inside `jimbob@x.com`;
-- `_extra`: a landing row's fields outside the contract, matched the same way: a row whose unknown
-  fields name the customer goes, even another customer's, or it would keep them in the lake.
-
-The people are given as four one-column relations a connection must hold: `erase_emails`,
-`erase_serials`, `erase_keys` and `erase_tokens` (all lower-case), see `register_identities`.
+- `serialNumber`: the customer's Step Trainer, compared the same way, but only when the row names
+  no customer by email (a step reading, a serial-only phone reading) — a row that names another
+  customer stays theirs;
+- `customer_key`: the pseudonym of machine_learning_curated (given, not found through hashes);
+- `raw`, `_extra`: free text (a quarantined line, a landing row's fields outside the contract),
+  matched when one of its tokens (`text_tokens`, after undoing JSON and URL escapes) is a forgotten
+  email or serial number, so `bob@x.com` never matches inside `jimbob@x.com`;
+- `_source_file`, `path`: a file name that names a forgotten person is not a reason to drop the
+  row (the file may hold other customers' lines); the name is replaced by a redacted one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
 
-from stedi.engines.duckdb import quote
+from stedi.engines.duckdb import literal, quote
 
 EMAIL_COLUMNS = ("email", "user")
 SERIAL_COLUMN = "serialnumber"
 KEY_COLUMN = "customer_key"
-TEXT_COLUMNS = ("raw", "_extra")  # free text, matched by its tokens
-RELATIONS = ("erase_emails", "erase_serials", "erase_keys", "erase_tokens")
+TEXT_COLUMNS = ("raw", "_extra")
+PATH_COLUMNS = ("_source_file", "path")
 
-# Word characters of emails and serial numbers: a token is a maximal run of them.
-_WORD = "[a-z0-9._%+@-]+"
+_WORD = re.compile(r"[a-z0-9._%+@-]+")
+_QUOTED = re.compile(r'"([^"]*)"')
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\(/)")
 
 
 def normalize(value: str) -> str:
     return value.strip().lower()
 
 
-def tokens_sql(column: str) -> str:
-    """The tokens of a raw line: its words, the same without a trailing full stop, and its quoted
-    strings trimmed — lower-cased, as a list."""
-    raw = f"lower({column})"
-    words = f"regexp_extract_all({raw}, '{_WORD}')"
-    quoted = f"""list_transform(regexp_extract_all({raw}, '"([^"]*)"', 1), t -> trim(t))"""
-    return f"list_distinct(list_concat({words}, list_transform({words}, t -> trim(t, '.')), {quoted}))"
+def text_tokens(text: str) -> set[str]:
+    """The words of a text as emails and serial numbers are written, lower-cased: each maximal run
+    of their characters, the same without a trailing full stop, and each quoted string trimmed.
+    JSON escapes (`\\u0040`) and URL encoding (`%40`) are undone first, so an escaped spelling of an
+    email is found too."""
+    decoded = unquote(_JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else "/", text)).lower()
+    variants = {decoded, text.lower()}
+    tokens: set[str] = set()
+    for variant in variants:
+        words = _WORD.findall(variant)
+        tokens |= {*words, *(w.strip(".") for w in words), *(q.strip() for q in _QUOTED.findall(variant))}
+    tokens.discard("")
+    return tokens
 
 
 def identity_columns(columns: Iterable[str]) -> dict[str, list[str]]:
     """The table's identity columns by role (their real names)."""
-    roles: dict[str, list[str]] = {"email": [], "serial": [], "key": [], "text": []}
+    roles: dict[str, list[str]] = {"email": [], "serial": [], "key": [], "text": [], "path": []}
     for name in columns:
         lowered = name.lower()
-        if lowered in EMAIL_COLUMNS:
-            roles["email"].append(name)
-        elif lowered == SERIAL_COLUMN:
-            roles["serial"].append(name)
-        elif lowered == KEY_COLUMN:
-            roles["key"].append(name)
-        elif lowered in TEXT_COLUMNS:
-            roles["text"].append(name)
+        role = ("email" if lowered in EMAIL_COLUMNS else "serial" if lowered == SERIAL_COLUMN else
+                "key" if lowered == KEY_COLUMN else "text" if lowered in TEXT_COLUMNS else
+                "path" if lowered in PATH_COLUMNS else None)
+        if role:
+            roles[role].append(name)
     return roles
 
 
+@dataclass
+class Identities:
+    """The values of forgotten people found in a relation: what `match_sql` matches rows by."""
+
+    emails: set[str] = field(default_factory=set)  # normalized
+    serials: set[str] = field(default_factory=set)  # normalized
+    keys: set[str] = field(default_factory=set)
+    texts: set[str] = field(default_factory=set)  # whole text values that name someone
+    paths: dict[str, str] = field(default_factory=dict)  # file name → its redacted form
+
+    def __bool__(self) -> bool:
+        return bool(self.emails or self.serials or self.keys or self.texts or self.paths)
+
+    def register(self, conn: duckdb.DuckDBPyConnection) -> None:
+        for name, values in (("erase_emails", self.emails), ("erase_serials", self.serials), ("erase_keys", self.keys),
+                             ("erase_texts", self.texts)):
+            conn.register(name, pa.table({"value": pa.array(sorted(values), pa.string())}))
+        conn.register("erase_paths", pa.table({"value": pa.array(list(self.paths), pa.string()),
+                                               "redacted": pa.array(list(self.paths.values()), pa.string())}))
+
+
+def find_identities(
+    conn: duckdb.DuckDBPyConnection, source: str, columns: Iterable[str],
+    erased: Callable[[str, str], bool], redact: Callable[[str], str], keys: Iterable[str] = (),
+) -> Identities:
+    """The identity values in `source` (a relation with `columns`) that `erased(kind, value)` says
+    belong to forgotten people (kind: "email" or "serial", value normalized); `keys` are the
+    pseudonyms to look for."""
+    roles = identity_columns(columns)
+    found = Identities(keys=set(keys))
+
+    def distinct(sql: str) -> list[str]:
+        return [v for v, in conn.execute(sql).fetchall() if v is not None]
+
+    for column in roles["email"]:
+        found.emails |= {v for v in distinct(f"SELECT DISTINCT lower(trim({quote(column)})) FROM {source}") if erased("email", v)}
+    no_email = " AND ".join(f"{quote(c)} IS NULL" for c in roles["email"]) or "true"
+    for column in roles["serial"]:
+        values = distinct(f"SELECT DISTINCT lower(trim({quote(column)})) FROM {source} WHERE {no_email}")
+        found.serials |= {v for v in values if erased("serial", v)}
+
+    def names_someone(text: str) -> bool:
+        return any(erased("email", t) or erased("serial", t) for t in text_tokens(text))
+
+    for column in roles["text"]:
+        found.texts |= {v for v in distinct(f"SELECT DISTINCT {quote(column)} FROM {source}") if names_someone(v)}
+    for column in roles["path"]:
+        found.paths |= {v: redact(v) for v in distinct(f"SELECT DISTINCT {quote(column)} FROM {source}") if names_someone(v)}
+    return found
+
+
 def match_sql(columns: Iterable[str]) -> str | None:
-    """A boolean SQL expression, true for the rows of the registered people; None when the table
-    has no identity column (nothing in it can belong to anyone)."""
+    """A boolean SQL expression, true for the rows of the registered people (`Identities.register`);
+    None when the table has no identity column that makes a row someone's."""
     roles = identity_columns(columns)
     parts = [f"lower(trim({quote(c)})) IN (SELECT value FROM erase_emails)" for c in roles["email"]]
     no_email = " AND ".join(f"{quote(c)} IS NULL" for c in roles["email"])
@@ -74,15 +135,29 @@ def match_sql(columns: Iterable[str]) -> str | None:
         serial = f"lower(trim({quote(column)})) IN (SELECT value FROM erase_serials)"
         parts.append(f"({no_email} AND {serial})" if no_email else serial)
     parts += [f"{quote(c)} IN (SELECT value FROM erase_keys)" for c in roles["key"]]
-    parts += [f"list_has_any({tokens_sql(quote(c))}, (SELECT list(value) FROM erase_tokens))" for c in roles["text"]]
+    parts += [f"{quote(c)} IN (SELECT value FROM erase_texts)" for c in roles["text"]]
     if not parts:
         return None
     return "coalesce(" + " OR ".join(f"({p})" for p in parts) + ", false)"
 
 
-def register_identities(
-    conn: duckdb.DuckDBPyConnection, emails: Iterable[str] = (), serials: Iterable[str] = (),
-    keys: Iterable[str] = (), tokens: Iterable[str] = (),
-) -> None:
-    for name, values in zip(RELATIONS, (emails, serials, keys, tokens)):
-        conn.register(name, pa.table({"value": pa.array(sorted(set(values)), pa.string())}))
+def touched_sql(columns: Iterable[str]) -> str:
+    """True for the rows a rewrite changes: those of the people, and those whose file name names them."""
+    paths = [f"{quote(c)} IN (SELECT value FROM erase_paths)" for c in identity_columns(columns)["path"]]
+    parts = [p for p in (match_sql(columns), *paths) if p]
+    return "coalesce(" + " OR ".join(f"({p})" for p in parts) + ", false)" if parts else "false"
+
+
+def kept_rows_sql(source: str, columns: list[str]) -> str:
+    """The rows of `source` that stay, with file names that name the people redacted."""
+    condition = match_sql(columns)
+    replaced = [
+        f"coalesce((SELECT redacted FROM erase_paths WHERE value = {quote(c)}), {quote(c)}) AS {quote(c)}"
+        for c in identity_columns(columns)["path"]
+    ]
+    select = f"* REPLACE ({', '.join(replaced)})" if replaced else "*"
+    return f"SELECT {select} FROM {source}" + (f" WHERE NOT {condition}" if condition else "")
+
+
+def parquet_source(paths: Iterable[str]) -> str:
+    return f"read_parquet([{', '.join(literal(p) for p in paths)}], union_by_name = true)"

@@ -18,9 +18,10 @@ from stedi.contract import FEEDS, Feed, landing_columns, rejected_columns
 from stedi.engines import Engine
 from stedi.engines.base import LandingBatch, TableInput
 from stedi.engines.duckdb import connect, register_tables
-from stedi.lake import RUN_PROPERTY, Lake, TableState
+from stedi.lake import RUN_PROPERTY, Lake, TableState, new_run_id, run_of_data_file
 from stedi.lines import SourceError
 from stedi.storage import FileInfo, Storage, open_storage
+from stedi.recovery import recover
 from stedi.tombstones import drop_tombstoned, load_tombstones
 
 LEDGER_TABLE = "ingested_files"
@@ -79,14 +80,6 @@ class IngestReport:
             "feeds": {name: vars(report) for name, report in self.feeds.items()},
             "ignored_files": self.ignored_files,
         }
-
-
-def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-
-
-def run_of_data_file(path: str) -> str:
-    return path.rsplit("/", 1)[-1].split("__", 1)[0]
 
 
 # ---- discovery ---------------------------------------------------------------------------------
@@ -191,7 +184,9 @@ def _batches(files: list[FileInfo]) -> Iterator[list[FileInfo]]:
 def ingest(
     lake: Lake, source: str, engine: Engine, on_progress: ProgressCallback | None = None, run_id: str | None = None
 ) -> IngestReport:
-    """Ingest every new feed file under `source`. The caller holds the lake's write lock."""
+    """Ingest every new feed file under `source`. The caller holds the lake's write lock; what an
+    interrupted command left behind (an unfinished erasure first) is repaired before anything else."""
+    recover(lake)
     storage = open_storage(source)
     found, ignored = discover(storage)
     ensure_landing_tables(lake)
@@ -209,7 +204,8 @@ def ingest(
         feed_report = report.feeds[feed.name]
         new_files: list[FileInfo] = []
         for info in found.get(feed.name, []):
-            if is_already_ingested(info, ledger.get(info.path), lambda: hashlib.sha256(storage.read_bytes(info.path)).hexdigest()):
+            recorded = tombstones.recorded_path(info.path) if tombstones else info.path
+            if is_already_ingested(info, ledger.get(recorded), lambda: hashlib.sha256(storage.read_bytes(info.path)).hexdigest()):
                 feed_report.files_skipped += 1
             else:
                 new_files.append(info)
@@ -222,7 +218,7 @@ def ingest(
             landed_batch = engine.land(LandingBatch(feed, source, paths, run_id, ingested_at.isoformat(), lake.scratch), accepted_path, rejected_path)
             written[feed.landing_table] += landed_batch.accepted
             written[feed.rejected_table] += landed_batch.rejected
-            erased = drop_tombstoned(tombstones, landed_batch.accepted + landed_batch.rejected) if tombstones else {}
+            erased = drop_tombstoned(lake, tombstones, landed_batch.accepted + landed_batch.rejected) if tombstones else {}
             for info in batch:
                 landed = landed_batch.files[info.path]
                 erased_accepted, erased_rejected = erased.get(info.path, (0, 0))
@@ -241,7 +237,7 @@ def ingest(
                 feed_report.rejected += rejected
                 feed_report.erased += erased_lines
                 ledger_rows.append(
-                    {"feed": feed.name, "path": info.path, "size": info.size, "mtime_ns": info.mtime_ns, "sha256": landed.sha256,
+                    {"feed": feed.name, "path": tombstones.recorded_path(info.path) if tombstones else info.path, "size": info.size, "mtime_ns": info.mtime_ns, "sha256": landed.sha256,
                      "non_blank_lines": landed.non_blank, "accepted": accepted, "rejected": rejected, "erased": erased_lines,
                      "problem": landed.problem, "run_id": run_id, "ingested_at": ingested_at}
                 )

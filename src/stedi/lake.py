@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import cached_property
 
 import pyarrow as pa
@@ -23,7 +24,6 @@ from pyiceberg.io.pyarrow import parquet_file_to_data_file
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.table.name_mapping import create_mapping_from_schema
-from pyiceberg.table.update.snapshot import ExpireSnapshots
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType, TimestampType, TimestamptzType
 
 from stedi.config import is_s3, load_config
@@ -78,13 +78,14 @@ class TableState:
         return cls(name, None, 0, {}, ())
 
 
-@dataclass(frozen=True)
-class Pruned:
-    """What `Lake.keep_only_current` did to a table."""
+def new_run_id() -> str:
+    """The id of an ingest, run or erasure: its start time, so ids sort by time."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
-    snapshot_id: int | None
-    committed: bool  # a new snapshot was made
-    expired: tuple[tuple[int, int], ...]  # (snapshot id, committed at ms) of every snapshot expired
+
+def run_of_data_file(path: str) -> str:
+    """The id of the run that wrote a data file (`Lake.new_data_file` names files after it)."""
+    return path.rsplit("/", 1)[-1].split("__", 1)[0]
 
 
 def local_path(location: str) -> str:
@@ -126,6 +127,7 @@ class Lake:
             raise LakeError("a lake on S3 keeps its catalog in AWS Glue (STEDI_CATALOG=glue) or in a SQL database "
                             "named by STEDI_CATALOG_URI; SQLite cannot live in S3")
         self._loaded: dict[str, Table] = {}
+        self.interrupted_before = False  # set by `writing`
         self._states: dict[tuple[str, int], TableState] = {}
 
     # ---- layout -------------------------------------------------------------------------------
@@ -172,11 +174,19 @@ class Lake:
 
     @contextmanager
     def writing(self, wait: bool = False) -> Iterator[None]:
-        """Held for the whole of an ingest or a run, so two writers never interleave."""
+        """Held for the whole of an ingest, a run or an erasure, so two writers never interleave.
+
+        A marker file lives as long as a writer works: found by the next writer, it says that the
+        last one was killed or failed, and may have left files no table references
+        (`interrupted_before`; `stedi.recovery` sweeps them)."""
         self.create()
         with self.storage.exclusive_lock(self.storage.join("_stedi", "lock"), wait=wait):
             self.refresh()  # another process may have committed before we got the lock
+            marker = self.storage.join("_stedi", "writing")
+            self.interrupted_before = self.storage.exists(marker)
+            self.storage.write_bytes(marker, str(os.getpid()).encode(), private=True)
             yield
+            self.storage.delete(marker)
 
     @cached_property
     def secret(self) -> bytes:
@@ -293,92 +303,6 @@ class Lake:
         snapshot = self.table(name).current_snapshot()
         assert snapshot is not None
         return snapshot.snapshot_id
-
-    def has_deleted_entries(self, name: str) -> bool:
-        """Whether the current snapshot's manifests still list data files it deleted (with their
-        column statistics, which may hold values of the rows those files held)."""
-        table = self.table(name)
-        snapshot = table.current_snapshot()
-        return bool(snapshot) and any((m.deleted_files_count or 0) > 0 for m in snapshot.manifests(table.io))
-
-    def keep_only_current(
-        self, name: str, properties: dict[str, str], add: Iterable[str] = (), remove: Iterable[str] = (),
-        recommit: bool = False,
-    ) -> Pruned:
-        """Rewrite a table's data files and forget its history, in one atomic Iceberg commit.
-
-        `remove` data files are swapped for the `add` ones; when files were swapped, `recommit` is
-        asked or the manifests still list deleted files, the live files are committed once more
-        under a new snapshot carrying `properties`, so that no manifest it references mentions a
-        deleted file; then every other snapshot is expired. The files that no longer belong to the
-        table stay on storage until `unreferenced_files` finds them.
-        """
-        table = self.table(name)
-        current = table.current_snapshot()
-        if current is None:
-            return Pruned(None, False, ())
-        to_remove = set(remove)
-        to_add = list(add)
-        rewrite = bool(to_remove or to_add)
-        recommit = rewrite or recommit or self.has_deleted_entries(name)
-        # With a new snapshot, the current one goes too.
-        expired = tuple(
-            (s.snapshot_id, s.timestamp_ms) for s in table.snapshots() if recommit or s.snapshot_id != current.snapshot_id
-        )
-        if not expired:
-            return Pruned(current.snapshot_id, False, ())
-        live = list(table.scan().plan_files()) if to_remove else []
-        with table.transaction() as tx:
-            if rewrite:
-                with tx.update_snapshot(snapshot_properties=properties).overwrite() as commit:
-                    for task in live:
-                        if task.file.file_path in to_remove:
-                            commit.delete_data_file(task.file)
-                    for path in to_add:
-                        commit.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
-            if recommit:
-                # A fast append keeps only the manifests that list added or existing files: the
-                # manifest of deleted entries is left behind.
-                with tx.update_snapshot(snapshot_properties=properties).fast_append():
-                    pass
-            head = tx.table_metadata.current_snapshot_id
-            older = [s.snapshot_id for s in tx.table_metadata.snapshots if s.snapshot_id != head]
-            if older:
-                ExpireSnapshots(tx).by_ids(older).commit()
-        self._loaded.pop(name, None)
-        snapshot = self.table(name).current_snapshot()
-        assert snapshot is not None
-        return Pruned(snapshot.snapshot_id, recommit, expired)
-
-    def referenced_files(self) -> set[str]:
-        """Every file the current metadata of the lake's tables references, as plain paths: the
-        metadata JSON, manifest lists, manifests and live data files."""
-        referenced: set[str] = set()
-        for name in self.table_names():
-            table = self.table(name)
-            referenced.add(local_path(table.metadata_location))
-            snapshot = table.current_snapshot()
-            if snapshot is None:
-                continue
-            referenced.add(local_path(snapshot.manifest_list))
-            for manifest in snapshot.manifests(table.io):
-                referenced.add(local_path(manifest.manifest_path))
-                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
-                    referenced.add(local_path(entry.data_file.file_path))
-        return referenced
-
-    def unreferenced_files(self) -> list[str]:
-        """Files under the warehouse that no current table metadata references: data files of
-        expired snapshots, their manifests and manifest lists, old metadata JSON, leftovers of
-        interrupted writes. Refuses (LakeError) if a referenced file is not where it is expected,
-        so that a path mismatch can never make live files look unreferenced."""
-        referenced = self.referenced_files()
-        on_storage = [info.path for info in self.storage.walk_files(self.storage.join("warehouse"))]
-        present = {local_path(path) for path in on_storage}
-        unknown = sorted(p for p in referenced if p not in present)
-        if unknown:
-            raise LakeError(f"the lake references files that are not in its warehouse, e.g. {unknown[0]}; nothing was deleted")
-        return [path for path in on_storage if local_path(path) not in referenced]
 
     # ---- stedi's own records --------------------------------------------------------------------
     def write_record(self, kind: str, key: str, record: dict) -> None:

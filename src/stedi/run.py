@@ -24,6 +24,7 @@ from stedi.engines.duckdb import connect, register_tables
 from stedi.funnel import funnel
 from stedi.ingest import IngestReport, ingest, new_run_id
 from stedi.lake import INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, LakeError, TableState, parquet_columns
+from stedi.recovery import recover
 from stedi.models import (
     LANDING_TABLES, RUN_SETTINGS, Model, added_name, before_name, downstream_of, growth_sql, load_models, run_order,
 )
@@ -235,7 +236,9 @@ def run(
     lake: Lake, engine: Engine, source: str | None = None, consent_scope: str | None = None,
     on_progress=None, on_table: TableCallback | None = None,
 ) -> RunReport:
-    """Ingest `source` if given, then build the zones. The caller holds the lake's write lock."""
+    """Ingest `source` if given, then build the zones. The caller holds the lake's write lock; what
+    an interrupted command left behind (an unfinished erasure first) is repaired before anything else."""
+    recover(lake)
     run_id = new_run_id()
     scope = consent_scope_of(lake, consent_scope)
     report = RunReport(run_id, engine.name, scope, datetime.now(timezone.utc).isoformat())

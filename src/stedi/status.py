@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from stedi.erasure import pending_erasure
 from stedi.ingest import LEDGER_TABLE
 from stedi.lake import RUN_PROPERTY, Lake
 from stedi.query import lake_connection
@@ -36,7 +37,8 @@ def status(lake: Lake) -> dict:
         ).fetchone()
         conn.close()
         last_ingest = dict(zip(["run_id", "files", "accepted", "rejected"], row))
-    return {"lake": lake.location, "tables": tables, "last_ingest": last_ingest, "last_run": latest_run(lake)}
+    return {"lake": lake.location, "tables": tables, "last_ingest": last_ingest, "last_run": latest_run(lake),
+            "pending_erasure": pending_erasure(lake)}
 
 
 def history(lake: Lake, name: str) -> list[dict]:

@@ -1,8 +1,9 @@
 """Tombstones: who was forgotten, kept so that re-ingesting old raw files cannot bring them back.
 
 A tombstone is a keyed hash (HMAC-SHA256 with the lake's secret) of a normalized email or serial
-number, never the value itself; `_stedi/tombstones.json` holds them. Ingestion hashes the
-identities it meets in a batch and drops the rows of tombstoned people, counting them as erased.
+number, never the value itself; `_stedi/tombstones.json` holds them. Ingestion looks for the
+identities of tombstoned people in a batch (`stedi.identities`) and drops their rows, counting them
+as erased; a file whose name names one of them is recorded under a redacted name.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import duckdb
-
-from stedi.engines.duckdb import connect, literal, quote
-from stedi.identities import identity_columns, match_sql, normalize, register_identities, tokens_sql
+from stedi.engines.duckdb import connect, literal
+from stedi.identities import Identities, find_identities, kept_rows_sql, match_sql, normalize, text_tokens
 from stedi.lake import Lake
 
 TOMBSTONES_FILE = "tombstones.json"
@@ -44,15 +44,27 @@ class Tombstones:
         self.serials |= new_serials
         return len(new_emails), len(new_serials)
 
-    def erased_emails(self, values: Iterable[str]) -> set[str]:
-        return {v for v in values if mark(self.secret, "email", v) in self.emails}
+    def erased(self, kind: str, value: str) -> bool:
+        return mark(self.secret, kind, value) in (self.emails if kind == "email" else self.serials)
 
-    def erased_serials(self, values: Iterable[str]) -> set[str]:
-        return {v for v in values if mark(self.secret, "serial", v) in self.serials}
+    def names_someone(self, text: str) -> bool:
+        return any(self.erased("email", t) or self.erased("serial", t) for t in text_tokens(text))
 
+    def redact(self, path: str) -> str:
+        """A file name that names a forgotten person, as the lake records it instead: the folder
+        and the extensions stay, the name becomes a keyed hash of the whole path (the same path
+        always gives the same name, so the ledger still recognises the file)."""
+        folder, name = posixpath.split(path)
+        suffix = "".join(part for part in ("." + s for s in name.split(".")[1:]) if len(part) <= 6 and "@" not in part)
+        digest = hmac.new(self.secret, f"path:{path}".encode(), hashlib.sha256).hexdigest()[:24]
+        return posixpath.join(self.redact(folder) if self.names_someone(folder) else folder, f"erased-{digest}{suffix}")
 
-def parquet_column_names(conn: duckdb.DuckDBPyConnection, path: str) -> list[str]:
-    return [d[0] for d in conn.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0").description]
+    def recorded_path(self, path: str) -> str:
+        """The name under which the lake records a source file."""
+        return self.redact(path) if self.names_someone(path) else path
+
+    def find(self, conn, source: str, columns: list[str], keys: Iterable[str] = ()) -> Identities:
+        return find_identities(conn, source, columns, self.erased, self.redact, keys)
 
 
 def _path(lake: Lake) -> str:
@@ -60,7 +72,7 @@ def _path(lake: Lake) -> str:
 
 
 def load_tombstones(lake: Lake) -> Tombstones | None:
-    """The lake's tombstones, or None when nobody was ever forgotten (no secret is made then)."""
+    """The lake's tombstones, or None when nobody was ever forgotten."""
     if not lake.storage.exists(_path(lake)):
         return None
     data = json.loads(lake.storage.read_bytes(_path(lake)))
@@ -74,50 +86,31 @@ def save_tombstones(lake: Lake, tombstones: Tombstones) -> None:
         "emails": sorted(tombstones.emails),
         "serial_numbers": sorted(tombstones.serials),
     }
-    lake.storage.write_bytes(_path(lake), json.dumps(data, indent=2).encode())
+    lake.storage.write_bytes(_path(lake), json.dumps(data, indent=2).encode(), private=True)
 
 
-def drop_tombstoned(tombstones: Tombstones, paths: Sequence[str]) -> dict[str, tuple[int, int]]:
+def parquet_column_names(conn, path: str) -> list[str]:
+    return [d[0] for d in conn.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0").description]
+
+
+def drop_tombstoned(lake: Lake, tombstones: Tombstones, paths: Sequence[str]) -> dict[str, tuple[int, int]]:
     """Remove the rows of tombstoned people from a freshly landed batch (its landing and quarantine
-    Parquet files, rewritten in place); returns per source file the accepted and the rejected lines
-    removed. Identity values live only in memory here, never in a file."""
-    conn = connect()
-    emails: set[str] = set()
-    serials: set[str] = set()
-    tokens: set[str] = set()
-    for path in paths:
-        source = f"read_parquet({literal(path)})"
-        roles = identity_columns(parquet_column_names(conn, path))
-        candidates = lambda sql: {v for v, in conn.execute(sql).fetchall() if v is not None}  # noqa: E731
-        for column in roles["email"]:
-            emails |= tombstones.erased_emails(candidates(f"SELECT DISTINCT lower(trim({quote(column)})) FROM {source}"))
-        no_email = " AND ".join(f"{quote(c)} IS NULL" for c in roles["email"]) or "true"
-        for column in roles["serial"]:
-            serials |= tombstones.erased_serials(
-                candidates(f"SELECT DISTINCT lower(trim({quote(column)})) FROM {source} WHERE {no_email}")
-            )
-        for column in roles["text"]:
-            words = candidates(f"SELECT DISTINCT unnest({tokens_sql(quote(column))}) FROM {source}")
-            tokens |= tombstones.erased_emails(words) | tombstones.erased_serials(words)
-    if not (emails or serials or tokens):
-        conn.close()
-        return {}
-
-    register_identities(conn, emails=emails, serials=serials, tokens=tokens)
+    Parquet files, rewritten in place) and redact file names that name them; returns per source
+    file the accepted and the rejected lines removed. Identity values live only in memory here."""
+    conn = connect(lake.scratch)
     erased: dict[str, list[int]] = {}
     for path in paths:
-        columns = parquet_column_names(conn, path)
-        side = 1 if "reason" in columns else 0  # quarantine files explain each row
-        condition = match_sql(columns)
-        if condition is None:
-            continue
         source = f"read_parquet({literal(path)})"
-        counts = conn.execute(f"SELECT _source_file, count(*) FROM {source} WHERE {condition} GROUP BY ALL").fetchall()
-        if not counts:
+        columns = parquet_column_names(conn, path)
+        found = tombstones.find(conn, source, columns)
+        if not found:
             continue
-        for file, n in counts:
+        found.register(conn)
+        condition = match_sql(columns) or "false"
+        side = 1 if "reason" in columns else 0  # quarantine files explain each row
+        for file, n in conn.execute(f"SELECT _source_file, count(*) FROM {source} WHERE {condition} GROUP BY ALL").fetchall():
             erased.setdefault(file, [0, 0])[side] += n
-        kept = conn.execute(f"SELECT * FROM {source} WHERE NOT {condition}").fetch_arrow_table()
+        kept = conn.execute(kept_rows_sql(source, columns)).fetch_arrow_table()
         conn.register("kept_rows", kept)
         conn.execute(f"COPY kept_rows TO {literal(path)} (FORMAT parquet, COMPRESSION zstd)")
         conn.unregister("kept_rows")
