@@ -8,6 +8,7 @@ Expected counts are reasoned out from the hand-made feeds below.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zlib
 from pathlib import Path
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from conftest import LakeHarness
 from stedi.cli import app
 from stedi.erasure import customer_key, forget
 
@@ -381,3 +383,105 @@ def test_cli_forget(lake, tmp_path):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith("error: ") and message in " ".join(result.stderr.split())
+
+
+# ---- crash-atomic (SPEC §4) ------------------------------------------------------------------------
+KILLED = 137
+
+
+def killed_after_commits(location: str, commits: int, emails: list[str]) -> bool:
+    """Run `forget` in a child process that dies (no cleanup, no `finally`) when it is about to make
+    its Iceberg commit number `commits + 1`; True when it died, False when it finished first."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from stedi.lake import Lake
+
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            made = 0
+            commit = SqlCatalog.commit_table
+
+            def commit_or_die(self, *args, **kwargs):
+                nonlocal made
+                if made == commits:
+                    os._exit(KILLED)
+                made += 1
+                return commit(self, *args, **kwargs)
+
+            SqlCatalog.commit_table = commit_or_die
+            lake = Lake(location)
+            with lake.writing():
+                forget(lake, emails)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code in (0, KILLED), f"the erasure failed with exit code {code}"
+    return code == KILLED
+
+
+def test_an_erasure_killed_at_any_commit_is_finished_by_the_next_writing_command(tmp_path):
+    """Killed before each of its commits in turn, the erasure is finished by running it again or by
+    `stedi run`; then no byte of the lake holds the customer and every count is right."""
+    tried = 0
+    while True:
+        harness = LakeHarness(tmp_path / f"kill-{tried}")
+        write_feeds(harness)
+        assert harness.run().ok
+        root = Path(harness.lake.location)
+        key = customer_key(harness.lake.secret, ERIN)
+        if not killed_after_commits(harness.lake.location, tried, [ERIN]):
+            break
+        harness.lake.refresh()
+        assert runner.invoke(app, ["status", "--lake", str(root), "--json"]).stdout.count('"pending_erasure": "') == 1
+        if tried % 2:
+            assert harness.run(with_source=False).ok  # a writing command finishes the erasure first
+        else:
+            with harness.lake.writing():
+                forget(harness.lake, [ERIN])
+        assert harness.run(with_source=False).ok
+        assert counts(harness) == {name: BEFORE[name] - ERIN_ROWS[name] for name in TABLES}, f"killed after {tried} commits"
+        assert files_holding(root, [*ERIN_IDENTITY, key, ERIN[:16]]) == {}, f"killed after {tried} commits"
+        records = harness.lake.read_records("erasures")
+        assert all(r["completed"] for r in records)
+        assert sum(r["rows_removed"]["step_trainer_landing"] for r in records) == ERIN_ROWS["step_trainer_landing"]
+        assert not (root / "_stedi" / "pending-erasure.json").exists()
+        tried += 1
+    assert tried >= 8  # one kill per table the erasure rewrites, at least
+
+
+def test_an_erasure_that_finds_nobody_expires_and_deletes_nothing(lake):
+    root = Path(lake.lake.location)
+    snapshots = {name: [s.snapshot_id for s in lake.lake.table(name).snapshots()] for name in TABLES}
+    files = lake_files(root / "warehouse")
+    with lake.lake.writing():
+        report = forget(lake.lake, ["nobody@example.com"])
+    assert report.unknown == ["nobody@example.com"] and report.snapshots_expired == 0 and report.files_deleted == 0
+    lake.lake.refresh()
+    assert {name: [s.snapshot_id for s in lake.lake.table(name).snapshots()] for name in TABLES} == snapshots
+    assert lake_files(root / "warehouse") == files
+
+
+def test_escaped_spellings_and_file_names_that_name_the_customer(harness):
+    """A quarantined line may spell the email with JSON or URL escapes, and a feed file may be named
+    after the customer: neither keeps them in the lake, and re-ingesting that file adds nothing."""
+    harness.feed("customer/c.json", [customer(ERIN, "Erin Gone", ERIN_SERIAL), customer("ann@x.com", "Ann Keep", "SER-ANN")])
+    harness.feed("accelerometer/a.json", [
+        '{"user": "erin.gone\\u0040example.org", "timestamp": "late"}',
+        '{"user": "erin.gone%40example.org", "timestamp": "late"}',
+        '{"user": "ann@x.com", "timestamp": "late"}',
+    ])
+    harness.feed(f"accelerometer/export-{ERIN}.json", [reading("ann@x.com", 2000), reading(ERIN, 2001)])
+    assert harness.run().ok
+    with harness.lake.writing():
+        report = forget(harness.lake, [ERIN])
+    assert report.rows_removed["accelerometer_landing_rejected"] == 2
+    assert harness.rows("SELECT timestamp FROM accelerometer_landing") == [(2000,)]  # Ann's reading stays
+    root = Path(harness.lake.location)
+    assert files_holding(root, [ERIN, "erin.gone%40", "erin.gone\\u0040"]) == {}
+    again = harness.ingest()
+    assert again.new_files == 0  # the file is known under its redacted name
+    assert harness.count("accelerometer_landing") == 1

@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from stedi.contract import FEEDS
 from stedi.engines.duckdb import connect, literal
-from stedi.identities import Identities, kept_rows_sql, match_sql, normalize, parquet_source, text_tokens, touched_sql
+from stedi.identities import Identities, kept_rows_sql, match_sql, name_tokens, normalize, parquet_source, text_tokens, touched_sql
 from stedi.lake import (
     BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN_PROPERTY, SAME_CONTENT_PROPERTY, Lake, LakeError,
     new_run_id, run_of_data_file,
@@ -60,11 +60,12 @@ class TableErasure:
     expire: list[int] = field(default_factory=list)  # snapshots that hold the customers
     snapshots_expired: int = 0
     rows_earlier: int = 0  # removed by an interrupted attempt of the same erasure
+    committed: bool = True  # false while an erasure has planned the table but not rewritten it yet
     found: Identities | None = field(default=None, repr=False)  # in memory only, never stored
 
     @property
     def rows(self) -> int:
-        return self.rows_earlier + sum(self.files.values())
+        return self.rows_earlier + (sum(self.files.values()) if self.committed else 0)
 
 
 @dataclass
@@ -179,7 +180,7 @@ def _plan_table(
     current = set(lake.state(name).files)
     plan.files = {path: rows for path, rows in held.items() if path in current}
     plan.expire = [s.snapshot_id for s in snapshots if s.mentioned & held.keys()]
-    named = found.emails | {t for text in (*found.texts, *found.paths) for t in text_tokens(text)}
+    named = found.emails | {t for text in found.texts for t in text_tokens(text)} | {t for p in found.paths for t in name_tokens(p)}
     return plan, named & requested
 
 
@@ -330,6 +331,7 @@ def _carry_out(
     earlier = earlier or {}
     for plan in report.tables:
         plan.rows_earlier = earlier.get("rows_removed", {}).get(plan.name, 0)
+        plan.committed = not plan.expire
         if plan.name in earlier.get("expired_snapshots", {}):
             report.expired[plan.name] = list(earlier["expired_snapshots"][plan.name])
             plan.snapshots_expired = len(report.expired[plan.name])
@@ -353,6 +355,7 @@ def _carry_out(
         expired = sorted(sid for sid in committed if sid not in retained)
         report.expired.setdefault(plan.name, []).extend({"snapshot_id": sid, "committed_ms": committed[sid]} for sid in expired)
         plan.snapshots_expired = len(report.expired[plan.name])
+        plan.committed = True
         lake.write_record(ERASURES, report.erasure_id, report.audit_record())  # what a crash must not forget
     conn.close()
     changed_tables = {name for name, expired in report.expired.items() if expired}

@@ -61,6 +61,21 @@ def text_tokens(text: str) -> set[str]:
     return tokens
 
 
+_SEPARATOR = re.compile(r"[-_.+]")
+
+
+def name_tokens(name: str) -> set[str]:
+    """The tokens of a file name, and every part of each between separators (`-`, `_`, `.`, `+`):
+    a name such as `export-ann@x.com.json` names ann@x.com although no separator of JSON or prose
+    sets it apart. (Free text is not split this way: `jim.bob@x.com` is not bob@x.com.)"""
+    found: set[str] = set()
+    for token in text_tokens(name):
+        cuts = [m.start() for m in _SEPARATOR.finditer(token)]
+        starts, ends = [0, *(c + 1 for c in cuts)], [*cuts, len(token)]
+        found |= {token[i:j] for i in starts for j in ends if j > i}
+    return found
+
+
 def identity_columns(columns: Iterable[str]) -> dict[str, list[str]]:
     """The table's identity columns by role (their real names)."""
     roles: dict[str, list[str]] = {"email": [], "serial": [], "key": [], "text": [], "path": []}
@@ -115,13 +130,15 @@ def find_identities(
         values = distinct(f"SELECT DISTINCT lower(trim({quote(column)})) FROM {source} WHERE {no_email}")
         found.serials |= {v for v in values if erased("serial", v)}
 
-    def names_someone(text: str) -> bool:
-        return any(erased("email", t) or erased("serial", t) for t in text_tokens(text))
+    def names_someone(tokens: set[str]) -> bool:
+        return any(erased("email", t) or erased("serial", t) for t in tokens)
 
     for column in roles["text"]:
-        found.texts |= {v for v in distinct(f"SELECT DISTINCT {quote(column)} FROM {source}") if names_someone(v)}
+        values = distinct(f"SELECT DISTINCT {quote(column)} FROM {source}")
+        found.texts |= {v for v in values if names_someone(text_tokens(v))}
     for column in roles["path"]:
-        found.paths |= {v: redact(v) for v in distinct(f"SELECT DISTINCT {quote(column)} FROM {source}") if names_someone(v)}
+        values = distinct(f"SELECT DISTINCT {quote(column)} FROM {source}")
+        found.paths |= {v: redact(v) for v in values if names_someone(name_tokens(v))}
     return found
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from stedi.engines.duckdb import connect, literal
-from stedi.identities import Identities, find_identities, kept_rows_sql, match_sql, normalize, text_tokens
+from stedi.identities import Identities, find_identities, kept_rows_sql, match_sql, name_tokens, normalize
 from stedi.lake import Lake
 
 TOMBSTONES_FILE = "tombstones.json"
@@ -47,8 +47,9 @@ class Tombstones:
     def erased(self, kind: str, value: str) -> bool:
         return mark(self.secret, kind, value) in (self.emails if kind == "email" else self.serials)
 
-    def names_someone(self, text: str) -> bool:
-        return any(self.erased("email", t) or self.erased("serial", t) for t in text_tokens(text))
+    def names_someone(self, path: str) -> bool:
+        """Whether a file name names a forgotten person (`stedi.identities.name_tokens`)."""
+        return any(self.erased("email", t) or self.erased("serial", t) for t in name_tokens(path))
 
     def redact(self, path: str) -> str:
         """A file name that names a forgotten person, as the lake records it instead: the folder
