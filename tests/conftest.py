@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,39 @@ def delete_after_discovery(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
         return found
 
     monkeypatch.setattr(ingest_module, "discover", discover_then_delete)
+
+
+KILLED = 137
+
+
+def killed_before_commit(location: str, commits: int, write: Callable[[Lake], object]) -> bool:
+    """Run `write` on the lake at `location`, under its write lock, in a child process that dies
+    like kill -9 (no cleanup, no `finally`) when it is about to make Iceberg commit number
+    `commits + 1`; True when it died, False when it finished first."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        code = 1
+        try:
+            made = 0
+            commit = SqlCatalog.commit_table
+
+            def commit_or_die(self, *args, **kwargs):
+                nonlocal made
+                if made == commits:
+                    os._exit(KILLED)
+                made += 1
+                return commit(self, *args, **kwargs)
+
+            SqlCatalog.commit_table = commit_or_die
+            lake = Lake(location)
+            with lake.writing():
+                write(lake)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code in (0, KILLED), f"the write failed with exit code {code}"
+    return code == KILLED

@@ -8,7 +8,6 @@ Expected counts are reasoned out from the hand-made feeds below.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zlib
 from pathlib import Path
@@ -17,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LakeHarness
+from conftest import LakeHarness, killed_before_commit
 from stedi.cli import app
 from stedi.erasure import customer_key, forget
 
@@ -386,43 +385,6 @@ def test_cli_forget(lake, tmp_path):
 
 
 # ---- crash-atomic (SPEC §4) ------------------------------------------------------------------------
-KILLED = 137
-
-
-def killed_after_commits(location: str, commits: int, emails: list[str]) -> bool:
-    """Run `forget` in a child process that dies (no cleanup, no `finally`) when it is about to make
-    its Iceberg commit number `commits + 1`; True when it died, False when it finished first."""
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    from stedi.lake import Lake
-
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 1
-        try:
-            made = 0
-            commit = SqlCatalog.commit_table
-
-            def commit_or_die(self, *args, **kwargs):
-                nonlocal made
-                if made == commits:
-                    os._exit(KILLED)
-                made += 1
-                return commit(self, *args, **kwargs)
-
-            SqlCatalog.commit_table = commit_or_die
-            lake = Lake(location)
-            with lake.writing():
-                forget(lake, emails)
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    assert code in (0, KILLED), f"the erasure failed with exit code {code}"
-    return code == KILLED
-
-
 def test_an_erasure_killed_at_any_commit_is_finished_by_the_next_writing_command(tmp_path):
     """Killed before each of its commits in turn, the erasure is finished by running it again or by
     `stedi run`; then no byte of the lake holds the customer and every count is right."""
@@ -433,7 +395,7 @@ def test_an_erasure_killed_at_any_commit_is_finished_by_the_next_writing_command
         assert harness.run().ok
         root = Path(harness.lake.location)
         key = customer_key(harness.lake.secret, ERIN)
-        if not killed_after_commits(harness.lake.location, tried, [ERIN]):
+        if not killed_before_commit(str(root), tried, lambda lake: forget(lake, [ERIN])):
             break
         harness.lake.refresh()
         assert runner.invoke(app, ["status", "--lake", str(root), "--json"]).stdout.count('"pending_erasure": "') == 1
