@@ -2,6 +2,11 @@
 
 All table writes go through here: the engine writes Parquet files into the table's data folder and
 `publish` commits them with pyiceberg, one atomic commit per table.
+
+A local lake is its owner's only (SPEC §6): `_stedi/` and `warehouse/` are 0700 and the catalog
+0600, tightened on open when an older stedi or a copy left them looser, and whatever a command
+writes into the lake (stedi's records, and the Parquet, Avro and JSON files of DuckDB, pyarrow and
+pyiceberg) is created while the umask is 077 (`owner_only_files`).
 """
 
 from __future__ import annotations
@@ -30,10 +35,14 @@ from stedi.config import is_s3, load_config
 from stedi.scratch import private_folder
 from stedi.secret import load_secret
 from stedi.storage import LocalStorage, Storage, arrow_file, open_storage
+from stedi.storage.local import owner_only_files
 
 NAMESPACE = "stedi"
 DEFAULT_LAKE = "./lakehouse"
 LAKE_ENV = "STEDI_LAKE"
+CATALOG_FILE = "catalog.db"
+# Made private on open: an older stedi made them with the umask's modes, and a copy keeps its modes.
+PRIVATE_PATHS = (("_stedi",), ("warehouse",), (CATALOG_FILE,), ("_stedi", "secret"))
 
 ICEBERG_TYPES = {
     "string": StringType(),
@@ -142,12 +151,13 @@ class Lake:
             return glue_lake_exists(self)
         if self.catalog_uri:
             return bool(self.table_names())
-        return self.storage.exists(self.storage.join("catalog.db"))
+        return self.storage.exists(self.storage.join(CATALOG_FILE))
 
     def create(self) -> None:
         try:
             self.storage.make_dirs(self.storage.join("warehouse"))
             self.storage.make_dirs(self.meta_dir)
+            self._keep_private()
         except OSError as error:
             raise LakeError(f"cannot create the lake at {self.location}: {error.strerror}") from None
         if isinstance(self.storage, LocalStorage) and not os.access(self.storage.root, os.W_OK):
@@ -157,6 +167,10 @@ class Lake:
         if not self.exists():
             raise LakeError(f"no lake at {self.location}: run `stedi ingest SOURCE` or `stedi run SOURCE` first")
 
+    def _keep_private(self) -> None:
+        for parts in PRIVATE_PATHS:
+            self.storage.make_private(self.storage.join(*parts))
+
     @cached_property
     def catalog(self) -> Catalog:
         if self.catalog_kind == "glue":
@@ -165,11 +179,13 @@ class Lake:
             return glue_catalog(self)
         catalog = SqlCatalog(
             NAMESPACE,
-            uri=self.catalog_uri or f"sqlite:///{self.storage.join('catalog.db')}",
+            uri=self.catalog_uri or f"sqlite:///{self.storage.join(CATALOG_FILE)}",
             warehouse=self.storage.uri(self.storage.join("warehouse")),
             **({} if isinstance(self.storage, LocalStorage) else self.storage.iceberg_properties()),
         )
         catalog.create_namespace_if_not_exists(NAMESPACE)
+        if not self.catalog_uri:  # the catalog is the folder's own
+            self._keep_private()
         return catalog
 
     @contextmanager
@@ -179,14 +195,15 @@ class Lake:
         A marker file lives as long as a writer works: found by the next writer, it says that the
         last one was killed or failed, and may have left files no table references
         (`interrupted_before`; `stedi.recovery` sweeps them)."""
-        self.create()
-        with self.storage.exclusive_lock(self.storage.join("_stedi", "lock"), wait=wait):
-            self.refresh()  # another process may have committed before we got the lock
-            marker = self.storage.join("_stedi", "writing")
-            self.interrupted_before = self.storage.exists(marker)
-            self.storage.write_bytes(marker, str(os.getpid()).encode(), private=True)
-            yield
-            self.storage.delete(marker)
+        with owner_only_files():
+            self.create()
+            with self.storage.exclusive_lock(self.storage.join("_stedi", "lock"), wait=wait):
+                self.refresh()  # another process may have committed before we got the lock
+                marker = self.storage.join("_stedi", "writing")
+                self.interrupted_before = self.storage.exists(marker)
+                self.storage.write_bytes(marker, str(os.getpid()).encode(), private=True)
+                yield
+                self.storage.delete(marker)
 
     @cached_property
     def secret(self) -> bytes:

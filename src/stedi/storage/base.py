@@ -52,6 +52,10 @@ class Storage(ABC):
     @abstractmethod
     def make_dirs(self, location: str) -> None: ...
 
+    def make_private(self, location: str) -> None:
+        """Make an existing file or folder its owner's only. Objects in a bucket have no modes: who
+        may read them is the bucket's policy."""
+
     @abstractmethod
     def exclusive_lock(self, location: str, wait: bool) -> AbstractContextManager[None]:
         """Held while one process writes a lake; a second one waits or fails clearly."""

@@ -1,16 +1,39 @@
+"""Local folders. A lake's files and folders are its owner's only (SPEC §6): what stedi writes
+itself is made 0600 and 0700 whatever the umask, and `owner_only_files` narrows the umask for what
+DuckDB, pyarrow and pyiceberg write into it meanwhile."""
+
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import takewhile
 from pathlib import Path
 
 from stedi.storage.base import FileInfo, Storage
 
 
+OWNER_ONLY_UMASK = 0o077
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+
+
 class LakeBusyError(RuntimeError):
     pass
+
+
+@contextmanager
+def owner_only_files() -> Iterator[None]:
+    """Files and folders created meanwhile, by any library of this process, are readable by their
+    owner only. The umask is the one setting they all honour; it is the process's, so this is held
+    only while a lake is written."""
+    previous = os.umask(OWNER_ONLY_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 class LocalStorage(Storage):
@@ -42,9 +65,10 @@ class LocalStorage(Storage):
 
     def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:
         path = Path(location)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.make_dirs(str(path.parent))
         partial = path.with_name(f".{path.name}.partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+        # Every file of a lake is private, not only the `private` ones (that flag is for S3).
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(partial, path)
@@ -53,12 +77,23 @@ class LocalStorage(Storage):
         Path(location).unlink(missing_ok=True)
 
     def make_dirs(self, location: str) -> None:
-        Path(location).mkdir(parents=True, exist_ok=True)
+        missing = list(takewhile(lambda folder: not folder.exists(), (Path(location), *Path(location).parents)))
+        for folder in reversed(missing):  # each one private: `mkdir(parents=True)` gives the parents the umask's mode
+            folder.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
+
+    def make_private(self, location: str) -> None:
+        try:
+            found = os.stat(location)
+        except FileNotFoundError:
+            return
+        # Another user's lake, which this one may only read, is its owner's to change.
+        if found.st_mode & OWNER_ONLY_UMASK and found.st_uid == os.geteuid():
+            os.chmod(location, PRIVATE_FOLDER if stat.S_ISDIR(found.st_mode) else PRIVATE_FILE)
 
     @contextmanager
     def exclusive_lock(self, location: str, wait: bool) -> Iterator[None]:
-        Path(location).parent.mkdir(parents=True, exist_ok=True)
-        with open(location, "a") as handle:
+        self.make_dirs(str(Path(location).parent))
+        with open(os.open(location, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE), "a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
