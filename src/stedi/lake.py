@@ -3,6 +3,12 @@
 All table writes go through here: the engine writes Parquet files into the table's data folder and
 `publish` commits them with pyiceberg, one atomic commit per table.
 
+A lake is self-contained (SPEC §6). Its tables must lie inside its root: a table found elsewhere is
+refused with one clear line, never read or written. A lake folder that was moved or copied names
+its old place in its catalog and Iceberg metadata; the first command to open it re-roots its tables
+(`stedi.relocation`), under the write lock, so the folder then works on its own and never touches
+the one it came from. A copy missing some of its files is refused and left as it was.
+
 A local lake is its owner's only (SPEC §6): `_stedi/` and `warehouse/` are 0700 and the catalog
 0600, tightened on open when an older stedi or a copy left them looser, and whatever a command
 writes into the lake (stedi's records, and the Parquet, Avro and JSON files of DuckDB, pyarrow and
@@ -14,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,15 +29,18 @@ from functools import cached_property
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.io.pyarrow import parquet_file_to_data_file
+from pyiceberg.io.pyarrow import PyArrowFileIO, parquet_file_to_data_file
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.table.name_mapping import create_mapping_from_schema
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType, TimestampType, TimestamptzType
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from stedi.config import is_s3, load_config
+from stedi.relocation import Relocation
 from stedi.scratch import private_folder
 from stedi.secret import load_secret
 from stedi.storage import LocalStorage, Storage, arrow_file, open_storage
@@ -105,6 +114,19 @@ def local_path(location: str) -> str:
     return os.path.abspath(location.removeprefix("file://"))
 
 
+def within(location: str, folder: str) -> bool:
+    return location == folder or location.startswith(folder.rstrip("/") + "/")
+
+
+def lake_root_of(metadata_location: str) -> str | None:
+    """The root of the lake a table's metadata file lies in, by the layout of every stedi lake:
+    `<root>/warehouse/<namespace>/<table>/metadata/<file>`; None for another layout."""
+    parts = metadata_location.removeprefix("file://").split("/")
+    if len(parts) > 5 and parts[-2] == "metadata" and parts[-5] == "warehouse":
+        return "/".join(parts[:-5])
+    return None
+
+
 def parquet_columns(path: str) -> list[tuple[str, str]]:
     def kind(arrow_type: pa.DataType) -> str:
         if pa.types.is_timestamp(arrow_type):
@@ -138,6 +160,7 @@ class Lake:
         self._loaded: dict[str, Table] = {}
         self.interrupted_before = False  # set by `writing`
         self._states: dict[tuple[str, int], TableState] = {}
+        self._locked = False  # this process holds the lake's write lock
 
     # ---- layout -------------------------------------------------------------------------------
     @property
@@ -171,6 +194,12 @@ class Lake:
         for parts in PRIVATE_PATHS:
             self.storage.make_private(self.storage.join(*parts))
 
+    def holds(self, location: str) -> bool:
+        """Whether a file location lies inside this lake (through whatever symbolic links)."""
+        if isinstance(self.storage, LocalStorage):
+            return within(os.path.realpath(local_path(location)), os.path.realpath(self.storage.root))
+        return within(location, self.storage.root)
+
     @cached_property
     def catalog(self) -> Catalog:
         if self.catalog_kind == "glue":
@@ -184,8 +213,9 @@ class Lake:
             **({} if isinstance(self.storage, LocalStorage) else self.storage.iceberg_properties()),
         )
         catalog.create_namespace_if_not_exists(NAMESPACE)
-        if not self.catalog_uri:  # the catalog is the folder's own
+        if not self.catalog_uri:  # the catalog is the folder's own: it moved with it
             self._keep_private()
+            self._reroot(catalog)
         return catalog
 
     @contextmanager
@@ -197,13 +227,85 @@ class Lake:
         (`interrupted_before`; `stedi.recovery` sweeps them)."""
         with owner_only_files():
             self.create()
-            with self.storage.exclusive_lock(self.storage.join("_stedi", "lock"), wait=wait):
+            with self._exclusive(wait):
                 self.refresh()  # another process may have committed before we got the lock
+                self.catalog  # opened first: a moved lake is re-rooted, or refused, before anything is written
                 marker = self.storage.join("_stedi", "writing")
                 self.interrupted_before = self.storage.exists(marker)
                 self.storage.write_bytes(marker, str(os.getpid()).encode(), private=True)
                 yield
                 self.storage.delete(marker)
+
+    @contextmanager
+    def _exclusive(self, wait: bool) -> Iterator[None]:
+        """The lake's write lock, taken once however often this process asks for it."""
+        if self._locked:
+            yield
+            return
+        with self.storage.exclusive_lock(self.storage.join("_stedi", "lock"), wait=wait):
+            self._locked = True
+            try:
+                yield
+            finally:
+                self._locked = False
+
+    # ---- a moved or copied lake folder ----------------------------------------------------------
+    def _catalogued(self, catalog: SqlCatalog) -> dict[str, str]:
+        """The metadata location of every table, as the catalog rows hold it (loading a table of a
+        moved folder would fail: its metadata is no longer where the row says)."""
+        with Session(catalog.engine) as session:
+            rows = session.execute(
+                select(IcebergTables.table_name, IcebergTables.metadata_location)
+                .where(IcebergTables.catalog_name == NAMESPACE, IcebergTables.table_namespace == NAMESPACE)
+            ).all()
+        return {name: location for name, location in rows if location}
+
+    def _reroot(self, catalog: SqlCatalog) -> None:
+        """Re-root the tables that the catalog places outside this folder (see the module docstring):
+        every one or none, in one catalog transaction."""
+        if all(self.holds(location) for location in self._catalogued(catalog).values()):
+            return
+        with owner_only_files(), self._exclusive(wait=True):
+            strays = {name: location for name, location in self._catalogued(catalog).items() if not self.holds(location)}
+            relocations = {name: self._relocation(name, location) for name, location in strays.items()}
+            written = {name: relocation.write() for name, relocation in relocations.items()}
+            with Session(catalog.engine) as session, session.begin():
+                for name, relocation in relocations.items():
+                    session.execute(
+                        update(IcebergTables)
+                        .where(IcebergTables.catalog_name == NAMESPACE, IcebergTables.table_namespace == NAMESPACE,
+                               IcebergTables.table_name == name)
+                        .values(metadata_location=written[name], previous_metadata_location=relocation.move(relocation.previous))
+                    )
+
+    def _relocation(self, name: str, metadata_location: str) -> Relocation:
+        """The table's metadata tree, read from this folder, ready to be written re-rooted."""
+        old_root = lake_root_of(metadata_location)
+        if old_root is None:
+            raise LakeError(f"the table '{name}' of the lake at {self.location} is kept at {metadata_location}, "
+                            "outside the lake; stedi reads and writes only a lake's own tables")
+        try:
+            return Relocation(PyArrowFileIO(), metadata_location, self._mover(old_root))
+        except FileNotFoundError as missing:
+            raise LakeError(
+                f"the lake at {self.location} was moved or copied from {old_root}, but not whole: "
+                f"{missing.filename} is missing; nothing was changed (copy the whole lake folder)"
+            ) from None
+
+    def _mover(self, old_root: str) -> Callable[[str], str]:
+        """Where a location of a table that lay under `old_root` is now, as a plain path."""
+        root = self.storage.root
+
+        def move(location: str) -> str:
+            path = location.removeprefix("file://")
+            if self.holds(path):
+                return path
+            if within(path, old_root):
+                return root + path[len(old_root):]
+            raise LakeError(f"the lake at {self.location}, moved or copied from {old_root}, has a table file "
+                            f"outside both folders ({location}); nothing was changed")
+
+        return move
 
     @cached_property
     def secret(self) -> bytes:
@@ -232,9 +334,13 @@ class Lake:
         guarantees no other process commits meanwhile."""
         if name not in self._loaded:
             try:
-                self._loaded[name] = self.catalog.load_table((NAMESPACE, name))
+                table = self.catalog.load_table((NAMESPACE, name))
             except NoSuchTableError:
                 raise LakeError(f"no table '{name}' in the lake at {self.location}") from None
+            if not self.holds(table.metadata_location):  # a catalog shared with another lake
+                raise LakeError(f"the table '{name}' is kept at {table.location()}, outside the lake at "
+                                f"{self.location}; stedi reads and writes only a lake's own tables")
+            self._loaded[name] = table
         return self._loaded[name]
 
     def refresh(self) -> None:
@@ -324,6 +430,9 @@ class Lake:
     # ---- stedi's own records --------------------------------------------------------------------
     def write_record(self, kind: str, key: str, record: dict) -> None:
         self.storage.write_bytes(self.storage.join("_stedi", kind, f"{key}.json"), json.dumps(record, indent=2).encode())
+
+    def delete_record(self, kind: str, key: str) -> None:
+        self.storage.delete(self.storage.join("_stedi", kind, f"{key}.json"))
 
     def read_records(self, kind: str) -> list[dict]:
         return [self._read_record(kind, name) for name in self._record_names(kind)]

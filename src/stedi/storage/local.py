@@ -41,7 +41,9 @@ class LocalStorage(Storage):
         self.root = str(Path(root).expanduser().absolute())
 
     def uri(self, location: str) -> str:
-        return Path(location).absolute().as_uri()
+        # A plain path, not a file:// URI: pyiceberg does not decode URIs, so a lake in a folder
+        # whose name has a space would write its tables into `name%20with%20space`, beside it.
+        return str(Path(location).absolute())
 
     def exists(self, location: str) -> bool:
         return os.path.exists(location)
