@@ -23,7 +23,7 @@ from stedi.lake import LAKE_ENV, Lake, LakeError
 from stedi.models import ModelError
 from stedi.query import QueryError, query_lake
 from stedi.secret import SecretError
-from stedi.run import CONSENT_SCOPES, RunReport, TableRun, latest_run, run
+from stedi.run import CONSENT_SCOPES, RunReport, TableRun, latest_run, recover_interrupted_runs, run
 from stedi.status import history, status
 from stedi.storage.local import LakeBusyError
 from stedi.timetravel import parse_time, query_lake_as_of
@@ -158,6 +158,7 @@ def ingest_command(
         the_lake = Lake(lake)
         the_engine = open_engine(engine)
         with the_lake.writing(wait), _progress(as_json) as progress:
+            recover_interrupted_runs(the_lake)
             report = ingest(the_lake, source, the_engine, _progress_callback(progress))
     if as_json:
         emit_json(report.as_dict())
@@ -207,7 +208,8 @@ def status_command(lake: LakeOption = None, as_json: JsonOption = False) -> None
         console.print(display.safe(f"Last ingest {i['run_id']}: {i['files']} files, {i['accepted']} accepted, {i['rejected']} rejected"))
     last = result["last_run"]
     if last:
-        console.print(table(f"Last run {last['run_id']} · engine {last['engine']} · consent scope {last['consent_scope']}",
+        interrupted = " · interrupted, completed by the next command" if last.get("interrupted") else ""
+        console.print(table(f"Last run {last['run_id']} · engine {last['engine']} · consent scope {last['consent_scope']}{interrupted}",
                             ["table", "status", "check", "severity", "violations", "judged"],
                             [(t["name"], t["status"], c["name"], c["severity"], c["violations"], c.get("judged", "all rows"))
                              for t in last["tables"] for c in t["checks"]]))

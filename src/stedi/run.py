@@ -3,8 +3,13 @@
 Each model is built only when one of its inputs, its definition or the consent scope changed since
 its last publish; those facts travel in the table's own snapshot summary, so an interrupted run
 leaves nothing to repair. An incremental model whose inputs only gained files since then gains just
-the rows those files add; any other change rebuilds it in full. The run's manifest is written to
-the lake at the end.
+the rows those files add; any other change rebuilds it in full.
+
+The run's manifest, `_stedi/runs/<run_id>.json`, is written at the end. Meanwhile the run keeps it
+up to date as `_stedi/runs-unfinished/<run_id>.json` after each step, so a run killed on the way
+(after its last commit, say) is not lost: the next ingest or run completes that record with any
+table the run published after its last update (found by the run id in the table's snapshot
+summary), marks it interrupted and files it with the others (`recover_interrupted_runs`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from stedi.models import (
 CONSENT_SCOPES = ("since-consent", "all")
 DEFAULT_SCOPE = "since-consent"
 MODEL_PROPERTY = "stedi.model"
+RUNS = "runs"  # kind of the run manifests in _stedi/runs/
+UNFINISHED_RUNS = "runs-unfinished"  # the manifest of a run while it runs
 
 
 @dataclass
@@ -84,6 +91,7 @@ class RunReport:
             "tables": [t.as_dict() for t in self.tables],
             "funnel": self.funnel,
             "funnel_over": self.funnel_over,
+            "changed": self.changed,  # a record is kept only of a run that changed something
         }
 
 
@@ -245,10 +253,17 @@ def run(
     models = load_models()
     order = run_order(models)  # a mistake in a model stops the run before anything is ingested
     validate_checks(models)
+    if source is None and not lake.has_table("customer_landing"):
+        raise LakeError(f"the lake at {lake.location} has no landing tables yet: give a SOURCE to ingest")
+    recover_interrupted_runs(lake)
+
+    def keep_record() -> None:
+        lake.write_record(UNFINISHED_RUNS, run_id, report.as_dict())
+
+    keep_record()  # before the run's first commit
     if source is not None:
         report.ingest = ingest(lake, source, engine, on_progress, run_id=run_id)
-    elif not lake.has_table("customer_landing"):
-        raise LakeError(f"the lake at {lake.location} has no landing tables yet: give a SOURCE to ingest")
+        keep_record()
 
     blocked: set[str] = set()
     for model in order:
@@ -259,13 +274,55 @@ def run(
             if table_run.status in ("failed", "skipped"):
                 blocked |= downstream_of(model.name, models)
         report.tables.append(table_run)
+        keep_record()
         if on_table:
             on_table(table_run)
     report.funnel, report.funnel_over = _funnel(lake, scope)
     report.finished_at = datetime.now(timezone.utc).isoformat()
     if report.changed:
-        lake.write_record("runs", run_id, report.as_dict())
+        lake.write_record(RUNS, run_id, report.as_dict())
+    lake.delete_record(UNFINISHED_RUNS, run_id)
     return report
+
+
+def recover_interrupted_runs(lake: Lake) -> None:
+    """File the record of every run that was killed before it wrote its manifest, completed with
+    the tables it published after its last update (their snapshots carry its run id), marked
+    interrupted. A run that changed nothing leaves no record, as when it finishes. The caller
+    holds the lake's write lock."""
+    for record in lake.read_records(UNFINISHED_RUNS):
+        recorded = {table["name"] for table in record["tables"]}
+        late = [
+            published for model in run_order(load_models())
+            if model.name not in recorded and (published := _published_by(lake, model, record["run_id"]))
+        ]
+        record["tables"] += [table.as_dict() for table in late]
+        if record["changed"] or late:
+            lake.write_record(RUNS, record["run_id"], {**record, "changed": True, "interrupted": True})
+        lake.delete_record(UNFINISHED_RUNS, record["run_id"])
+
+
+def _published_by(lake: Lake, model: Model, run_id: str) -> TableRun | None:
+    """The model's table as the run published it, read back from the snapshot the run made."""
+    if not lake.has_table(model.name):
+        return None
+    table = lake.table(model.name)
+    made = next((s for s in reversed(table.snapshots()) if s.summary and s.summary.get(RUN_PROPERTY) == run_id), None)
+    if made is None:
+        return None
+    summary = made.summary
+    inputs = json.loads(summary.get(INPUTS_PROPERTY, "{}"))
+    return TableRun(
+        model.name, model.zone, "built", inputs, made.snapshot_id,
+        rows_in=sum(_rows_at(lake, name, snapshot_id) for name, snapshot_id in inputs.items()),
+        rows_out=int(summary.get("total-records", 0)),
+        note="published as the run was interrupted: its check results were not recorded",
+    )
+
+
+def _rows_at(lake: Lake, name: str, snapshot_id: int | None) -> int:
+    snapshot = lake.table(name).snapshot_by_id(snapshot_id) if snapshot_id else None
+    return int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0
 
 
 def _funnel(lake: Lake, scope: str) -> tuple[dict, dict]:
@@ -280,4 +337,4 @@ def _funnel(lake: Lake, scope: str) -> tuple[dict, dict]:
 
 
 def latest_run(lake: Lake) -> dict | None:
-    return lake.latest_record("runs")
+    return lake.latest_record(RUNS)

@@ -1,0 +1,88 @@
+"""SPEC §11: a command stopped on the way. A run killed after its commits still gets its manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stedi import run as run_module
+from stedi.cli import app
+from stedi.lake import Lake
+from stedi.run import RUNS, UNFINISHED_RUNS
+
+runner = CliRunner()
+ML_TABLE = "machine_learning_curated"
+
+
+def stedi_json(*args: str):
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+class Killed(BaseException):
+    """Stands for the process being killed: nothing in stedi catches it."""
+
+
+def killed_before_the_manifest(monkeypatch, lake: Lake) -> None:
+    write_record = lake.write_record
+
+    def write_or_die(kind, key, record):
+        if kind == RUNS:
+            raise Killed
+        write_record(kind, key, record)
+
+    monkeypatch.setattr(lake, "write_record", write_or_die)
+
+
+def killed_after_the_last_commit(monkeypatch, lake: Lake) -> None:
+    """Killed as the last table's commit returns, before the run notes it anywhere."""
+    build_model = run_module.build_model
+
+    def build_then_die(lake, engine, model, *args):
+        built = build_model(lake, engine, model, *args)
+        if model.name == ML_TABLE:
+            raise Killed
+        return built
+
+    monkeypatch.setattr(run_module, "build_model", build_then_die)
+
+
+@pytest.mark.parametrize("kill", [killed_before_the_manifest, killed_after_the_last_commit])
+def test_a_run_killed_after_its_commits_gets_its_manifest_at_the_next_ingest(harness, monkeypatch, tmp_path, kill):
+    harness.feed("customer/c.json", [{"email": "a@x.com", "serialNumber": "S1", "shareWithResearchAsOfDate": 1}])
+    harness.feed("accelerometer/a.json", [{"user": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3}])
+    harness.feed("step_trainer/s.json", [{"sensorReadingTime": 5, "serialNumber": "S1", "distanceFromObject": 9}])
+    kill(monkeypatch, harness.lake)
+    with pytest.raises(Killed):
+        harness.run()
+    monkeypatch.undo()
+    lake = ["--lake", harness.lake.location]
+    killed_run = stedi_json("history", ML_TABLE, *lake)[-1]["run_id"]
+    assert stedi_json("status", *lake)["last_run"] is None
+
+    stedi_json("ingest", str(harness.source), *lake)
+
+    last = stedi_json("status", *lake)["last_run"]
+    assert (last["run_id"], last["interrupted"]) == (killed_run, True)
+    assert [t["name"] for t in last["tables"]][-1] == ML_TABLE
+    manifest = stedi_json("export", str(tmp_path / "out"), "--run", killed_run, *lake)
+    assert (manifest["run_id"], manifest["rows"]) == (killed_run, 1)
+    assert not list(Path(harness.lake.location, "_stedi", UNFINISHED_RUNS).glob("*.json"))
+
+
+def test_a_run_that_changed_nothing_leaves_no_record_even_when_killed(harness, monkeypatch):
+    harness.feed("customer/c.json", [{"email": "a@x.com", "serialNumber": "S1", "shareWithResearchAsOfDate": 1}])
+    first = harness.run()
+    def killed(*args):
+        raise Killed
+
+    monkeypatch.setattr(run_module, "_funnel", killed)  # after the models, which had nothing to build
+    with pytest.raises(Killed):
+        harness.run()  # nothing new to ingest or build
+    monkeypatch.undo()
+    harness.ingest()
+    assert stedi_json("status", "--lake", harness.lake.location)["last_run"]["run_id"] == first.run_id
