@@ -1,19 +1,27 @@
-"""SPEC §11: a command stopped on the way. A run killed after its commits still gets its manifest."""
+"""SPEC §11: a command stopped on the way. Ctrl-C is one line and exit code 130, with nothing
+half-published and the lock released; a run killed after its commits still gets its manifest."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from conftest import LakeHarness
 from stedi import run as run_module
-from stedi.cli import app
+from stedi.cli import INTERRUPTED, app
+from stedi.generate import generate_feeds
 from stedi.lake import Lake
 from stedi.run import RUNS, UNFINISHED_RUNS
 
 runner = CliRunner()
+STEDI = str(Path(sys.executable).with_name("stedi"))
 ML_TABLE = "machine_learning_curated"
 
 
@@ -86,3 +94,38 @@ def test_a_run_that_changed_nothing_leaves_no_record_even_when_killed(harness, m
     monkeypatch.undo()
     harness.ingest()
     assert stedi_json("status", "--lake", harness.lake.location)["last_run"]["run_id"] == first.run_id
+
+
+# ---- Ctrl-C, in a real process ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A generated source and the row counts of every table after one clean run of it."""
+    root = tmp_path_factory.mktemp("generated")
+    generate_feeds(root / "source", customers=3000, seed=5)
+    clean = LakeHarness(root)
+    clean.run()
+    return root / "source", table_counts(clean.lake)
+
+
+def table_counts(lake: Lake) -> dict[str, int]:
+    return {name: lake.state(name).rows for name in lake.table_names()}
+
+
+# The first data file of a table appears as the run starts writing it.
+@pytest.mark.parametrize("table", ["customer_landing", "accelerometer_trusted"], ids=["while ingesting", "between models"])
+def test_ctrl_c_stops_a_run_cleanly(generated, tmp_path, table):
+    source, clean_counts = generated
+    lake = tmp_path / "lake"
+    command = subprocess.Popen([STEDI, "run", str(source), "--lake", str(lake)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while command.poll() is None and time.monotonic() < deadline and not any(lake.glob(f"warehouse/*/{table}/data/*")):
+        time.sleep(0.005)
+    command.send_signal(signal.SIGINT)
+    _, stderr = command.communicate(timeout=60)
+
+    assert command.returncode == 130, stderr
+    assert [line for line in stderr.splitlines() if line.strip()] == [INTERRUPTED]
+    again = subprocess.run([STEDI, "run", str(source), "--lake", str(lake), "--json"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert table_counts(Lake(str(lake))) == clean_counts

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
 from stedi import display
 from stedi.aws import AwsError
@@ -28,7 +30,47 @@ from stedi.status import history, status
 from stedi.storage.local import LakeBusyError
 from stedi.timetravel import parse_time, query_lake_as_of
 
+INTERRUPTED = "interrupted: nothing half-published; the lake lock is released"
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a process stopped by Ctrl-C
+
+
+class CtrlC:
+    """Whether Ctrl-C was pressed during the command. Libraries turn the KeyboardInterrupt it
+    raises into their own errors (DuckDB: "Query interrupted"), so that is how stedi tells an
+    interrupted command from a failed one."""
+
+    pressed = False
+
+    @classmethod
+    def on_sigint(cls, signum, frame) -> None:
+        if cls.pressed:  # pressed again while the command unwinds: once is enough
+            return
+        cls.pressed = True
+        raise KeyboardInterrupt
+
+
+class Commands(TyperGroup):
+    """stedi's commands, each stopped cleanly by Ctrl-C (SPEC §11): one line and exit code 130,
+    whatever the command was doing. Nothing is half-published because every commit is one atomic
+    Iceberg commit and the next ingest or run completes an interrupted one; the lock is released by
+    the `with` block that holds it as the interrupt unwinds (and by the kernel when the process ends)."""
+
+    def invoke(self, ctx: typer.Context):
+        CtrlC.pressed = False
+        previous = signal.signal(signal.SIGINT, CtrlC.on_sigint)
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, Exception) as error:
+            if not (CtrlC.pressed or isinstance(error, KeyboardInterrupt)):
+                raise
+            display.errors.print(INTERRUPTED, style="yellow")
+            raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 app = typer.Typer(
+    cls=Commands,
     help="The STEDI lakehouse: raw Step Trainer and phone feeds into privacy-safe training data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -58,6 +100,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as error:
+        if CtrlC.pressed:  # an interrupted query, say: `Commands` reports the interruption instead
+            raise
         display.errors.print(display.safe(f"error: {error}"), style="red")
         raise typer.Exit(2) from None
 
@@ -65,7 +109,8 @@ def user_errors() -> Iterator[None]:
 def _progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description:<14}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-        console=display.errors, disable=quiet, transient=True,
+        # Not into a log or a pipe: there a bar is noise, and stderr is kept for what went wrong.
+        console=display.errors, disable=quiet or not display.errors.is_terminal, transient=True,
     )
 
 
@@ -365,4 +410,8 @@ app.add_typer(aws_app, name="aws")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # The command is over and has said so: a Ctrl-C while the process exits changes nothing.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
