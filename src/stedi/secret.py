@@ -23,7 +23,7 @@ import secrets
 from pathlib import Path
 
 from stedi.config import load_config
-from stedi.storage import LocalStorage, Storage
+from stedi.storage import Storage
 
 SECRET_ENV = "STEDI_SECRET"
 SECRET_FILE_ENV = "STEDI_SECRET_FILE"
@@ -56,10 +56,8 @@ def _from_file(path: Path) -> bytes:
 
 def _embedded(storage: Storage) -> bytes:
     path = storage.join(*EMBEDDED)
-    if not storage.exists(path):
+    if not storage.exists(path):  # an older, looser one is tightened when the lake is opened (`stedi.lake`)
         storage.write_bytes(path, new_secret(), private=True)
-    elif isinstance(storage, LocalStorage):
-        os.chmod(path, 0o600)  # a secret made by an older stedi, or copied with looser modes
     return storage.read_bytes(path).strip()
 
 
