@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -348,7 +348,7 @@ def machine_facts() -> dict:
         return None
 
     facts: dict = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_model": first("/proc/cpuinfo", "model name") or platform.processor(),
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -684,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     if changed:
         print(f"WARNING: src/ changed during the run ({', '.join(changed)}): the commands may not all have measured "
               "the same code", file=sys.stderr)
-    result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
 
     (out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "latest.md").write_text(markdown(result))

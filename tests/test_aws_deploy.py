@@ -16,7 +16,6 @@ from sqlglot import exp
 
 from aws_support import Aws, aws, feeds, moto_endpoint, ok_json, stedi  # noqa: F401 - fixtures
 from stedi.aws.deploy import JOB_SCRIPT, Clients, build_wheel
-from stedi.cli import app
 
 ROLE = "arn:aws:iam::123456789012:role/stedi-glue"
 

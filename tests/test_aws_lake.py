@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-
 from aws_support import Aws, aws, feeds, moto_endpoint, ok_json, stedi  # noqa: F401 - fixtures
 from stedi.aws.glue_job import main as glue_job_main
 from stedi.engines import open_engine

@@ -59,4 +59,4 @@ def test_a_lake_refuses_a_secret_it_was_not_made_with(tmp_path, monkeypatch):
     assert harness.run().ok
     monkeypatch.setenv("STEDI_SECRET", "another key")
     with pytest.raises(SecretError, match="not the one this lake was made with"):
-        Lake(harness.lake.location).secret
+        _ = Lake(harness.lake.location).secret

@@ -26,7 +26,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -36,8 +36,15 @@ from stedi.contract import FEEDS
 from stedi.engines.duckdb import connect, literal
 from stedi.identities import Identities, kept_rows_sql, match_sql, name_tokens, normalize, parquet_source, text_tokens, touched_sql
 from stedi.lake import (
-    BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN_PROPERTY, SAME_CONTENT_PROPERTY, Lake, LakeError,
-    new_run_id, run_of_data_file,
+    BUILT_BY_PROPERTY,
+    ERASURE_PROPERTY,
+    INPUTS_PROPERTY,
+    RUN_PROPERTY,
+    SAME_CONTENT_PROPERTY,
+    Lake,
+    LakeError,
+    new_run_id,
+    run_of_data_file,
 )
 from stedi.models import load_models, run_order
 from stedi.scratch import remove_abandoned
@@ -248,7 +255,7 @@ def _pending_path(lake: Lake) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _user() -> str:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -22,7 +22,13 @@ import stedi
 from stedi.engines.base import TableInput
 from stedi.engines.duckdb import connect, literal, quote, register_tables
 from stedi.lake import (
-    BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, LakeError,
+    BUILT_BY_PROPERTY,
+    ERASURE_PROPERTY,
+    INPUTS_PROPERTY,
+    RUN_PROPERTY,
+    SCOPE_PROPERTY,
+    Lake,
+    LakeError,
 )
 from stedi.timetravel import parse_time, retained_snapshot, snapshot_as_of, utc_text
 
@@ -195,7 +201,7 @@ def export(
         "format": fmt,
         "files": files,
         "split": split_info,
-        "exported_at": datetime.now(timezone.utc).isoformat(),
+        "exported_at": datetime.now(UTC).isoformat(),
         "stedi_version": getattr(stedi, "__version__", None),
         "lake": lake.location,
     }

@@ -76,8 +76,10 @@ READING_FEEDS = {
             LEFT JOIN serial_number_owners AS owner ON owner.serialNumber = reading.serialNumber)
         SELECT count(*) FILTER (WHERE serial_customers > 1) AS ambiguous_serial,
                count(*) FILTER (WHERE customer.email IS NULL AND coalesce(serial_customers, 0) <= 1) AS no_consent,
-               count(*) FILTER (WHERE customer.email IS NOT NULL AND $scope = 'since-consent' AND timestamp < customer.shareWithResearchAsOfDate) AS out_of_scope,
-               count(*) FILTER (WHERE customer.email IS NOT NULL AND NOT ($scope = 'since-consent' AND timestamp < customer.shareWithResearchAsOfDate)) AS in_scope
+               count(*) FILTER (WHERE customer.email IS NOT NULL
+                                  AND $scope = 'since-consent' AND timestamp < customer.shareWithResearchAsOfDate) AS out_of_scope,
+               count(*) FILTER (WHERE customer.email IS NOT NULL
+                                  AND NOT ($scope = 'since-consent' AND timestamp < customer.shareWithResearchAsOfDate)) AS in_scope
         FROM attributed LEFT JOIN customer_trusted AS customer ON customer.email = attributed.customer_email"""),
     "step_trainer": ReadingFunnel("step_trainer_landing", "step_trainer_trusted", f"""
         WITH curated_owner AS (  -- each serial number's owner, if curated: readings are joined once, not twice

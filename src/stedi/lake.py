@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 
 import pyarrow as pa
@@ -98,7 +98,7 @@ class TableState:
 
 def new_run_id() -> str:
     """The id of an ingest, run or erasure: its start time, so ids sort by time."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def run_of_data_file(path: str) -> str:
@@ -229,7 +229,7 @@ class Lake:
             self.create()
             with self._exclusive(wait):
                 self.refresh()  # another process may have committed before we got the lock
-                self.catalog  # opened first: a moved lake is re-rooted, or refused, before anything is written
+                _ = self.catalog  # opened first: a moved lake is re-rooted, or refused, before anything is written
                 marker = self.storage.join("_stedi", "writing")
                 self.interrupted_before = self.storage.exists(marker)
                 self.storage.write_bytes(marker, str(os.getpid()).encode(), private=True)

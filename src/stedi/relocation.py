@@ -24,8 +24,16 @@ from copy import copy
 
 from pyiceberg.io import FileIO, InputFile
 from pyiceberg.manifest import (
-    DATA_FILE_TYPE, DEFAULT_READ_VERSION, MANIFEST_LIST_FILE_SCHEMAS, ManifestContent, ManifestEntry,
-    ManifestEntryStatus, ManifestFile, read_manifest_list, write_manifest, write_manifest_list,
+    DATA_FILE_TYPE,
+    DEFAULT_READ_VERSION,
+    MANIFEST_LIST_FILE_SCHEMAS,
+    ManifestContent,
+    ManifestEntry,
+    ManifestEntryStatus,
+    ManifestFile,
+    read_manifest_list,
+    write_manifest,
+    write_manifest_list,
 )
 from pyiceberg.schema import Schema
 from pyiceberg.serializers import FromInputFile, ToOutputFile

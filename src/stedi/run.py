@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
@@ -29,10 +29,18 @@ from stedi.engines.duckdb import connect, register_tables
 from stedi.funnel import funnel
 from stedi.ingest import IngestReport, ingest, new_run_id
 from stedi.lake import INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, LakeError, TableState, parquet_columns
-from stedi.recovery import recover
 from stedi.models import (
-    LANDING_TABLES, RUN_SETTINGS, Model, added_name, before_name, downstream_of, growth_sql, load_models, run_order,
+    LANDING_TABLES,
+    RUN_SETTINGS,
+    Model,
+    added_name,
+    before_name,
+    downstream_of,
+    growth_sql,
+    load_models,
+    run_order,
 )
+from stedi.recovery import recover
 
 CONSENT_SCOPES = ("since-consent", "all")
 DEFAULT_SCOPE = "since-consent"
@@ -249,7 +257,7 @@ def run(
     recover(lake)
     run_id = new_run_id()
     scope = consent_scope_of(lake, consent_scope)
-    report = RunReport(run_id, engine.name, scope, datetime.now(timezone.utc).isoformat())
+    report = RunReport(run_id, engine.name, scope, datetime.now(UTC).isoformat())
     models = load_models()
     order = run_order(models)  # a mistake in a model stops the run before anything is ingested
     validate_checks(models)
@@ -278,7 +286,7 @@ def run(
         if on_table:
             on_table(table_run)
     report.funnel, report.funnel_over = _funnel(lake, scope)
-    report.finished_at = datetime.now(timezone.utc).isoformat()
+    report.finished_at = datetime.now(UTC).isoformat()
     if report.changed:
         lake.write_record(RUNS, run_id, report.as_dict())
     lake.delete_record(UNFINISHED_RUNS, run_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from stedi.lake import SAME_CONTENT_PROPERTY, Lake, LakeError
 from stedi.query import query_lake
@@ -43,12 +43,12 @@ def parse_time(text: str) -> int:
             f"cannot read the time '{text}': give ISO 8601 such as 2024-05-01T12:00:00Z (UTC when no offset) or epoch milliseconds"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
 
 
 def utc_text(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def expiries(lake: Lake, name: str) -> dict[int, Expiry]:
