@@ -115,6 +115,13 @@ def test_values_from_the_data_are_escaped_on_the_terminal(tmp_path):
     assert "\x1b[31m" not in result.stdout and "\\x1b[31mred" in result.stdout
 
 
+def test_column_names_are_escaped_on_the_terminal(tmp_path, source):
+    stedi("ingest", str(source), "--lake", str(tmp_path / "lake"))
+    result = stedi("query", 'SELECT 1 AS "[bold red]key\x1b[31m"', "--lake", str(tmp_path / "lake"))
+    assert "[bold red]key" in result.stdout
+    assert "\x1b[31m" not in result.stdout and "\\x1b[31m" in result.stdout
+
+
 def test_a_second_writer_fails_clearly(tmp_path, source):
     lake = Lake(str(tmp_path / "lake"))
     with lake.writing():

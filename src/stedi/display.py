@@ -27,8 +27,8 @@ def safe(value: object) -> Text:
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
     out = Table(title=title, title_justify="left", header_style="bold")
-    for name in columns:
-        out.add_column(name, overflow="fold")
+    for name in columns:  # column names may come from the data too (a query's, a JSON key)
+        out.add_column(safe(name), overflow="fold")
     for row in rows:
         out.add_row(*(safe(v) for v in row))
     return out
