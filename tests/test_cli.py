@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 from conftest import write_feed_file
 from stedi.cli import app
 from stedi.lake import Lake
+from test_landing import writer_turns_up
 
 runner = CliRunner()
 
@@ -120,6 +122,18 @@ def test_column_names_are_escaped_on_the_terminal(tmp_path, source):
     result = stedi("query", 'SELECT 1 AS "[bold red]key\x1b[31m"', "--lake", str(tmp_path / "lake"))
     assert "[bold red]key" in result.stdout
     assert "\x1b[31m" not in result.stdout and "\\x1b[31m" in result.stdout
+
+
+def test_skipped_entries_are_reported_escaped(tmp_path, source):
+    fifo = source / "accelerometer" / "[bold]fifo\x1b[31m.json"
+    os.mkfifo(fifo)
+    writer_turns_up(fifo)
+    result = stedi("ingest", str(source), "--lake", str(tmp_path / "lake"))
+    unwrapped = "".join(result.stdout.split())  # however the terminal wraps the long path
+    assert "skipped" in result.stdout and "[bold]fifo\\x1b[31m.json:notaregularfilebutaFIFO" in unwrapped
+    assert "\x1b[31m" not in result.stdout
+    result = stedi("ingest", str(source), "--lake", str(tmp_path / "lake"), "--json")
+    assert list(json.loads(result.stdout)["skipped"].values()) == ["not a regular file but a FIFO"]
 
 
 def test_a_second_writer_fails_clearly(tmp_path, source):

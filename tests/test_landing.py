@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import json
+import os
+import socket
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -141,6 +146,70 @@ def test_corrupt_and_truncated_gzip_are_quarantined_not_fatal(harness):
     assert len(report.feeds["accelerometer"].problems) == 2
     readable = harness.count("accelerometer_landing")
     assert 0 < readable < 2000  # the readable prefix landed; its cut-off last line is quarantined
+    assert all(non_blank == landed for _, non_blank, landed in conservation(harness))
+
+
+def writer_turns_up(fifo: Path, after_seconds: float = 20) -> None:
+    """Should an ingest wait for a writer of the FIFO, one turns up and leaves after a while: the
+    test then fails instead of hanging."""
+
+    def open_and_close() -> None:
+        threading.Event().wait(after_seconds)
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # succeeds only if a reader waits
+        except OSError:
+            pass
+
+    threading.Thread(target=open_and_close, daemon=True).start()
+
+
+def make_fifo(folder: Path) -> None:
+    os.mkfifo(folder / "fifo.json")
+    writer_turns_up(folder / "fifo.json")
+
+
+def make_socket(folder: Path) -> None:
+    cwd = os.getcwd()
+    os.chdir(folder)  # a socket's path has a short limit: bound by its name, from its folder
+    try:
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind("socket.json")
+    finally:
+        os.chdir(cwd)
+
+
+def make_file_named_in_latin1(folder: Path) -> None:
+    with open(os.fsencode(folder) + b"/\xff\xfe.json", "w") as out:
+        out.write(json.dumps(GOOD_READING) + "\n")
+
+
+def make_folder_named_in_latin1(folder: Path) -> None:
+    os.mkdir(os.fsencode(folder) + b"/\xe9t\xe9")
+    make_file_named_in_latin1(Path(os.fsdecode(os.fsencode(folder) + b"/\xe9t\xe9")))
+
+
+# (how the entry is made in a feed folder, its name as reported, why it is skipped)
+NOT_FILES_TO_READ = {
+    "FIFO": (make_fifo, "fifo.json", "not a regular file but a FIFO"),
+    "socket": (make_socket, "socket.json", "not a regular file but a socket"),
+    "device": (lambda folder: (folder / "null.json").symlink_to("/dev/null"), "null.json", "not a regular file but a character device"),
+    "symbolic link loop": (lambda folder: (folder / "loop.json").symlink_to("loop.json"), "loop.json", "a symbolic link loop"),
+    "dangling symbolic link": (lambda folder: (folder / "gone.json").symlink_to("nowhere.json"), "gone.json",
+                               "a dangling symbolic link: its target does not exist"),
+    "link to a folder": (lambda folder: (folder / "linked").symlink_to(folder), "linked", "a symbolic link to a folder, which is not followed"),
+    "file name not UTF-8": (make_file_named_in_latin1, "\\xff\\xfe.json", "its name is not valid UTF-8"),
+    "folder name not UTF-8": (make_folder_named_in_latin1, "\\xe9t\\xe9", "its name is not valid UTF-8"),
+}
+
+
+@pytest.mark.parametrize("make, name, reason", NOT_FILES_TO_READ.values(), ids=NOT_FILES_TO_READ.keys())
+def test_entries_that_are_not_files_to_read_are_skipped_with_a_reason(harness, make, name, reason):
+    good = harness.feed("accelerometer/good.json", [GOOD_READING])
+    make(good.parent)
+    report = harness.ingest()
+    assert report.skipped == {f"{good.parent}/{name}": reason}
+    json.dumps(report.as_dict(), ensure_ascii=False).encode("utf-8")  # every path in the report is text
+    assert harness.count("accelerometer_landing") == 1
     assert all(non_blank == landed for _, non_blank, landed in conservation(harness))
 
 

@@ -138,6 +138,8 @@ def print_ingest(report: IngestReport) -> None:
             console.print(display.safe(f"quarantined file problem: {problem}"), style="yellow")
     if report.ignored_files:
         console.print(f"ignored {len(report.ignored_files)} file(s) that are not feed files (*.json, *.jsonl, .gz)")
+    for path, reason in report.skipped.items():
+        console.print(display.safe(f"skipped {path}: {reason}"), style="yellow")
 
 
 def print_run(report: RunReport) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
@@ -20,8 +20,9 @@ from stedi.engines.base import LandingBatch, TableInput
 from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import RUN_PROPERTY, Lake, TableState, new_run_id, run_of_data_file
 from stedi.lines import SourceError
-from stedi.storage import FileInfo, Storage, open_storage
 from stedi.recovery import recover
+from stedi.storage import FileInfo, Storage, open_storage
+from stedi.storage.local import printable_path
 from stedi.tombstones import drop_tombstoned, load_tombstones
 
 LEDGER_TABLE = "ingested_files"
@@ -68,6 +69,7 @@ class IngestReport:
     source: str
     feeds: dict[str, FeedReport]
     ignored_files: list[str]
+    skipped: dict[str, str]  # entries that are not files to read (FIFOs, broken links, ...): why, by path
 
     @property
     def new_files(self) -> int:
@@ -79,6 +81,7 @@ class IngestReport:
             "source": self.source,
             "feeds": {name: vars(report) for name, report in self.feeds.items()},
             "ignored_files": self.ignored_files,
+            "skipped": self.skipped,
         }
 
 
@@ -87,8 +90,9 @@ def _feed_for_folder(name: str) -> Feed | None:
     return next((feed for feed in FEEDS if name.lower() in feed.folders), None)
 
 
-def discover(storage: Storage) -> tuple[dict[str, list[FileInfo]], list[str]]:
-    """The feed files under a source root, by feed, and the files that are not feed files."""
+def discover(storage: Storage) -> tuple[dict[str, list[FileInfo]], list[str], dict[str, str]]:
+    """The feed files under a source root, by feed, the files that are not feed files, and why
+    the entries that are not files to read are skipped."""
     root = storage.root
     if not storage.exists(root):
         raise SourceError(f"source not found: {root}")
@@ -96,6 +100,11 @@ def discover(storage: Storage) -> tuple[dict[str, list[FileInfo]], list[str]]:
         raise SourceError(f"source must be a folder holding customer/, accelerometer/ and step_trainer/: {root}")
     found: dict[str, list[FileInfo]] = {}
     ignored: list[str] = []
+    skipped: dict[str, str] = {}
+
+    def skip(path: str, reason: str) -> None:
+        if not path.rsplit("/", 1)[-1].startswith("."):
+            skipped[path] = reason
     for child in storage.list_dir(root):
         location = storage.join(child)
         if child.startswith((".", "_")) or not storage.is_dir(location):
@@ -103,8 +112,8 @@ def discover(storage: Storage) -> tuple[dict[str, list[FileInfo]], list[str]]:
         feed = _feed_for_folder(child)
         if feed is None:
             expected = ", ".join(f"{f.folders[0]}/" for f in FEEDS)
-            raise SourceError(f"unknown feed folder '{child}/' in {root}: expected {expected}")
-        for info in storage.walk_files(location):
+            raise SourceError(f"unknown feed folder '{printable_path(child)}/' in {root}: expected {expected}")
+        for info in storage.walk_files(location, skip):
             name = info.path.rsplit("/", 1)[-1]
             if name.startswith("."):
                 continue
@@ -114,7 +123,7 @@ def discover(storage: Storage) -> tuple[dict[str, list[FileInfo]], list[str]]:
                 ignored.append(info.path)
     if not found:
         raise SourceError(f"no feed files (*.json, *.jsonl, optionally .gz) under {root}")
-    return found, ignored
+    return found, ignored, skipped
 
 
 # ---- the ledger --------------------------------------------------------------------------------
@@ -188,14 +197,14 @@ def ingest(
     interrupted command left behind (an unfinished erasure first) is repaired before anything else."""
     recover(lake)
     storage = open_storage(source)
-    found, ignored = discover(storage)
+    found, ignored, skipped = discover(storage)
     ensure_landing_tables(lake)
     ledger, completed_runs = read_ledger(lake)
     recover_interrupted_ingest(lake, completed_runs)
 
     run_id = run_id or new_run_id()
-    ingested_at = datetime.now(timezone.utc)
-    report = IngestReport(run_id, source, {feed.name: FeedReport(feed.name) for feed in FEEDS}, ignored)
+    ingested_at = datetime.now(UTC)
+    report = IngestReport(run_id, source, {feed.name: FeedReport(feed.name) for feed in FEEDS}, ignored, skipped)
     written: dict[str, list[str]] = {name: [] for name in landing_tables()}
     ledger_rows: list[dict] = []
     tombstones = load_tombstones(lake)
@@ -205,7 +214,7 @@ def ingest(
         new_files: list[FileInfo] = []
         for info in found.get(feed.name, []):
             recorded = tombstones.recorded_path(info.path) if tombstones else info.path
-            if is_already_ingested(info, ledger.get(recorded), lambda: hashlib.sha256(storage.read_bytes(info.path)).hexdigest()):
+            if is_already_ingested(info, ledger.get(recorded), lambda path=info.path: hashlib.sha256(storage.read_bytes(path)).hexdigest()):
                 feed_report.files_skipped += 1
             else:
                 new_files.append(info)
@@ -237,9 +246,10 @@ def ingest(
                 feed_report.rejected += rejected
                 feed_report.erased += erased_lines
                 ledger_rows.append(
-                    {"feed": feed.name, "path": tombstones.recorded_path(info.path) if tombstones else info.path, "size": info.size, "mtime_ns": info.mtime_ns, "sha256": landed.sha256,
-                     "non_blank_lines": landed.non_blank, "accepted": accepted, "rejected": rejected, "erased": erased_lines,
-                     "problem": landed.problem, "run_id": run_id, "ingested_at": ingested_at}
+                    {"feed": feed.name, "path": tombstones.recorded_path(info.path) if tombstones else info.path,
+                     "size": info.size, "mtime_ns": info.mtime_ns, "sha256": landed.sha256, "non_blank_lines": landed.non_blank,
+                     "accepted": accepted, "rejected": rejected, "erased": erased_lines, "problem": landed.problem,
+                     "run_id": run_id, "ingested_at": ingested_at}
                 )
                 done += info.size
             if on_progress:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -11,6 +11,9 @@ class FileInfo:
     path: str  # full location, as `read_bytes` accepts it
     size: int
     mtime_ns: int
+
+
+SkipCallback = Callable[[str, str], None]  # (path, printable and valid UTF-8; why it is not read)
 
 
 class Storage(ABC):
@@ -36,8 +39,9 @@ class Storage(ABC):
         """Names of the direct children of a folder."""
 
     @abstractmethod
-    def walk_files(self, location: str) -> Iterator[FileInfo]:
-        """Every file below a folder, in a stable order."""
+    def walk_files(self, location: str, on_skipped: SkipCallback | None = None) -> Iterator[FileInfo]:
+        """Every regular file below a folder, in a stable order. An entry that is not one to read (a
+        FIFO, a socket, a device, a dangling link, a name that is not UTF-8) is given to `on_skipped`."""
 
     @abstractmethod
     def read_bytes(self, location: str) -> bytes: ...

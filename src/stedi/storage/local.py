@@ -4,6 +4,7 @@ DuckDB, pyarrow and pyiceberg write into it meanwhile."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -12,8 +13,7 @@ from contextlib import contextmanager
 from itertools import takewhile
 from pathlib import Path
 
-from stedi.storage.base import FileInfo, Storage
-
+from stedi.storage.base import FileInfo, SkipCallback, Storage
 
 OWNER_ONLY_UMASK = 0o077
 PRIVATE_FILE = 0o600
@@ -36,6 +36,43 @@ def owner_only_files() -> Iterator[None]:
         os.umask(previous)
 
 
+def printable_path(path: str) -> str:
+    """A path as valid UTF-8 text: bytes of its name that are not UTF-8 are written as \\xNN."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"))
+
+
+def _kind_of(mode: int) -> str:
+    return next((kind for is_kind, kind in _KINDS if is_kind(mode)), "not a regular file")
+
+
+def _what_entry_names(entry: os.DirEntry) -> tuple[os.stat_result | None, str | None]:
+    """The status of a folder entry (of its target, for a link), or why it is not read: only
+    regular files and folders with UTF-8 names are."""
+    try:
+        os.fsencode(entry.path).decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "its name is not valid UTF-8"
+    try:
+        found = entry.stat()
+    except OSError as error:
+        if not entry.is_symlink():
+            return None, f"it cannot be looked at: {error.strerror}"
+        if error.errno == errno.ELOOP:
+            return None, "a symbolic link loop"
+        if error.errno == errno.ENOENT:
+            return None, "a dangling symbolic link: its target does not exist"
+        return None, f"a symbolic link that cannot be followed: {error.strerror}"
+    if stat.S_ISDIR(found.st_mode):
+        return (None, "a symbolic link to a folder, which is not followed") if entry.is_symlink() else (found, None)
+    if not stat.S_ISREG(found.st_mode):
+        return None, f"not a regular file but {_kind_of(found.st_mode)}"
+    return found, None
+
+
 class LocalStorage(Storage):
     def __init__(self, root: str) -> None:
         self.root = str(Path(root).expanduser().absolute())
@@ -54,13 +91,29 @@ class LocalStorage(Storage):
     def list_dir(self, location: str) -> list[str]:
         return sorted(os.listdir(location))
 
-    def walk_files(self, location: str) -> Iterator[FileInfo]:
-        for folder, dirs, files in os.walk(location):
-            dirs.sort()
-            for name in sorted(files):
-                path = os.path.join(folder, name)
-                stat = os.stat(path)
-                yield FileInfo(path=path, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    def walk_files(self, location: str, on_skipped: SkipCallback | None = None) -> Iterator[FileInfo]:
+        """Depth first, by name. A link to a file is followed; a link to a folder is not, as it may
+        lead back up the tree."""
+        skipped = on_skipped or (lambda path, reason: None)
+        folders = [location]
+        while folders:
+            folder = folders.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = sorted(listing, key=lambda entry: entry.name)
+            except OSError as error:
+                skipped(printable_path(folder), f"the folder cannot be listed: {error.strerror}")
+                continue
+            subfolders = []
+            for entry in entries:
+                found, reason = _what_entry_names(entry)
+                if reason:
+                    skipped(printable_path(entry.path), reason)
+                elif stat.S_ISDIR(found.st_mode):
+                    subfolders.append(entry.path)
+                else:
+                    yield FileInfo(path=entry.path, size=found.st_size, mtime_ns=found.st_mtime_ns)
+            folders.extend(reversed(subfolders))
 
     def read_bytes(self, location: str) -> bytes:
         return Path(location).read_bytes()

@@ -31,7 +31,7 @@ from typing import Any
 
 from stedi.aws import INSTALL_HINT, AwsError
 from stedi.config import DEFAULT_REGION, Config, load_config
-from stedi.storage.base import FileInfo, Storage
+from stedi.storage.base import FileInfo, SkipCallback, Storage
 from stedi.storage.local import LakeBusyError
 
 LOCK_POLL_SECONDS = 2.0
@@ -205,7 +205,8 @@ class S3Storage(Storage):
                 names.update(o["Key"][len(prefix):] for o in page.get("Contents", []) if o["Key"] != prefix)
         return sorted(n for n in names if n)
 
-    def walk_files(self, location: str) -> Iterator[FileInfo]:
+    def walk_files(self, location: str, on_skipped: SkipCallback | None = None) -> Iterator[FileInfo]:
+        # Every object is a file with a UTF-8 key: S3 has nothing to skip.
         bucket, key = split_s3(location)
         with self._calling("list", location):
             pages = list(self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=_folder(key)))
