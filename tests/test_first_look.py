@@ -88,6 +88,12 @@ COMPACT = [
     (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1,"y":2,"z":3} x', False),
     (ACCELEROMETER, ' {"user":"a","timestamp":5,"x":1,"y":2,"z":3}', False),
     (ACCELEROMETER, '{"user": "a", "timestamp": 5, "x": 1, "y": 2, "z": 3}', False),
+    # What DuckDB's parser takes and JSON does not never has the compact shape.
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":NaN,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":-Infinity,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1e400,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":"a","timestamp":1655564444103.0000001,"x":1,"y":2,"z":3}', False),
+    (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1,"y":2,"z":3,}', False),
     (CUSTOMER, '{"email":"a@x.com"}', True),
     (CUSTOMER, '{"customerName":"A","email":"a@x.com","phone":"801","shareWithResearchAsOfDate":5}', True),
     (CUSTOMER, '{"customerName":"A","email":"a@x.com","phone":801}', False),  # a number here is judged

@@ -38,8 +38,22 @@ REJECTIONS = [
     ("customer", '{"email": "a@x.com", "phone": [1]}', "field phone: expected a string or a number, got an array"),
     ("customer", '{"email": "a@x.com", "shareWithResearchAsOfDate": "2020-01-01"}', "field shareWithResearchAsOfDate: expected a whole number, got a string"),
     ("step_trainer", '{"sensorReadingTime": 1, "serialNumber": "s"}', "missing required field: distanceFromObject"),
-    ("step_trainer", '{"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": "far"}', "field distanceFromObject: expected a whole number, got a string"),
+    ("step_trainer", '{"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": "far"}',
+     "field distanceFromObject: expected a whole number, got a string"),
     ("step_trainer", '{"sensorReadingTime": 1, "serialNumber": 7, "distanceFromObject": 1}', "field serialNumber: expected a string, got an integer"),
+    # What DuckDB's parser takes and JSON does not: NaN, Infinity, trailing commas.
+    ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": NaN, "y": 2, "z": 3}', "field x: expected a number, got NaN"),
+    ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": 1, "y": Infinity, "z": 3}', "field y: expected a number, got Infinity"),
+    ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": 1, "y": 2, "z": -Infinity}', "field z: expected a number, got -Infinity"),
+    ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": 1e400, "y": 2, "z": 3}', "field x: expected a number, got a number too large for a double"),
+    ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": 1, "y": 2, "z": 3, "battery": NaN}', "not valid JSON: NaN and Infinity are not JSON numbers"),
+    ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": 1, "y": 2, "z": 3,}', "not valid JSON"),
+    ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": 1, "y": 2, "z": 3, "tags": [1, 2,]}', "not valid JSON"),
+    ("accelerometer", '{"user": "a@x.com", "timestamp": 1655564444103.0000001, "x": 1, "y": 2, "z": 3}',
+     "field timestamp: expected a whole number, got a number"),
+    ("customer", '{"email": "a@x.com", "phone": NaN}', "field phone: expected a string or a number, got NaN"),
+    ("step_trainer", '{"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": 1e400}',
+     "field distanceFromObject: expected a whole number, got a number too large for a double"),
 ]
 
 
@@ -70,6 +84,9 @@ ACCEPTED_VALUES = [
     ('{"serialNumber": "s-1", "timestamp": 5, "x": 1, "y": 2, "z": 3}', "serialNumber", "s-1"),
     ('{"user": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3, "appVersion": "2.1", "Extra": {"a": 1}}', "_extra", '{"appVersion":"2.1","Extra":{"a":1}}'),
     ('{"user": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3}', "_extra", None),
+    ('{"user": "a@x.com", "timestamp": 1655564444103.0000000, "x": 1, "y": 2, "z": 3}', "timestamp", 1655564444103),
+    ('{"user": "a@x.com", "timestamp": 16555644441030e-1, "x": 1, "y": 2, "z": 3}', "timestamp", 1655564444103),
+    ('{"user": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3, "note": "NaN, [1,], 1.5"}', "_extra", '{"note":"NaN, [1,], 1.5"}'),
 ]
 
 

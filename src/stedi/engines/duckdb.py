@@ -11,18 +11,24 @@ import pyarrow as pa
 from stedi.contract import Feed, Field, Kind
 from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, TableInput
 from stedi.lake import DUCKDB_TYPES
-from stedi.models import RUN_SETTINGS
 from stedi.lines import FileStream
+from stedi.models import RUN_SETTINGS
 from stedi.scratch import system_scratch
 from stedi.storage import duckdb_filesystems, open_storage
 
+
 def json_type_name(text: str) -> str:
-    """What a JSON value is, in words, from the first character of its text: the text of a valid
-    JSON value tells its type without another parse."""
+    """What a JSON value is, in words, from its text: the text of a valid JSON value tells its type
+    without another parse. DuckDB's parser also takes NaN and Infinity (in any case), and keeps the
+    text of a number too large for a double: no field takes those."""
+    number = f"TRY_CAST({text} AS DOUBLE)"
     return (
         f"CASE left({text}, 1) WHEN '\"' THEN 'a string' WHEN '{{' THEN 'an object' WHEN '[' THEN 'an array' "
-        f"WHEN 't' THEN 'a boolean' WHEN 'f' THEN 'a boolean' WHEN 'n' THEN 'null' "
-        f"ELSE CASE WHEN {_has_fraction_or_exponent(text)} THEN 'a number' ELSE 'an integer' END END"
+        f"WHEN 't' THEN 'a boolean' WHEN 'f' THEN 'a boolean' "
+        f"ELSE CASE WHEN starts_with({text}, 'null') THEN 'null' WHEN isnan({number}) THEN 'NaN' "
+        f"WHEN isinf({number}) AND contains(lower({text}), 'inf') THEN CASE WHEN {number} > 0 THEN 'Infinity' ELSE '-Infinity' END "
+        f"WHEN isinf({number}) THEN 'a number too large for a double' "
+        f"WHEN {_has_fraction_or_exponent(text)} THEN 'a number' ELSE 'an integer' END END"
     )
 
 
@@ -66,6 +72,42 @@ def register_tables(conn: duckdb.DuckDBPyConnection, tables: Mapping[str, TableI
 
 
 # ---- landing: the contract as SQL ------------------------------------------------------------------
+# DuckDB's JSON parser is lenient where JSON is not, so what it lets through is caught apart: a
+# trailing comma (`{"x": 1,}`, `[1,]`) and NaN or Infinity, found outside strings by scanning a line
+# token by token (a string whole, with its escapes, or one other character).
+_BEFORE_TOKEN = r'^(?:[^"]|"(?:[^"\\]|\\.)*")*?'
+TRAILING_COMMA = _BEFORE_TOKEN + r",[ \t\n\r]*[\]}]"
+NON_FINITE_NUMBER = _BEFORE_TOKEN + r"(?i:nan|inf)"
+# And it gives a number as the double it parses to, so `1655564444103.0000001` looks whole: a whole
+# number is checked against the text of the line's numbers (group 1; strings are skipped whole).
+NUMBERS = r'"(?:[^"\\]|\\.)*"|(-?[0-9][0-9.eE+-]*)'
+
+
+def _json_document(text: str) -> str:
+    """The JSON document in `text`, NULL when it is not one."""
+    return f"CASE WHEN NOT regexp_matches({text}, {literal(TRAILING_COMMA)}) THEN TRY_CAST({text} AS JSON) END"
+
+
+def _not_whole_as_written(raw: str) -> str:
+    """The values of the numbers in a line whose text is not a whole number: digits other than
+    zeros are left after the decimal point once the exponent has moved it.
+
+    A field's number is looked for among them by its value, its own text being out of reach: a
+    whole number would also be refused if another number of its line, not whole, had its value.
+    """
+    parts = "regexp_extract(n, '^-?([0-9]+)(?:\\.([0-9]+))?(?:[eE]([-+]?[0-9]+))?$', ['whole', 'fraction', 'exponent'])"
+    digits = "(p.parts.whole || p.parts.fraction)"
+    places = "(length(p.parts.fraction) - TRY_CAST(coalesce(nullif(p.parts.exponent, ''), '0') AS BIGINT))"
+    whole = f"(rtrim({digits}, '0') = '' OR {places} <= length({digits}) - length(rtrim({digits}, '0')))"
+    return (
+        f"list_transform(list_filter(list_transform(list_filter(regexp_extract_all({raw}, {literal(NUMBERS)}, 1), n -> n IS NOT NULL), "
+        f"n -> {{'value': TRY_CAST(n AS DOUBLE), 'parts': {parts}}}), p -> NOT coalesce({whole}, false)), p -> p.value)"
+    )
+
+
+WHOLE_NUMBER_KINDS = (Kind.EPOCH_MS, Kind.INTEGER)
+
+
 # Each field's value is `j_<key>`, its JSON text (NULL when absent or null). A value is typed from
 # that text alone: a string starts with a quote, and a number is whatever casts from the text (JSON
 # text cannot hold the other forms a cast accepts). Asking DuckDB for `json_type` instead would parse
@@ -75,18 +117,26 @@ def _string(j: str) -> str:
     return f"CASE WHEN starts_with({j}, '\"') THEN {unquoted} END"
 
 
-def _value(field: Field) -> str:
+def _value(field: Field, not_whole_numbers: str | None = None) -> str:
+    """A field's value, NULL when its JSON text `j_<key>` does not fit the field's type.
+
+    A whole number written with a fraction or an exponent, such as 1.6e12, fits when its text is
+    whole; 1.5 does not (a cast would round it). Its text is looked for among `not_whole_numbers`
+    (`_not_whole_as_written`); without them, such a number does not fit here, and the first look
+    leaves its line to the judge.
+    """
     j = f"j_{field.key}"
+    number = f"TRY_CAST({j} AS DOUBLE)"
     if field.kind is Kind.STRING:
         return _string(j)
     if field.kind is Kind.STRING_OR_NUMBER:
-        return f"CASE WHEN starts_with({j}, '\"') THEN {_string(j)} WHEN TRY_CAST({j} AS DOUBLE) IS NOT NULL THEN {j} END"
+        return f"CASE WHEN starts_with({j}, '\"') THEN {_string(j)} WHEN isfinite({number}) THEN {j} END"
     if field.kind is Kind.DOUBLE:
-        return f"TRY_CAST({j} AS DOUBLE)"
-    # Whole numbers: an integral double such as 1.6e12 is accepted, 1.5 is not (a cast would round it).
+        return f"CASE WHEN isfinite({number}) THEN {number} END"
+    exact = f"NOT list_contains({not_whole_numbers}, {number})" if not_whole_numbers else "false"
     return (
         f"CASE WHEN NOT {_has_fraction_or_exponent(j)} THEN TRY_CAST({j} AS BIGINT) "
-        f"WHEN TRY_CAST({j} AS DOUBLE) = trunc(TRY_CAST({j} AS DOUBLE)) THEN TRY_CAST(TRY_CAST({j} AS DOUBLE) AS BIGINT) END"
+        f"WHEN {exact} AND {number} = trunc({number}) THEN TRY_CAST({number} AS BIGINT) END"
     )
 
 
@@ -186,7 +236,7 @@ FROM (
                   FROM (SELECT *,
                                CASE WHEN compact THEN json_transform(line, {_compact_struct(feed)}) END AS typed,
                                CASE WHEN NOT compact AND problem IS NULL AND _source_line IS NOT NULL
-                                    THEN TRY_CAST(line AS JSON) END AS doc
+                                    THEN {_json_document("line")} END AS doc
                         FROM (SELECT _file, _source_line, problem, sha256, line,
                                      problem IS NULL AND _source_line IS NOT NULL
                                      AND regexp_full_match(line, {literal(compact_line_pattern(feed))}) AS compact
@@ -210,14 +260,16 @@ def judge_sql(feed: Feed, lines: str) -> str:
     names = ", ".join(literal(f.name) for f in feed.fields)
     keys = ", ".join(literal(f.key) for f in feed.fields)
     canonical_name = "CASE lower(e.key) " + " ".join(f"WHEN {literal(f.key)} THEN {literal(f.name)}" for f in feed.fields) + " END"
-    values = ",\n           ".join(f"{_value(f)} AS v_{f.key}" for f in feed.fields)
+    values = ",\n           ".join(f"{_value(f, 'not_whole_numbers')} AS v_{f.key}" for f in feed.fields)
+    written_with_fraction = " OR ".join(_has_fraction_or_exponent(f"j_{f.key}") for f in feed.fields if f.kind in WHOLE_NUMBER_KINDS)
+    line_holds = json_type_name("ltrim(CAST(doc AS VARCHAR), ' ' || chr(9) || chr(10) || chr(13))")
     return f"""
 WITH kept AS (
     SELECT _file, _source_line, problem, line AS raw
     FROM {lines}
     WHERE problem IS NOT NULL OR (_source_line IS NOT NULL AND NOT blank)
 ), documents AS MATERIALIZED (
-    SELECT *, TRY_CAST(raw AS JSON) AS doc FROM kept
+    SELECT *, {_json_document("raw")} AS doc FROM kept
 ), objects AS (
     SELECT *, json_type(doc) AS doc_type,
            CASE WHEN json_type(doc) = 'OBJECT' THEN json_keys(doc) END AS keys
@@ -246,14 +298,16 @@ WITH kept AS (
 ), checked AS (
     SELECT *,
            {values}
-    FROM typed
+    FROM (SELECT *, CASE WHEN {written_with_fraction or "false"} THEN {_not_whole_as_written("raw")} END AS not_whole_numbers
+          FROM typed)
 )
 SELECT *,
     CASE WHEN problem IS NOT NULL THEN problem
          WHEN doc IS NULL THEN 'not valid JSON'
-         WHEN doc_type <> 'OBJECT' THEN 'not a JSON object: the line holds ' || {json_type_name("ltrim(CAST(doc AS VARCHAR), ' ' || chr(9) || chr(10) || chr(13))")}
+         WHEN doc_type <> 'OBJECT' THEN 'not a JSON object: the line holds ' || {line_holds}
          WHEN contract_doc IS NULL THEN 'field names collide when compared case-insensitively'
-         ELSE nullif(concat_ws('; ', {', '.join(_problems(feed))}), '')
+         ELSE coalesce(nullif(concat_ws('; ', {', '.join(_problems(feed))}), ''),
+                       CASE WHEN regexp_matches(raw, {literal(NON_FINITE_NUMBER)}) THEN 'not valid JSON: NaN and Infinity are not JSON numbers' END)
     END AS reason
 FROM checked
 """
