@@ -71,27 +71,29 @@ def delete_after_discovery(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
 KILLED = 137
 
 
-def killed_before_commit(location: str, commits: int, write: Callable[[Lake], object]) -> bool:
+def killed_before_commit(location: str, commits: int, write: Callable[[Lake], object], at: tuple[object, str] | None = None) -> bool:
     """Run `write` on the lake at `location`, under its write lock, in a child process that dies
-    like kill -9 (no cleanup, no `finally`) when it is about to make Iceberg commit number
-    `commits + 1`; True when it died, False when it finished first."""
+    like kill -9 (no cleanup, no `finally`) when it is about to make call number `commits + 1` of
+    `at` (an owner and the name of a function on it; by default Iceberg's commit); True when it
+    died, False when it finished first."""
     from pyiceberg.catalog.sql import SqlCatalog
 
+    owner, name = at or (SqlCatalog, "commit_table")
     pid = os.fork()
     if pid == 0:  # the child never returns into pytest
         code = 1
         try:
             made = 0
-            commit = SqlCatalog.commit_table
+            original = getattr(owner, name)
 
-            def commit_or_die(self, *args, **kwargs):
+            def call_or_die(*args, **kwargs):
                 nonlocal made
                 if made == commits:
                     os._exit(KILLED)
                 made += 1
-                return commit(self, *args, **kwargs)
+                return original(*args, **kwargs)
 
-            SqlCatalog.commit_table = commit_or_die
+            setattr(owner, name, call_or_die)
             lake = Lake(location)
             with lake.writing():
                 write(lake)

@@ -447,3 +447,61 @@ def test_escaped_spellings_and_file_names_that_name_the_customer(harness):
     again = harness.ingest()
     assert again.new_files == 0  # the file is known under its redacted name
     assert harness.count("accelerometer_landing") == 1
+
+
+# (as written in a feed): Python's strip() and lower() differ from the models' DuckDB lower(trim()).
+NORMALIZATION = ["  Ann@X.com ", "tab.tab@test.com\t", "İvan@test.com", "ΟΔΟΣ@test.com", "\u00a0nbsp@x.com\u3000", "STRAßE@x.de"]
+
+
+@pytest.mark.parametrize("written", NORMALIZATION)
+def test_identities_are_normalized_as_the_models_normalize_them(written):
+    import duckdb
+
+    from stedi.identities import normalize
+
+    assert normalize(written) == duckdb.execute("SELECT lower(trim(?))", [written]).fetchone()[0]
+
+
+def test_a_customer_whose_email_python_and_duckdb_would_normalize_apart_is_forgotten(harness):
+    """Trailing tabs and letters such as İ and Σ: the pseudonym, the serial numbers and the rows
+    are all found the way the models found them."""
+    emails = ["tab.tab@test.com\t", "İvan@test.com", "ΟΔΟΣ@test.com"]
+    harness.feed("customer/c.json", [customer(email, f"Name {i}", f"S-{i}") for i, email in enumerate(emails)])
+    harness.feed("accelerometer/a.json", [reading(email, 2000) for email in emails])
+    harness.feed("step_trainer/s.json", [step(f"S-{i}", 2000) for i in range(len(emails))])
+    assert harness.run().ok
+    assert harness.count("machine_learning_curated") == 3
+    with harness.lake.writing():
+        report = forget(harness.lake, emails)
+    assert report.unknown == []
+    assert {name: harness.count(name) for name in TABLES if harness.count(name)} == {}
+
+
+def test_an_erasure_killed_between_its_intent_and_its_tombstones_is_finished_by_a_run(lake):
+    """The pending record is written first and names the tombstones, so no instant of an erasure
+    leaves a customer behind that the next writer would not remove."""
+    from stedi import erasure
+
+    root = Path(lake.lake.location)
+    assert killed_before_commit(str(root), 0, lambda lake_: forget(lake_, [ERIN]), at=(erasure, "_tombstone"))
+    lake.lake.refresh()
+    assert lake.run(with_source=False).ok
+    assert counts(lake) == {name: BEFORE[name] - ERIN_ROWS[name] for name in TABLES}
+    assert files_holding(root, [*ERIN_IDENTITY, ERIN[:16]]) == {}
+    with lake.lake.writing():
+        again = forget(lake.lake, [ERIN])
+    assert again.unknown == [ERIN]  # finished by the run already: nothing of hers left to find
+
+
+def test_a_resumed_erasure_reports_what_the_whole_erasure_did(lake):
+    """Killed after some of its commits, the erasure finished by running it again reports every
+    row and snapshot, as the one that was never interrupted would."""
+    root = Path(lake.lake.location)
+    assert killed_before_commit(str(root), 6, lambda lake_: forget(lake_, [ERIN]))
+    lake.lake.refresh()
+    with lake.lake.writing():
+        report = forget(lake.lake, [ERIN])
+    assert report.unknown == [] and report.rows_removed == {**ERIN_ROWS, "ingested_files": 0}
+    (record,) = lake.lake.read_records("erasures")
+    assert record["completed"] and record["rows_removed"] == report.rows_removed
+    assert record["snapshots_expired"] == sum(len(v) for v in record["expired_snapshots"].values()) > 0

@@ -7,6 +7,8 @@ import json
 import os
 import socket
 import threading
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ import pytest
 from conftest import delete_after_discovery
 from stedi.ingest import LEDGER_TABLE, SourceError
 from stedi.lake import MANIFEST_MERGING
+from stedi.lines import FileStream
+from stedi.storage import open_storage
 
 GOOD_READING = {"user": "a@x.com", "timestamp": 1000, "x": 1.0, "y": 2.0, "z": 3.0}
 
@@ -149,7 +153,7 @@ def test_file_encodings_and_conservation(harness):
 
 
 def test_corrupt_and_truncated_gzip_are_quarantined_not_fatal(harness):
-    lines = "\n".join('{"user": "a@x.com", "timestamp": %d, "x": 1, "y": 2, "z": 3}' % i for i in range(2000)).encode()
+    lines = "\n".join(f'{{"user": "a@x.com", "timestamp": {i}, "x": 1, "y": 2, "z": 3}}' for i in range(2000)).encode()
     compressed = gzip.compress(lines)
     (harness.source / "accelerometer").mkdir(parents=True)
     (harness.source / "accelerometer/truncated.json.gz").write_bytes(compressed[: len(compressed) // 2])
@@ -163,6 +167,65 @@ def test_corrupt_and_truncated_gzip_are_quarantined_not_fatal(harness):
     assert len(report.feeds["accelerometer"].problems) == 2
     readable = harness.count("accelerometer_landing")
     assert 0 < readable < 2000  # the readable prefix landed; its cut-off last line is quarantined
+    assert all(non_blank == landed for _, non_blank, landed in conservation(harness))
+
+
+READINGS = [json.dumps({**GOOD_READING, "timestamp": t}) for t in range(2000)]
+
+
+def gzipped(readings: list[str]) -> bytes:
+    return gzip.compress(("\n".join(readings) + "\n").encode(), mtime=0)
+
+
+def damaged_in_the_middle() -> tuple[bytes, set[int]]:
+    """A gzip file with bytes overwritten halfway, and the readings whole in the part before."""
+    data = bytearray(gzipped(READINGS))
+    middle = len(data) // 2
+    data[middle : middle + 32] = b"\xff" * 32
+    before = zlib.decompressobj(wbits=31).decompress(bytes(data[:middle]))
+    return bytes(data), {json.loads(line)["timestamp"] for line in before.split(b"\n")[:-1]}
+
+
+# (gzip file, timestamps that must land, how its problem row's reason starts or None)
+GZIP_FILES = {
+    "two members (cat a.gz b.gz)": (gzipped(READINGS[:700]) + gzipped(READINGS[700:]), set(range(2000)), None),
+    "members padded with zeros": (gzipped(READINGS[:700]) + bytes(512) + gzipped(READINGS[700:]), set(range(2000)), None),
+    "damaged in the middle": (*damaged_in_the_middle(), "corrupt gzip stream"),
+    "not gzip after the last member": (gzipped(READINGS) + b"trailing text", set(range(2000)), "corrupt gzip stream"),
+}
+
+
+@pytest.mark.parametrize("data, must_land, problem", GZIP_FILES.values(), ids=GZIP_FILES.keys())
+def test_every_gzip_member_is_read_and_a_damage_keeps_what_came_before(harness, data, must_land, problem):
+    (harness.source / "accelerometer").mkdir(parents=True)
+    (harness.source / "accelerometer/readings.json.gz").write_bytes(data)
+    report = harness.ingest()
+    assert must_land <= {timestamp for (timestamp,) in harness.rows("SELECT timestamp FROM accelerometer_landing")}
+    problems = [reason for (reason,) in harness.rows("SELECT reason FROM accelerometer_landing_rejected WHERE _source_line IS NULL")]
+    assert [reason.split(":")[0] for reason in problems] == ([problem] if problem else [])
+    assert len(report.feeds["accelerometer"].problems) == len(problems)
+    assert all(non_blank == landed for _, non_blank, landed in conservation(harness))
+
+
+def test_blank_lines_are_numbered_not_held(harness):
+    """A small gzip may inflate to a great many blank lines: none becomes a row, and reading the
+    file takes a few chunks' worth of memory (see CHUNK_BYTES), not some bytes per line."""
+    blank = b"\n" * (16 * 1024 * 1024)
+    reading = json.dumps(GOOD_READING).encode() + b"\n"
+    path = harness.source / "accelerometer/blank.json.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(reading + blank + reading))
+    tracemalloc.start()
+    try:
+        rows = sum(batch.num_rows for batch in FileStream(open_storage("/"), [str(path)]).reader())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rows == 2
+    assert peak < 8 * len(blank)  # it took about 100 bytes per blank line when each was a row
+    report = harness.ingest()
+    assert (report.feeds["accelerometer"].lines, report.feeds["accelerometer"].accepted) == (2, 2)
+    assert harness.rows("SELECT _source_line FROM accelerometer_landing ORDER BY 1") == [(1,), (len(blank) + 2,)]
     assert all(non_blank == landed for _, non_blank, landed in conservation(harness))
 
 
@@ -228,6 +291,27 @@ def test_entries_that_are_not_files_to_read_are_skipped_with_a_reason(harness, m
     json.dumps(report.as_dict(), ensure_ascii=False).encode("utf-8")  # every path in the report is text
     assert harness.count("accelerometer_landing") == 1
     assert all(non_blank == landed for _, non_blank, landed in conservation(harness))
+
+
+def test_a_file_changed_after_it_was_listed_is_recorded_as_read(harness, monkeypatch):
+    """The ledger describes the bytes that landed, not the file as listed: unchanged since, it is
+    not ingested again."""
+    path = harness.feed("accelerometer/a.json", [GOOD_READING] * 3)
+    from stedi import ingest as ingest_module
+
+    discover = ingest_module.discover
+
+    def discover_then_truncate(storage):
+        found = discover(storage)
+        harness.feed("accelerometer/a.json", [GOOD_READING] * 2)
+        return found
+
+    monkeypatch.setattr(ingest_module, "discover", discover_then_truncate)
+    harness.ingest()
+    monkeypatch.undo()
+    assert harness.ingest().new_files == 0
+    assert harness.count("accelerometer_landing") == 2
+    assert harness.rows(f"SELECT size FROM {LEDGER_TABLE}") == [(path.stat().st_size,)]
 
 
 def test_reingesting_the_same_source_adds_nothing(harness):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from stedi.lines import read_text
+from stedi.lines import FileText, blank_lines, line_starts
 
 # (file text, blank flag of each line)
 BLANK_LINES = [
@@ -22,7 +23,8 @@ BLANK_LINES = [
 
 @pytest.mark.parametrize("text, expected", BLANK_LINES, ids=[repr(t) for t, _ in BLANK_LINES])
 def test_blank_lines(text, expected):
-    assert read_text(text.encode(), gzipped=False).blank().tolist() == expected
+    data = np.frombuffer(text.encode(), dtype=np.uint8)
+    assert blank_lines(data, line_starts(data)).tolist() == expected
 
 
 # (file bytes, the text its lines are judged from)
@@ -36,4 +38,4 @@ DECODED_TEXT = [
 
 @pytest.mark.parametrize("data, expected", DECODED_TEXT, ids=[repr(d) for d, _ in DECODED_TEXT])
 def test_decoded_text(data, expected):
-    assert read_text(data, gzipped=False).text == expected
+    assert b"".join(FileText(data, gzipped=False)) == expected

@@ -50,10 +50,13 @@ from stedi.models import load_models, run_order
 from stedi.scratch import remove_abandoned
 from stedi.snapshots import rewrite, snapshot_files, unreferenced_files
 from stedi.timetravel import ERASURES
-from stedi.tombstones import Tombstones, load_tombstones, save_tombstones
+from stedi.tombstones import Tombstones, load_tombstones, mark, save_tombstones
 
 PENDING_FILE = "pending-erasure.json"
 TRAINING_TABLE = "machine_learning_curated"
+# On each table an erasure commits to: what it removed and expired there, so that a re-run after a
+# crash reports the whole erasure, not just what was left to do.
+PROGRESS_PROPERTY = "stedi.erasure-progress"
 
 
 class ErasureError(ValueError):
@@ -71,8 +74,12 @@ class TableErasure:
     found: Identities | None = field(default=None, repr=False)  # in memory only, never stored
 
     @property
+    def rows_now(self) -> int:
+        return sum(self.files.values())
+
+    @property
     def rows(self) -> int:
-        return self.rows_earlier + (sum(self.files.values()) if self.committed else 0)
+        return self.rows_earlier + (self.rows_now if self.committed else 0)
 
 
 @dataclass
@@ -91,6 +98,7 @@ class ErasureReport:
     finished_at: str = ""
     expired: dict[str, list[dict]] = field(default_factory=dict)
     unreproducible_runs: list[str] = field(default_factory=list)  # runs whose training data was expired
+    email_marks: set[str] = field(default_factory=set, repr=False)  # tombstones of the requested emails
 
     @property
     def rows_removed(self) -> dict[str, int]:
@@ -272,27 +280,42 @@ def forget(lake: Lake, emails: Iterable[str], dry_run: bool = False) -> ErasureR
     if not requested or any(not e for e in requested):
         raise ErasureError("give the email of at least one customer to forget (blank emails are not allowed)")
     if not dry_run:
-        finish_pending_erasure(lake)  # an earlier erasure that was interrupted comes first
+        finished = finish_pending_erasure(lake)  # an earlier erasure that was interrupted comes first
+        if finished and {mark(lake.secret, "email", e) for e in requested} <= finished.email_marks:
+            # Asked again after it was interrupted: this is that erasure, now finished.
+            finished.requested = requested
+            finished.unknown = [] if sum(finished.rows_removed.values()) else requested
+            return finished
     report = ErasureReport(new_run_id(), dry_run, _now(), _user(), requested, [])
     conn = connect(lake.scratch)
     serials, report.shared_serial_numbers = _serial_numbers(conn, lake, requested)
     conn.close()
     report.serial_numbers = len(serials)
     keys = sorted(customer_key(lake.secret, e) for e in requested)
+    asked = Tombstones(lake.secret)
+    asked.add(requested, serials)
+    report.email_marks = set(asked.emails)
     if dry_run:
-        asked = Tombstones(lake.secret)
-        asked.add(requested, serials)
         return _carry_out(lake, report, asked, set(keys))
 
-    # Intent first: from here on no ingest can bring these customers back, and every writing
-    # command finishes this erasure. Unknown emails are tombstoned too: their data may be on its way.
-    tombstones = load_tombstones(lake) or Tombstones(lake.secret)
-    report.tombstones_added = sum(tombstones.add(requested, serials))
-    save_tombstones(lake, tombstones)
-    lake.write_record(ERASURES, report.erasure_id, report.audit_record())
-    pending = {"erasure_id": report.erasure_id, "customer_keys": keys}
+    # Intent first: the pending record names everything the erasure needs, so that a writer that
+    # finds it can finish it; then the tombstones, from which on no ingest brings them back.
+    # Unknown emails are tombstoned too: their data may be on its way.
+    pending = {**report.audit_record(), "customer_keys": keys, "emails": sorted(asked.emails), "serials": sorted(asked.serials)}
     lake.storage.write_bytes(_pending_path(lake), json.dumps(pending).encode(), private=True)
-    return _carry_out(lake, report, tombstones, set(keys))
+    report.tombstones_added = _tombstone(lake, asked)
+    lake.write_record(ERASURES, report.erasure_id, report.audit_record())
+    return _carry_out(lake, report, load_tombstones(lake) or asked, set(keys))
+
+
+def _tombstone(lake: Lake, asked: Tombstones) -> int:
+    """Add these tombstones to the lake's; returns how many are new."""
+    tombstones = load_tombstones(lake) or Tombstones(lake.secret)
+    added = len(asked.emails - tombstones.emails) + len(asked.serials - tombstones.serials)
+    tombstones.emails |= asked.emails
+    tombstones.serials |= asked.serials
+    save_tombstones(lake, tombstones)
+    return added
 
 
 def pending_erasure(lake: Lake) -> str | None:
@@ -308,19 +331,16 @@ def finish_pending_erasure(lake: Lake) -> ErasureReport | None:
     if not lake.storage.exists(path):
         return None
     pending = json.loads(lake.storage.read_bytes(path))
-    record_path = lake.storage.join("_stedi", ERASURES, f"{pending['erasure_id']}.json")
-    record = json.loads(lake.storage.read_bytes(record_path)) if lake.storage.exists(record_path) else {}
-    report = ErasureReport(pending["erasure_id"], False, record.get("started_at", _now()), record.get("by", _user()), [], [])
-    report.serial_numbers = record.get("serial_numbers", 0)
-    report.shared_serial_numbers = record.get("shared_serial_numbers", 0)
-    report.tombstones_added = record.get("tombstones_added", 0)
-    tombstones = load_tombstones(lake) or Tombstones(lake.secret)
-    return _carry_out(lake, report, tombstones, set(pending["customer_keys"]), earlier=record)
+    report = ErasureReport(pending["erasure_id"], False, pending["started_at"], pending["by"], [], [])
+    report.serial_numbers = pending["serial_numbers"]
+    report.shared_serial_numbers = pending["shared_serial_numbers"]
+    asked = Tombstones(lake.secret, set(pending["emails"]), set(pending["serials"]))
+    report.email_marks = set(asked.emails)
+    report.tombstones_added = _tombstone(lake, asked)  # again: the interrupted attempt may not have got there
+    return _carry_out(lake, report, load_tombstones(lake) or asked, set(pending["customer_keys"]))
 
 
-def _carry_out(
-    lake: Lake, report: ErasureReport, tombstones: Tombstones, keys: set[str], earlier: dict | None = None
-) -> ErasureReport:
+def _carry_out(lake: Lake, report: ErasureReport, tombstones: Tombstones, keys: set[str]) -> ErasureReport:
     conn = connect(lake.scratch)
     found: set[str] = set()
     for name in table_order(lake):
@@ -335,18 +355,17 @@ def _carry_out(
         report.finished_at = _now()
         return report
 
-    earlier = earlier or {}
-    for plan in report.tables:
-        plan.rows_earlier = earlier.get("rows_removed", {}).get(plan.name, 0)
+    for plan in report.tables:  # what an interrupted attempt of this erasure did, as its commits say
+        done = json.loads(lake.table(plan.name).properties.get(PROGRESS_PROPERTY, "{}"))
+        if done.get("erasure_id") == report.erasure_id:
+            plan.rows_earlier = done["rows_removed"]
+            report.expired[plan.name] = done["expired"]
         plan.committed = not plan.expire
-        if plan.name in earlier.get("expired_snapshots", {}):
-            report.expired[plan.name] = list(earlier["expired_snapshots"][plan.name])
-            plan.snapshots_expired = len(report.expired[plan.name])
-    report.files_deleted = earlier.get("files_deleted", 0)
 
     renamed: dict[str, tuple[int, int]] = {}  # tables re-committed with unchanged rows: old → new snapshot
     for plan in report.tables:
         if not plan.expire:
+            plan.snapshots_expired = len(report.expired.get(plan.name, []))
             continue
         state = lake.state(plan.name)
         committed = {s.snapshot_id: s.committed_ms for s in snapshot_files(lake, plan.name)}
@@ -355,21 +374,24 @@ def _carry_out(
         added = [new for path, rows in plan.files.items() if (new := _rewrite_file(conn, lake, plan.name, path, rows))]
         changed = bool(plan.files)
         properties = _properties(report.erasure_id, state.properties, state.snapshot_id, changed, renamed)
-        head = rewrite(lake, plan.name, properties, remove=plan.files, add=added, expire=plan.expire)
+        expired = report.expired.get(plan.name, []) + [
+            {"snapshot_id": sid, "committed_ms": committed[sid]} for sid in plan.expire if sid in committed
+        ]
+        progress = {"erasure_id": report.erasure_id, "rows_removed": plan.rows_earlier + plan.rows_now, "expired": expired}
+        head = rewrite(lake, plan.name, properties, remove=plan.files, add=added, expire=plan.expire,
+                       table_properties={PROGRESS_PROPERTY: json.dumps(progress)})
         if not changed and head != state.snapshot_id and state.snapshot_id is not None and head is not None:
             renamed[plan.name] = (state.snapshot_id, head)
         retained = {s.snapshot_id for s in snapshot_files(lake, plan.name)}
-        expired = sorted(sid for sid in committed if sid not in retained)
-        report.expired.setdefault(plan.name, []).extend({"snapshot_id": sid, "committed_ms": committed[sid]} for sid in expired)
+        report.expired[plan.name] = [e for e in expired if e["snapshot_id"] not in retained]
         plan.snapshots_expired = len(report.expired[plan.name])
         plan.committed = True
-        lake.write_record(ERASURES, report.erasure_id, report.audit_record())  # what a crash must not forget
     conn.close()
-    changed_tables = {name for name, expired in report.expired.items() if expired}
-    garbage = unreferenced_files(lake, without_history=changed_tables)
+    report.expired = {name: entries for name, entries in report.expired.items() if entries}
+    garbage = unreferenced_files(lake, without_history=set(report.expired))
     for path in garbage:
         lake.storage.delete(path)
-    report.files_deleted += len(garbage)
+    report.files_deleted = len(garbage)
     remove_abandoned(lake.storage.join("_stedi", "scratch"))
     report.unreproducible_runs = _runs_touching(lake, report.expired)
     report.finished_at = _now()

@@ -42,8 +42,23 @@ _QUOTED = re.compile(r'"([^"]*)"')
 _JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\(/)")
 
 
+# The models match customers by DuckDB's lower(trim(email)), so identities are normalized here the
+# same way: trim() strips the Unicode space separators (Zs) only, not tabs or line ends, and lower()
+# maps one letter to one letter (İ to i, Σ to σ even at the end of a word), unlike Python's.
+SPACE_SEPARATORS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+LOWER_AS_DUCKDB = (("İ", "i"), ("Σ", "σ"))
+
+
+def lower(value: str) -> str:
+    """DuckDB's lower()."""
+    for letter, replacement in LOWER_AS_DUCKDB:
+        value = value.replace(letter, replacement)
+    return value.lower()
+
+
 def normalize(value: str) -> str:
-    return value.strip().lower()
+    """An email or serial number as the models compare it: DuckDB's lower(trim(value))."""
+    return lower(value.strip(SPACE_SEPARATORS))
 
 
 def text_tokens(text: str) -> set[str]:
@@ -51,8 +66,8 @@ def text_tokens(text: str) -> set[str]:
     of their characters, the same without a trailing full stop, and each quoted string trimmed.
     JSON escapes (`\\u0040`) and URL encoding (`%40`) are undone first, so an escaped spelling of an
     email is found too."""
-    decoded = unquote(_JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else "/", text)).lower()
-    variants = {decoded, text.lower()}
+    decoded = lower(unquote(_JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else "/", text)))
+    variants = {decoded, lower(text)}
     tokens: set[str] = set()
     for variant in variants:
         words = _WORD.findall(variant)

@@ -19,7 +19,7 @@ from stedi.engines import Engine
 from stedi.engines.base import LandingBatch, TableInput
 from stedi.engines.duckdb import connect, register_tables
 from stedi.lake import RUN_PROPERTY, Lake, TableState, new_run_id, run_of_data_file
-from stedi.lines import SourceError
+from stedi.lines import SourceError, read_feed_file
 from stedi.recovery import recover
 from stedi.storage import FileInfo, Storage, open_storage
 from stedi.storage.local import printable_path
@@ -29,8 +29,8 @@ LEDGER_TABLE = "ingested_files"
 LEDGER_COLUMNS = (
     ("feed", "string"),
     ("path", "string"),
-    ("size", "long"),
-    ("mtime_ns", "long"),
+    ("size", "long"),  # size, mtime and sha256 of exactly the bytes that landed, not of the file as listed
+    ("mtime_ns", "long"),  # UNKNOWN_MTIME when the file changed while it was read
     ("sha256", "string"),
     ("non_blank_lines", "long"),
     ("accepted", "long"),
@@ -214,7 +214,7 @@ def ingest(
         new_files: list[FileInfo] = []
         for info in found.get(feed.name, []):
             recorded = tombstones.recorded_path(info.path) if tombstones else info.path
-            if is_already_ingested(info, ledger.get(recorded), lambda path=info.path: hashlib.sha256(storage.read_bytes(path)).hexdigest()):
+            if is_already_ingested(info, ledger.get(recorded), lambda path=info.path: hashlib.sha256(read_feed_file(storage, path)[0]).hexdigest()):
                 feed_report.files_skipped += 1
             else:
                 new_files.append(info)
@@ -247,7 +247,7 @@ def ingest(
                 feed_report.erased += erased_lines
                 ledger_rows.append(
                     {"feed": feed.name, "path": tombstones.recorded_path(info.path) if tombstones else info.path,
-                     "size": info.size, "mtime_ns": info.mtime_ns, "sha256": landed.sha256, "non_blank_lines": landed.non_blank,
+                     "size": landed.size, "mtime_ns": landed.mtime_ns, "sha256": landed.sha256, "non_blank_lines": landed.non_blank,
                      "accepted": accepted, "rejected": rejected, "erased": erased_lines, "problem": landed.problem,
                      "run_id": run_id, "ingested_at": ingested_at}
                 )

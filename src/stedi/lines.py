@@ -1,5 +1,7 @@
-"""Turn the bytes of a feed file into text and numbered lines without a Python loop per line.
+"""Turn the bytes of a feed file into numbered lines without a Python loop per line.
 
+A file is read in chunks of whole lines, and blank lines are numbered but never become rows, so
+memory stays flat whatever a file holds (a small gzip can inflate to gigabytes of blank lines).
 Anything that stops a file from being read completely — a corrupt or truncated gzip stream — is
 returned as a problem, so the caller can quarantine it instead of crashing or losing the lines
 that were readable.
@@ -9,155 +11,215 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import zlib
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from queue import Full, Queue
 
 import numpy as np
 import pyarrow as pa
 
 from stedi.aws import AwsError
-from stedi.storage import Storage
+from stedi.storage import FileInfo, Storage
 
 UTF8_BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
 NEWLINE, CARRIAGE_RETURN, SPACE = 10, 13, 32
 IS_WHITESPACE = np.zeros(256, dtype=bool)
 IS_WHITESPACE[[9, 10, 13, 32]] = True
+# Text split into lines at once. Splitting costs some 40 bytes per line, and a line can be as short
+# as two bytes: this bounds what reading a file holds, whatever its size or content.
+CHUNK_BYTES = 1024 * 1024
+GZIP_INPUT_BYTES = 64 * 1024  # compressed bytes inflated at once: what a damage can take back
+CHUNKS_AHEAD = 2  # chunks of each file read ahead of the reader
 
 
 class SourceError(ValueError):
     """The source cannot be ingested as given (missing, empty, unexpected layout, unreadable)."""
 
 
-@dataclass(frozen=True)
-class FileText:
-    text: bytes  # decompressed, without BOM, valid UTF-8
-    line_starts: np.ndarray  # byte offset of each line
-    problem: str | None  # why the file could not be read to its end
-
-    @property
-    def line_count(self) -> int:
-        return len(self.line_starts)
-
-    def blank(self) -> np.ndarray:
-        """True where a line holds nothing but whitespace (its line end included, so never empty).
-
-        Only lines that start with whitespace can be blank, and they are few: just their bytes are
-        looked at.
-        """
-        data = np.frombuffer(self.text, dtype=np.uint8)
-        blank = IS_WHITESPACE[data[self.line_starts]]
-        candidates = np.flatnonzero(blank)
-        if len(candidates):
-            starts = self.line_starts[candidates]
-            lengths = np.append(self.line_starts[1:], len(data))[candidates] - starts
-            first_of_each = np.cumsum(lengths) - lengths
-            positions = np.arange(lengths.sum()) + np.repeat(starts - first_of_each, lengths)
-            blank[candidates] = ~np.logical_or.reduceat(~IS_WHITESPACE[data[positions]], first_of_each)
-        return blank
-
-
-@dataclass(frozen=True)
-class FileLines:
-    lines: pa.LargeStringArray  # line ends ("\n", "\r\n") are blanked to spaces, which JSON ignores
-    line_numbers: np.ndarray  # 1-based
-    blank: np.ndarray
-
-
-def decompress(data: bytes) -> tuple[bytes, str | None]:
-    """Gunzip as much as can be read; a damaged stream keeps its readable prefix and says why."""
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        text = inflater.decompress(data)
-        if not inflater.eof:
-            return text + inflater.flush(), "truncated gzip stream: the file ends before the compressed data does"
-        return text, None
-    except zlib.error as error:
-        return b"", f"corrupt gzip stream: {error}"
-
-
-def decode_utf8(data: bytes) -> bytes:
+def decode_utf8(text: bytearray) -> bytearray:
     """Invalid UTF-8 bytes become U+FFFD so the line can still be judged (and quarantined) by JSON rules."""
-    if data.isascii():  # nearly every feed file; checked ~100× faster than a decode
-        return data
+    if text.isascii():  # nearly every feed file; checked ~100× faster than a decode
+        return text
     try:
-        data.decode("utf-8")
-        return data
+        text.decode("utf-8")
+        return text
     except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace").encode("utf-8")
+        return bytearray(text.decode("utf-8", errors="replace").encode("utf-8"))
 
 
-def read_text(raw: bytes, gzipped: bool) -> FileText:
-    problem = None
-    data = raw
-    if gzipped or raw[:2] == GZIP_MAGIC:
-        data, problem = decompress(raw)
-    data = decode_utf8(data.removeprefix(UTF8_BOM))
-    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE)
-    starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
-    if starts[-1] == len(data):  # the file ends with a newline: no line after it
-        starts = starts[:-1]
-    return FileText(data, starts, problem)
+def line_starts(data: np.ndarray) -> np.ndarray:
+    """The offset of each line in the text (a final line end starts no line)."""
+    starts = np.concatenate(([0], np.flatnonzero(data == NEWLINE) + 1))
+    return starts[:-1] if starts[-1] == len(data) else starts
 
 
-def split_lines(file: FileText) -> FileLines:
-    """Every line as one element of an Arrow column sharing a single buffer (no copy per line).
+def blank_lines(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """True where a line holds nothing but whitespace (its line end included, so never empty).
 
-    Line ends become spaces, so no line needs trimming later: a string function per line costs more
-    than parsing it.
+    Only lines that start with whitespace can be blank, and they are usually few: just their bytes
+    are looked at. Gathering them costs tens of bytes of memory per line, so when they are many (a
+    file of blank lines) every byte of the text is looked at instead, for one byte per byte.
     """
-    buffer = np.frombuffer(file.text, dtype=np.uint8).copy()
-    newlines = file.line_starts[1:] - 1
-    if len(buffer) and buffer[-1] == NEWLINE:
-        newlines = np.append(newlines, len(buffer) - 1)
-    carriage_returns = newlines[newlines > 0] - 1
-    buffer[carriage_returns[buffer[carriage_returns] == CARRIAGE_RETURN]] = SPACE
-    buffer[newlines] = SPACE
-    offsets = np.append(file.line_starts, len(buffer)).astype(np.int64)
-    lines = pa.LargeStringArray.from_buffers(file.line_count, pa.py_buffer(offsets), pa.py_buffer(buffer))
-    return FileLines(lines, np.arange(1, file.line_count + 1, dtype=np.int64), file.blank())
+    blank = IS_WHITESPACE[data[starts]]
+    candidates = np.flatnonzero(blank)
+    if len(candidates) > len(starts) // 8:
+        return ~np.logical_or.reduceat(~IS_WHITESPACE[data], starts)
+    if len(candidates):
+        first = starts[candidates]
+        lengths = np.append(starts[1:], len(data))[candidates] - first
+        first_of_each = np.cumsum(lengths) - lengths
+        positions = np.arange(lengths.sum()) + np.repeat(first - first_of_each, lengths)
+        blank[candidates] = ~np.logical_or.reduceat(~IS_WHITESPACE[data[positions]], first_of_each)
+    return blank
 
 
-# The table both engines judge. Each file gives its lines, then one file row (no line number, no
-# line) that carries the file's sha256 and, when it could not be read to its end, why.
+class FileText:
+    """A feed file's text, decompressed, without its BOM and valid UTF-8, as chunks of whole lines
+    of about CHUNK_BYTES (a longer line is a chunk of its own).
+
+    Once the chunks are read, `problem` says why the file could not be read to its end.
+    """
+
+    def __init__(self, raw: bytes, gzipped: bool) -> None:
+        self.raw = raw
+        self.gzipped = gzipped or raw[:2] == GZIP_MAGIC
+        self.problem: str | None = None
+
+    def __iter__(self) -> Iterator[bytearray]:
+        chunks = _whole_lines(self._gunzipped()) if self.gzipped else self._plain()
+        for number, chunk in enumerate(chunks):
+            if number == 0 and chunk.startswith(UTF8_BOM):
+                del chunk[: len(UTF8_BOM)]
+            yield decode_utf8(chunk)
+
+    def _plain(self) -> Iterator[bytearray]:
+        raw, start = self.raw, 0
+        while start < len(raw):
+            end = len(raw)
+            if end - start > CHUNK_BYTES:
+                end = raw.rfind(b"\n", start, start + CHUNK_BYTES) + 1 or raw.find(b"\n", start + CHUNK_BYTES) + 1 or len(raw)
+            yield bytearray(memoryview(raw)[start:end])
+            start = end
+
+    def _gunzipped(self) -> Iterator[bytes]:
+        """Every member of the stream (`cat a.gz b.gz` makes one of two) in pieces of at most
+        CHUNK_BYTES. A damaged stream gives the text before the damage and sets `problem`."""
+        inflater = zlib.decompressobj(wbits=31)
+        raw = memoryview(self.raw)
+        for start in range(0, len(raw), GZIP_INPUT_BYTES):
+            data: bytes | memoryview = raw[start : start + GZIP_INPUT_BYTES]
+            while True:
+                if inflater.eof:  # a member ended: the next one follows, maybe after zero padding (as gzip allows)
+                    data = bytes(data).lstrip(b"\0")
+                    if not data:
+                        break
+                    inflater = zlib.decompressobj(wbits=31)
+                before = inflater.copy()
+                try:
+                    piece = inflater.decompress(data, CHUNK_BYTES)
+                except zlib.error as error:
+                    yield _until_damage(before, data)
+                    self.problem = f"corrupt gzip stream: {error}"
+                    return
+                if piece:
+                    yield piece
+                data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+                if not data and len(piece) < CHUNK_BYTES:  # else zlib may hold more text of the input it took
+                    break
+        if not inflater.eof:
+            yield inflater.flush()
+            self.problem = "truncated gzip stream: the file ends before the compressed data does"
+
+
+def _until_damage(inflater: zlib._Decompress, data: bytes | memoryview) -> bytes:
+    """The text that gzip input gives up to where it is damaged, fed a byte at a time: decompressing
+    it at once raises and returns nothing."""
+    pieces = []
+    for offset in range(len(data)):
+        try:
+            pieces.append(inflater.decompress(data[offset : offset + 1]))
+        except zlib.error:
+            break
+    return b"".join(pieces)
+
+
+def _whole_lines(pieces: Iterator[bytes]) -> Iterator[bytearray]:
+    """Pieces of text regrouped into chunks that end at a line end (the last one where the text ends)."""
+    unfinished: list[bytes] = []  # text after the last line end so far
+    for piece in pieces:
+        end = piece.rfind(b"\n") + 1
+        if not end:
+            unfinished.append(piece)
+            continue
+        yield bytearray().join([*unfinished, memoryview(piece)[:end]])
+        unfinished = [piece[end:]]
+    if any(unfinished):
+        yield bytearray().join(unfinished)
+
+
+# The table both engines judge: the non-blank lines of each file and, for a file that could not be
+# read to its end, a row that says why (no line number, no line).
 LINES_SCHEMA = pa.schema(
-    [("_file", pa.int32()), ("_source_line", pa.int64()), ("line", pa.large_string()), ("blank", pa.bool_()),
-     ("problem", pa.string()), ("sha256", pa.string())]
+    [("_file", pa.int32()), ("_source_line", pa.int64()), ("line", pa.large_string()), ("problem", pa.string())]
+)
+# What each file of a stream was, as read: kept apart from its lines, which would each carry it.
+FILE_FACTS_SCHEMA = pa.schema(
+    [("_file", pa.int32()), ("sha256", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("problem", pa.string())]
 )
 
 
-def numbered_lines(index: int, raw: bytes, gzipped: bool) -> pa.Table:
-    """One feed file as numbered lines; `index` identifies the file within its batch."""
-    text = read_text(raw, gzipped)
-    lines = split_lines(text)
-    count = text.line_count
-    numbered = pa.table(
-        {
-            "_file": pa.repeat(pa.scalar(index, pa.int32()), count),
-            "_source_line": pa.array(lines.line_numbers, pa.int64()),
-            "line": lines.lines,
-            "blank": pa.array(lines.blank, pa.bool_()),
-            "problem": pa.nulls(count, pa.string()),
-            "sha256": pa.nulls(count, pa.string()),
-        },
+def _line_batch(index: int, text: bytearray, first_line: int) -> tuple[pa.RecordBatch, int]:
+    """The non-blank lines of a chunk, numbered from `first_line`, as one Arrow column sharing the
+    chunk's buffer (no copy per line), and how many lines the chunk holds.
+
+    Line ends become spaces, which JSON ignores, so no line needs trimming later: a string function
+    per line costs more than parsing it.
+    """
+    data = np.frombuffer(text, dtype=np.uint8)  # a view: blanking line ends below writes into `text`
+    starts = line_starts(data)
+    blank = blank_lines(data, starts)
+    newlines = starts[1:] - 1
+    if len(data) and data[-1] == NEWLINE:
+        newlines = np.append(newlines, len(data) - 1)
+    carriage_returns = newlines[newlines > 0] - 1
+    data[carriage_returns[data[carriage_returns] == CARRIAGE_RETURN]] = SPACE
+    data[newlines] = SPACE
+    offsets = np.append(starts, len(data)).astype(np.int64)
+    lines = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(text))
+    numbers = np.arange(first_line, first_line + len(starts), dtype=np.int64)
+    if blank.any():
+        kept = ~blank
+        lines, numbers = lines.filter(pa.array(kept)), numbers[kept]
+    count = len(numbers)
+    batch = pa.RecordBatch.from_arrays(
+        [pa.repeat(pa.scalar(index, pa.int32()), count), pa.array(numbers), lines, pa.nulls(count, pa.string())],
         schema=LINES_SCHEMA,
     )
-    file_row = pa.table(
-        {"_file": [index], "_source_line": [None], "line": [None], "blank": [False], "problem": [text.problem],
-         "sha256": [hashlib.sha256(raw).hexdigest()]},
-        schema=LINES_SCHEMA,
-    )
-    return pa.concat_tables([numbered, file_row])
+    return batch, len(starts)
 
 
-def read_feed_file(storage: Storage, path: str) -> bytes:
-    """A feed file's bytes. A file that cannot be read stops the ingest (nothing is published), as
-    it may be readable next time: it is not quarantined and recorded as ingested."""
+def numbered_lines(index: int, text: FileText) -> Iterator[pa.RecordBatch]:
+    """One feed file as numbered lines, then its problem row if it has a problem; `index`
+    identifies the file within its batch."""
+    next_line = 1
+    for chunk in text:
+        batch, line_count = _line_batch(index, chunk, next_line)
+        next_line += line_count
+        if batch.num_rows:
+            yield batch
+    if text.problem:
+        yield pa.RecordBatch.from_pylist([{"_file": index, "problem": text.problem}], schema=LINES_SCHEMA)
+
+
+def read_feed_file(storage: Storage, path: str) -> tuple[bytes, FileInfo]:
+    """A feed file's bytes and what they are. A file that cannot be read stops the ingest (nothing is
+    published), as it may be readable next time: it is not quarantined and recorded as ingested."""
     try:
-        return storage.read_bytes(path)
+        return storage.read_file(path)
     except FileNotFoundError:
         raise SourceError(f"feed file {path} disappeared during the ingest; nothing was published: run it again") from None
     except OSError as error:
@@ -166,21 +228,27 @@ def read_feed_file(storage: Storage, path: str) -> bytes:
         raise SourceError(f"{error}; nothing was published") from None
 
 
+_END_OF_FILE = None
+
+
 class FileStream:
     """The numbered lines of several files as a stream, `_file` being a file's position in `paths`.
 
     Files are read, gunzipped, hashed and split in background threads (all of which release the
-    GIL) a few files ahead of the reader, so an engine parses some files while the next are read,
-    and only those few are held in memory at once.
+    GIL) a few files ahead of the reader, each thread handing over its file's chunks through a
+    small queue: an engine parses some files while the next are read, and only a few chunks of each
+    are held in memory at once.
 
     A file that cannot be read ends the stream early; the reader of the stream then calls
-    `raise_if_failed`, so that the user sees that file's error and not the engine's wrapping of it.
+    `raise_if_failed`, so that the user sees that file's error and not the engine's wrapping of it,
+    and then `file_facts`.
     """
 
     def __init__(self, storage: Storage, paths: Sequence[str]) -> None:
         self.storage = storage
         self.paths = paths
         self.error: SourceError | None = None
+        self._facts: list[dict | None] = [None] * len(paths)
 
     def reader(self) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(LINES_SCHEMA, self._batches())
@@ -189,22 +257,59 @@ class FileStream:
         if self.error:
             raise self.error
 
-    def _read(self, index: int) -> pa.Table:
-        path = self.paths[index]
-        return numbered_lines(index, read_feed_file(self.storage, path), gzipped=path.lower().endswith(".gz"))
+    def file_facts(self) -> pa.Table:
+        """Each file's sha256, size and mtime (of exactly the bytes read, see `Storage.read_file`)
+        and problem, once the stream has been read."""
+        return pa.Table.from_pylist(self._facts, schema=FILE_FACTS_SCHEMA)
+
+    def _read(self, index: int, chunks: Queue, stopped: threading.Event) -> None:
+        """Hand over a file's batches, then the end of the file, unless the reader stopped reading."""
+        try:
+            path = self.paths[index]
+            raw, read = read_feed_file(self.storage, path)
+            text = FileText(raw, gzipped=path.lower().endswith(".gz"))
+            for batch in numbered_lines(index, text):
+                if not _hand_over(chunks, batch, stopped):
+                    return
+            self._facts[index] = {"_file": index, "sha256": hashlib.sha256(raw).hexdigest(), "size": read.size,
+                                  "mtime_ns": read.mtime_ns, "problem": text.problem}
+        finally:
+            _hand_over(chunks, _END_OF_FILE, stopped)
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         workers = os.cpu_count() or 2
+        stopped = threading.Event()
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            ahead: deque[Future[pa.Table]] = deque()
+            ahead: deque[tuple[Future[None], Queue]] = deque()
             try:
                 for index in range(len(self.paths)):
-                    ahead.append(pool.submit(self._read, index))
+                    chunks: Queue = Queue(maxsize=CHUNKS_AHEAD)
+                    ahead.append((pool.submit(self._read, index, chunks, stopped), chunks))
                     if len(ahead) > workers:
-                        yield from ahead.popleft().result().to_batches()
+                        yield from _file_batches(*ahead.popleft())
                 while ahead:
-                    yield from ahead.popleft().result().to_batches()
+                    yield from _file_batches(*ahead.popleft())
             except SourceError as error:
                 self.error = error
-                for future in ahead:
+            finally:
+                # Readers still at work see this and end, so the pool can close, also when the
+                # engine stopped reading the stream (an error, Ctrl-C).
+                stopped.set()
+                for future, _ in ahead:
                     future.cancel()
+
+
+def _hand_over(chunks: Queue, item: pa.RecordBatch | None, stopped: threading.Event) -> bool:
+    while not stopped.is_set():
+        try:
+            chunks.put(item, timeout=0.1)
+            return True
+        except Full:
+            continue
+    return False
+
+
+def _file_batches(reading: Future[None], chunks: Queue) -> Iterator[pa.RecordBatch]:
+    while (batch := chunks.get()) is not _END_OF_FILE:
+        yield batch
+    reading.result()  # raises the error that stopped the file's reading

@@ -47,8 +47,9 @@ def snapshot_files(lake: Lake, name: str) -> list[SnapshotFiles]:
 
 
 def rewrite(lake: Lake, name: str, properties: dict[str, str], remove: Iterable[str], add: Iterable[str],
-            expire: Iterable[int]) -> int | None:
-    """Expire the `expire` snapshots in one atomic commit; returns the current snapshot id after it.
+            expire: Iterable[int], table_properties: dict[str, str]) -> int | None:
+    """Expire the `expire` snapshots and set `table_properties`, in one atomic commit; returns the
+    current snapshot id after it.
 
     When the current snapshot is among them, the table first gets a new current snapshot: the
     `remove` data files swapped for the `add` ones, then the live files committed once more, so
@@ -59,6 +60,7 @@ def rewrite(lake: Lake, name: str, properties: dict[str, str], remove: Iterable[
     to_remove, to_expire = set(remove), set(expire)
     current = table.current_snapshot()
     with table.transaction() as tx:
+        tx.set_properties(table_properties)
         if current is not None and current.snapshot_id in to_expire:
             if to_remove:
                 with tx.update_snapshot(snapshot_properties=properties).overwrite() as commit:

@@ -16,15 +16,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from stedi.engines.duckdb import connect, literal
-from stedi.identities import Identities, find_identities, kept_rows_sql, match_sql, name_tokens, normalize
+from stedi.identities import Identities, find_identities, kept_rows_sql, match_sql, name_tokens
 from stedi.lake import Lake
 
 TOMBSTONES_FILE = "tombstones.json"
 
 
 def mark(secret: bytes, kind: str, value: str) -> str:
-    """The tombstone of one identity: `kind` is "email" or "serial"."""
-    return hmac.new(secret, f"{kind}:{normalize(value)}".encode(), hashlib.sha256).hexdigest()
+    """The tombstone of one identity: `kind` is "email" or "serial", `value` normalized
+    (`stedi.identities.normalize`, as DuckDB's lower(trim()) in the models gives it)."""
+    return hmac.new(secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass

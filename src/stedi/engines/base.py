@@ -37,7 +37,9 @@ class TableInput:
 class LandedFile:
     """What landing one file gave: the ledger records it and conservation is checked on it."""
 
-    sha256: str
+    sha256: str  # of the bytes read, which `size` and `mtime_ns` describe too (see `Storage.read_file`)
+    size: int
+    mtime_ns: int
     problem: str | None  # why the file could not be read to its end
     non_blank: int
     accepted: int

@@ -203,9 +203,9 @@ def _compact_struct(feed: Feed) -> str:
 
 
 def first_look_sql(feed: Feed) -> str:
-    """Every non-blank line of `lines` in one pass, with `fits` true when it lands as written (and
-    its raw text when it does not), and each file's own row. It reads `lines` once, so that
-    `lines` can be a stream.
+    """Every line of `lines` (which holds no blank line) in one pass, with `fits` true when it
+    lands as written (and its raw text when it does not), and each file's problem row. It reads
+    `lines` once, so that `lines` can be a stream.
 
     A compact line (`compact_line_pattern`) fits by its shape: one regular expression and one
     typed parse. Any other line is validated, its keys counted and the contract's fields
@@ -220,9 +220,9 @@ def first_look_sql(feed: Feed) -> str:
     fields = ", ".join(f"v_{f.key}" for f in feed.fields)
     one_of = " OR ".join(f"v_{k.lower()} IS NOT NULL" for k in feed.required_one_of) or "true"
     return f"""
-SELECT _file, _source_line, problem, sha256, {fields}, fits, CASE WHEN NOT fits THEN line END AS raw
+SELECT _file, _source_line, problem, {fields}, fits, CASE WHEN NOT fits THEN line END AS raw
 FROM (
-    SELECT _file, _source_line, problem, sha256, line, {fields},
+    SELECT _file, _source_line, problem, line, {fields},
            CASE WHEN compact THEN {one_of}
                 ELSE coalesce(doc IS NOT NULL AND starts_with(line, '{{') AND key_count = {present}
                               AND coalesce({', '.join(_problems(feed))}) IS NULL, false) END AS fits
@@ -230,17 +230,17 @@ FROM (
         SELECT *,
                {values}
         FROM (
-            SELECT _file, _source_line, problem, sha256, line, compact, typed, doc, len(json_keys(doc)) AS key_count,
+            SELECT _file, _source_line, problem, line, compact, typed, doc, len(json_keys(doc)) AS key_count,
                    {_field_columns(feed, "fields")}
             FROM (SELECT *, json_transform(doc, {_json_struct(feed)}) AS fields
                   FROM (SELECT *,
                                CASE WHEN compact THEN json_transform(line, {_compact_struct(feed)}) END AS typed,
                                CASE WHEN NOT compact AND problem IS NULL AND _source_line IS NOT NULL
                                     THEN {_json_document("line")} END AS doc
-                        FROM (SELECT _file, _source_line, problem, sha256, line,
+                        FROM (SELECT _file, _source_line, problem, line,
                                      problem IS NULL AND _source_line IS NOT NULL
                                      AND regexp_full_match(line, {literal(compact_line_pattern(feed))}) AS compact
-                              FROM lines WHERE NOT blank)))
+                              FROM lines)))
         )
     )
 )
@@ -248,7 +248,7 @@ FROM (
 
 
 def judge_sql(feed: Feed, lines: str) -> str:
-    """Parse, type-check and route every non-blank line of a relation shaped like `lines`, with a
+    """Parse, type-check and route every line of a relation shaped like `lines`, with a
     reason for each line that does not land; a file's problem row is quarantined as it is.
 
     The documents and their fields are MATERIALIZED: otherwise DuckDB inlines the CTEs and parses
@@ -267,7 +267,7 @@ def judge_sql(feed: Feed, lines: str) -> str:
 WITH kept AS (
     SELECT _file, _source_line, problem, line AS raw
     FROM {lines}
-    WHERE problem IS NOT NULL OR (_source_line IS NOT NULL AND NOT blank)
+    WHERE problem IS NOT NULL OR _source_line IS NOT NULL
 ), documents AS MATERIALIZED (
     SELECT *, {_json_document("raw")} AS doc FROM kept
 ), objects AS (
@@ -316,7 +316,7 @@ FROM checked
 def land_lines(conn: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     """Judge every line of `lines` into the view `landed`: at first look those that fit, the rest
     by `judge_sql`. Holds per line its values, or its reason and raw text, and any `_extra`; the
-    view `file_facts` holds each file's sha256 and problem.
+    file problem rows are quarantined with their problem as the reason.
 
     Only the few judged lines are stored twice; the lines that fit are read straight from
     `first_look` by whatever reads `landed`.
@@ -325,14 +325,13 @@ def land_lines(conn: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     conn.execute(f"CREATE TEMP TABLE first_look AS {first_look_sql(feed)}")
     conn.execute(
         "CREATE TEMP VIEW suspect_lines AS "
-        "SELECT _file, _source_line, raw AS line, false AS blank, problem FROM first_look WHERE NOT fits"
+        "SELECT _file, _source_line, raw AS line, problem FROM first_look WHERE NOT fits"
     )
     conn.execute(f"""
         CREATE TEMP TABLE judged AS
         SELECT _file, _source_line, reason, _extra, {values}, CASE WHEN reason IS NOT NULL THEN rtrim(raw) END AS raw
         FROM ({judge_sql(feed, "suspect_lines")})
     """)
-    conn.execute("CREATE TEMP VIEW file_facts AS SELECT _file, sha256, problem FROM first_look WHERE _source_line IS NULL")
     conn.execute(f"""
         CREATE TEMP VIEW landed AS
         SELECT _file, _source_line, NULL::VARCHAR AS reason, NULL::VARCHAR AS _extra, {values}, raw
@@ -355,9 +354,10 @@ def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, thre
     conn.register("lines", files.reader())
     land_lines(conn, batch.feed)
     files.raise_if_failed()
+    conn.register("file_facts", files.file_facts())
     conn.register("files", pa.table({"_file": pa.array(range(len(batch.files)), pa.int32()), "_source_file": batch.files}))
     conn.execute(
-        "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, problem "
+        "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, size, mtime_ns, problem "
         "FROM files JOIN file_facts USING (_file)"
     )
     lineage = (
@@ -384,7 +384,8 @@ def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, thre
             SELECT _source_file, count(*) AS n FROM read_parquet({literal(rejected_path)})
             WHERE _source_line IS NOT NULL GROUP BY ALL
         )
-        SELECT _source_file, _source_sha256, problem, coalesce(non_blank.n, 0), coalesce(accepted.n, 0), coalesce(rejected.n, 0)
+        SELECT _source_file, _source_sha256, size, mtime_ns, problem,
+               coalesce(non_blank.n, 0), coalesce(accepted.n, 0), coalesce(rejected.n, 0)
         FROM sources LEFT JOIN non_blank USING (_file) LEFT JOIN accepted USING (_source_file)
         LEFT JOIN rejected USING (_source_file)
         """

@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import fields
 from functools import cache, partial
 from pathlib import Path
 
@@ -148,7 +149,7 @@ class SparkEngine(Engine):
         if failures := [row.error for row in landed if row.error]:
             raise SourceError(failures[0])
         return Landed(
-            {row.source: LandedFile(row.sha256, row.problem, row.non_blank, row.accepted, row.rejected) for row in landed},
+            {row.source: LandedFile(**{fact.name: row[fact.name] for fact in fields(LandedFile)}) for row in landed},
             [accepted for _, accepted, _ in tasks],
             [rejected for _, _, rejected in tasks],
         )
@@ -206,7 +207,8 @@ class SparkEngine(Engine):
 
 # What a landing task returns per feed file, or the one error that stopped it (a file it could not read).
 LANDED_FILE = pa.schema(
-    [("source", pa.string()), ("sha256", pa.string()), ("problem", pa.string()), ("non_blank", pa.int64()),
+    [("source", pa.string()), ("sha256", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
+     ("problem", pa.string()), ("non_blank", pa.int64()),
      ("accepted", pa.int64()), ("rejected", pa.int64()), ("error", pa.string())]
 )
 

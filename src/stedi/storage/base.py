@@ -13,6 +13,10 @@ class FileInfo:
     mtime_ns: int
 
 
+# The mtime recorded for bytes read while their file was changing: no later mtime vouches for
+# them, so the next ingest compares the file's content instead.
+UNKNOWN_MTIME = -1
+
 SkipCallback = Callable[[str, str], None]  # (path, printable and valid UTF-8; why it is not read)
 
 
@@ -45,6 +49,12 @@ class Storage(ABC):
 
     @abstractmethod
     def read_bytes(self, location: str) -> bytes: ...
+
+    @abstractmethod
+    def read_file(self, location: str) -> tuple[bytes, FileInfo]:
+        """A file's bytes and the size and mtime of exactly those bytes, however the file changes
+        meanwhile (`UNKNOWN_MTIME` when it changed while it was read). Never blocks on an entry
+        that is not a regular file: raises OSError instead."""
 
     @abstractmethod
     def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:

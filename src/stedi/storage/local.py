@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from itertools import takewhile
 from pathlib import Path
 
-from stedi.storage.base import FileInfo, SkipCallback, Storage
+from stedi.storage.base import UNKNOWN_MTIME, FileInfo, SkipCallback, Storage
 
 OWNER_ONLY_UMASK = 0o077
 PRIVATE_FILE = 0o600
@@ -117,6 +117,18 @@ class LocalStorage(Storage):
 
     def read_bytes(self, location: str) -> bytes:
         return Path(location).read_bytes()
+
+    def read_file(self, location: str) -> tuple[bytes, FileInfo]:
+        # Opening a FIFO for reading waits for a writer, unless non-blocking; a regular file reads the same either way.
+        fd = os.open(location, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise OSError(errno.EINVAL, f"not a regular file but {_kind_of(before.st_mode)}", location)
+            data = handle.read()
+            after = os.fstat(fd)
+        unchanged = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns) and after.st_size == len(data)
+        return data, FileInfo(location, len(data), after.st_mtime_ns if unchanged else UNKNOWN_MTIME)
 
     def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:
         path = Path(location)

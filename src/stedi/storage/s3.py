@@ -65,6 +65,10 @@ def _folder(key: str) -> str:
     return f"{key}/" if key else ""
 
 
+def _mtime_ns(modified: datetime) -> int:
+    return int(modified.timestamp()) * 1_000_000_000 + modified.microsecond * 1000
+
+
 def _code(error: Any) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -214,21 +218,25 @@ class S3Storage(Storage):
             for obj in page.get("Contents", []):
                 if obj["Key"].endswith("/"):
                     continue  # a "folder" placeholder some tools create
-                modified: datetime = obj["LastModified"]
-                mtime_ns = int(modified.timestamp()) * 1_000_000_000 + modified.microsecond * 1000
-                yield FileInfo(path=f"s3://{bucket}/{obj['Key']}", size=int(obj["Size"]), mtime_ns=mtime_ns)
+                yield FileInfo(path=f"s3://{bucket}/{obj['Key']}", size=int(obj["Size"]), mtime_ns=_mtime_ns(obj["LastModified"]))
 
     def read_bytes(self, location: str) -> bytes:
+        return self.read_file(location)[0]
+
+    def read_file(self, location: str) -> tuple[bytes, FileInfo]:
         from botocore.exceptions import ClientError
 
         bucket, key = split_s3(location)
         with self._calling("read", location):
             try:
-                return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+                found = self.client.get_object(Bucket=bucket, Key=key)
+                data = found["Body"].read()
             except ClientError as error:
                 if _code(error) in NOT_FOUND:
                     raise FileNotFoundError(location) from None
                 raise
+        # One GET reads one version of an object, whole: its date is the date of these bytes.
+        return data, FileInfo(location, len(data), _mtime_ns(found["LastModified"]))
 
     def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:
         # One PUT: readers see the old object or the new one, never a part. Objects are private
