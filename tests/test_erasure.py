@@ -505,3 +505,13 @@ def test_a_resumed_erasure_reports_what_the_whole_erasure_did(lake):
     (record,) = lake.lake.read_records("erasures")
     assert record["completed"] and record["rows_removed"] == report.rows_removed
     assert record["snapshots_expired"] == sum(len(v) for v in record["expired_snapshots"].values()) > 0
+
+
+def test_no_export_while_an_erasure_is_unfinished(lake, tmp_path):
+    from stedi.export import ExportError, export
+
+    assert killed_before_commit(lake.lake.location, 0, lambda lake_: forget(lake_, [ERIN]))
+    lake.lake.refresh()
+    with pytest.raises(ExportError, match="is unfinished"):
+        export(lake.lake, str(tmp_path / "out"))
+    assert runner.invoke(app, ["query", "SELECT 1 AS n", "--as-of", "²", "--lake", lake.lake.location]).exit_code == 2

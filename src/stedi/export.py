@@ -21,6 +21,7 @@ import pyarrow as pa
 import stedi
 from stedi.engines.base import TableInput
 from stedi.engines.duckdb import connect, literal, quote, register_tables
+from stedi.erasure import pending_erasure
 from stedi.lake import (
     BUILT_BY_PROPERTY,
     ERASURE_PROPERTY,
@@ -142,6 +143,9 @@ def export(
         raise ExportError(f"unknown format '{fmt}': choose {' or '.join(FORMATS)}")
     if split is not None and not 0 < split < 1:
         raise ExportError(f"--split-by-customer must be a fraction between 0 and 1 (exclusive), not {split}")
+    if pending_erasure(lake):
+        raise ExportError(f"the erasure {pending_erasure(lake)} is unfinished, and the training data may still hold its "
+                          "customers: `stedi forget` or `stedi run` finishes it, then export")
     source = resolve(lake, run_id, as_of)
     state = lake.state(ML_TABLE, source.snapshot_id)
     columns = lake.columns(ML_TABLE)

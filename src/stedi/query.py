@@ -85,5 +85,7 @@ def query_lake(lake: Lake, sql: str, snapshots: Mapping[str, int | None] | None 
         return [d[0] for d in cursor.description or []], cursor.fetchall()
     except duckdb.Error as error:
         raise QueryError(str(error).splitlines()[0]) from None
+    except OSError as error:  # an erasure or a run deleted a file the tables listed when the query began
+        raise QueryError(f"the lake changed while it was read ({error.strerror or error}): run the query again") from None
     finally:
         conn.close()

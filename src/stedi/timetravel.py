@@ -34,7 +34,7 @@ def parse_time(text: str) -> int:
     """An instant as epoch milliseconds: ISO 8601 (`2024-05-01`, `2024-05-01T12:00:00`, with `Z` or
     an offset; without one it is UTC, as `stedi history` prints it) or epoch milliseconds."""
     value = text.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return int(value)
     try:
         moment = datetime.fromisoformat(value)
