@@ -76,13 +76,17 @@ def lake_connection(lake: Lake, snapshots: Mapping[str, int | None] | None = Non
     return conn
 
 
-def query_lake(lake: Lake, sql: str, snapshots: Mapping[str, int | None] | None = None) -> tuple[list[str], list[tuple]]:
-    """Column names and rows of one read-only statement over the lake."""
+def query_lake(
+    lake: Lake, sql: str, snapshots: Mapping[str, int | None] | None = None, max_rows: int | None = None,
+) -> tuple[list[str], list[tuple]]:
+    """Column names and rows (the first `max_rows` of them, if given) of one read-only statement
+    over the lake. The result streams: the first rows of the largest table come at once, and
+    only the rows fetched are held."""
     require_read_only(sql)
     conn = lake_connection(lake, snapshots)
     try:
-        cursor = conn.execute(sql)
-        return [d[0] for d in cursor.description or []], cursor.fetchall()
+        relation = conn.sql(sql)
+        return list(relation.columns), relation.fetchmany(max_rows) if max_rows is not None else relation.fetchall()
     except duckdb.Error as error:
         raise QueryError(str(error).splitlines()[0]) from None
     except OSError as error:  # an erasure or a run deleted a file the tables listed when the query began
