@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shutil
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,11 +25,11 @@ from stedi.ingest import ConservationError, IngestReport, SourceError, ingest
 from stedi.lake import LAKE_ENV, Lake, LakeError
 from stedi.models import ModelError
 from stedi.query import QueryError, query_lake
+from stedi.run import CONSENT_SCOPES, RunReport, TableRun, recover_interrupted_runs, run
 from stedi.secret import SecretError
-from stedi.run import CONSENT_SCOPES, RunReport, TableRun, latest_run, recover_interrupted_runs, run
 from stedi.status import history, status
 from stedi.storage.local import LakeBusyError
-from stedi.timetravel import parse_time, query_lake_as_of
+from stedi.timetravel import parse_time, snapshots_as_of
 
 INTERRUPTED = "interrupted: nothing half-published; the lake lock is released"
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a process stopped by Ctrl-C
@@ -279,7 +280,7 @@ def history_command(table_name: Annotated[str, typer.Argument(metavar="TABLE")],
 @app.command("query")
 def query_command(
     sql: Annotated[str, typer.Argument(help="A read-only SELECT over the lake's tables by their plain names.")],
-    lake: LakeOption = None, limit: Annotated[int, typer.Option(help="Rows to show in the table view.")] = 50,
+    lake: LakeOption = None, limit: Annotated[int, typer.Option(min=0, help="Rows to show in the table view.")] = 50,
     as_of: Annotated[Optional[str], typer.Option(
         "--as-of", metavar="TIMESTAMP",
         help="Time travel: every table as it was then (ISO 8601, UTC unless an offset is given, or epoch ms).",
@@ -290,16 +291,16 @@ def query_command(
     with user_errors():
         the_lake = Lake(lake)
         the_lake.require()
-        if as_of is None:
-            columns, rows = query_lake(the_lake, sql)
-        else:
-            columns, rows = query_lake_as_of(the_lake, sql, parse_time(as_of))
+        snapshots = snapshots_as_of(the_lake, parse_time(as_of)) if as_of else None
+        # The table view fetches one row more than it shows, to know whether more follow.
+        columns, rows = query_lake(the_lake, sql, snapshots, max_rows=None if as_json else limit + 1)
     if as_json:
         emit_json([dict(zip(columns, row)) for row in rows])
         return
-    console.print(table(f"{len(rows)} row(s)", columns, rows[:limit]))
-    if len(rows) > limit:
-        console.print(f"showing {limit} of {len(rows)} rows; use --limit or --json for more")
+    more = len(rows) > limit
+    console.print(table(f"{min(len(rows), limit)} row(s){' shown' if more else ''}", columns, rows[:limit]))
+    if more:
+        console.print(f"the first {limit} rows; more follow: use --limit N for more, or --json for all of them")
 
 
 def print_erasure(report: ErasureReport) -> None:

@@ -56,8 +56,9 @@ def _from_file(path: Path) -> bytes:
 
 def _embedded(storage: Storage) -> bytes:
     path = storage.join(*EMBEDDED)
-    if not storage.exists(path):  # an older, looser one is tightened when the lake is opened (`stedi.lake`)
+    if not storage.exists(path):
         storage.write_bytes(path, new_secret(), private=True)
+    storage.make_private(path)  # one made by an older stedi, or copied with looser modes
     return storage.read_bytes(path).strip()
 
 

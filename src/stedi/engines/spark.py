@@ -25,13 +25,13 @@ from sqlglot import exp
 
 from stedi.engines.base import Engine, EngineUnavailable, Landed, LandedFile, LandingBatch, TableInput
 from stedi.engines.duckdb import land_batch
+from stedi.identities import LOWER_AS_DUCKDB, SPACE_SEPARATORS
 from stedi.lines import SourceError
 from stedi.models import RUN_SETTINGS
 
 try:
     from pyspark.errors import PySparkRuntimeError
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql import functions as F
     from pyspark.sql import types as T
     from pyspark.sql.pandas.types import from_arrow_schema
 except ImportError:  # an optional extra: SparkEngine() says how to install it
@@ -81,13 +81,9 @@ def spark_type(kind: str) -> T.DataType:
     }[kind]
 
 
-# DuckDB's trim() strips Unicode space separators (Zs) and its lower() maps one letter to one letter;
-# Spark's trim() strips ASCII spaces only, and its lower() turns İ into two letters and a word-final
-# Σ into ς. Customers are matched by lower(trim(email)): both engines must agree on it.
-SPACE_SEPARATORS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"  # Zs
-LOWER_AS_DUCKDB = (("İ", "i"), ("Σ", "σ"))  # replaced before Spark's lower()
-
-
+# Customers are matched by DuckDB's lower(trim(email)) (`stedi.identities.normalize`): Spark's trim()
+# strips ASCII spaces only, and its lower() turns İ into two letters and a word-final Σ into ς, so
+# both are rewritten to agree with DuckDB's.
 @cache
 def spark_sql(duckdb_sql: str) -> str:
     """A model's SELECT, from DuckDB's dialect to Spark's, with trim() and lower() as DuckDB's."""

@@ -66,7 +66,7 @@ class Storage(ABC):
     @abstractmethod
     def make_dirs(self, location: str) -> None: ...
 
-    def make_private(self, location: str) -> None:
+    def make_private(self, location: str) -> None:  # noqa: B027 - a no-op unless the backend has file modes
         """Make an existing file or folder its owner's only. Objects in a bucket have no modes: who
         may read them is the bucket's policy."""
 

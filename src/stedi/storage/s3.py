@@ -19,13 +19,13 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections import OrderedDict
 import socket
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -261,7 +261,7 @@ class S3Storage(Storage):
         try:
             held = json.loads(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
             since = datetime.fromisoformat(held["acquired_at"])
-            age = int((datetime.now(timezone.utc) - since).total_seconds())
+            age = int((datetime.now(UTC) - since).total_seconds())
             return f"held by {held.get('host')} pid {held.get('pid')} for {age} s"
         except (BotoCoreError, ClientError, ValueError, KeyError, TypeError):
             return "holder unknown"
@@ -274,7 +274,7 @@ class S3Storage(Storage):
         token = uuid.uuid4().hex
         body = json.dumps({
             "token": token, "host": socket.gethostname(), "pid": os.getpid(),
-            "acquired_at": datetime.now(timezone.utc).isoformat(),
+            "acquired_at": datetime.now(UTC).isoformat(),
         }).encode()
         while True:
             with self._calling("lock", location):
