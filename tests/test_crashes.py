@@ -16,6 +16,7 @@ from conftest import LakeHarness, killed_before_commit
 from stedi.engines import open_engine
 from stedi.ingest import ingest
 from stedi.run import run
+from stedi.snapshots import unreferenced_files
 
 
 def feeds(harness: LakeHarness) -> None:
@@ -69,6 +70,7 @@ def test_a_writer_killed_before_any_of_its_commits_loses_and_duplicates_nothing(
         harness.lake.refresh()
         assert harness.run().ok, f"killed before commit {killed + 1}"
         assert contents(harness) == uninterrupted, f"killed before commit {killed + 1}"
+        assert unreferenced_files(harness.lake) == []  # what the killed writer left unpublished is gone
         scratch = Path(harness.lake.location, "_stedi", "scratch")
         assert all(p.name.startswith(f"{os.getpid()}-") for p in scratch.glob("*"))  # the killed child's spill folder is gone
         killed += 1

@@ -87,7 +87,7 @@ def test_every_attack_is_refused_and_changes_no_file(lake, name, statement):
     before = every_file(root)
     result = query(lake, sql)
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: ") and "\n\n" not in result.stderr.strip(), result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.output and result.stdout == ""
     assert every_file(root) == before
     assert lake.count("customer_landing") == 2
