@@ -95,6 +95,7 @@ STEP_TRAINER = Feed(
 )
 
 FEEDS: tuple[Feed, ...] = (CUSTOMER, ACCELEROMETER, STEP_TRAINER)
+FEED_SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl", ".json")  # feed file names end so; longest first
 
 # Lineage carried by every landing and quarantine row.
 LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (

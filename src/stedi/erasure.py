@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from stedi.contract import FEEDS
 from stedi.engines.duckdb import connect, literal
-from stedi.identities import Identities, kept_rows_sql, match_sql, name_tokens, normalize, parquet_source, text_tokens, touched_sql
+from stedi.identities import Identities, column_names, kept_rows_sql, match_sql, name_tokens, normalize, parquet_source, text_tokens, touched_sql
 from stedi.lake import (
     BUILT_BY_PROPERTY,
     ERASURE_PROPERTY,
@@ -166,10 +166,6 @@ def table_order(lake: Lake) -> list[str]:
     return ordered + sorted(present - set(ordered))
 
 
-def _column_names(conn: duckdb.DuckDBPyConnection, source: str) -> list[str]:
-    return [d[0] for d in conn.execute(f"SELECT * FROM {source} LIMIT 0").description]
-
-
 def _plan_table(
     conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, tombstones: Tombstones, keys: set[str], requested: set[str]
 ) -> tuple[TableErasure, set[str]]:
@@ -181,7 +177,7 @@ def _plan_table(
     if not files:
         return plan, set()
     source = parquet_source(files)
-    columns = _column_names(conn, source)
+    columns = column_names(conn, source)
     found = tombstones.find(conn, source, columns, keys)
     if not found:
         return plan, set()
@@ -205,7 +201,7 @@ def _rewrite_file(conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, path: 
     ingest recovery keeps recognising it; None when no row is left."""
     source = f"read_parquet({literal(path)})"
     new_path = lake.new_data_file(name, run_of_data_file(path))
-    conn.execute(f"COPY ({kept_rows_sql(source, _column_names(conn, source))}) TO {literal(new_path)} (FORMAT parquet, COMPRESSION zstd)")
+    conn.execute(f"COPY ({kept_rows_sql(source, column_names(conn, source))}) TO {literal(new_path)} (FORMAT parquet, COMPRESSION zstd)")
     before = conn.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
     after = conn.execute(f"SELECT count(*) FROM read_parquet({literal(new_path)})").fetchone()[0]
     if before - after != expected:

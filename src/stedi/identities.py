@@ -191,5 +191,9 @@ def kept_rows_sql(source: str, columns: list[str]) -> str:
     return f"SELECT {select} FROM {source}" + (f" WHERE NOT {condition}" if condition else "")
 
 
+def column_names(conn: duckdb.DuckDBPyConnection, source: str) -> list[str]:
+    return [d[0] for d in conn.execute(f"SELECT * FROM {source} LIMIT 0").description]
+
+
 def parquet_source(paths: Iterable[str]) -> str:
     return f"read_parquet([{', '.join(literal(p) for p in paths)}], union_by_name = true)"

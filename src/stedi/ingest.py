@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from stedi.contract import FEEDS, Feed, landing_columns, rejected_columns
+from stedi.contract import FEED_SUFFIXES, FEEDS, Feed, landing_columns, rejected_columns
 from stedi.engines import Engine
 from stedi.engines.base import LandingBatch, TableInput
 from stedi.engines.duckdb import connect, register_tables
-from stedi.lake import RUN_PROPERTY, Lake, TableState, new_run_id, run_of_data_file
+from stedi.lake import ARROW_TYPES, RUN_PROPERTY, Lake, TableState, new_run_id, run_of_data_file
 from stedi.lines import SourceError, read_feed_file
 from stedi.recovery import recover
 from stedi.storage import FileInfo, Storage, open_storage
@@ -40,7 +40,6 @@ LEDGER_COLUMNS = (
     ("run_id", "string"),
     ("ingested_at", "timestamptz"),
 )
-FEED_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
 BATCH_BYTES = 256 * 1024 * 1024  # feed text handed to the engine at once; bounds memory
 GZIP_INFLATION = 8  # a gzipped feed file counts as this many times its size towards a batch
 
@@ -271,7 +270,7 @@ def ingest(
 def _write_ledger_rows(rows: list[dict], path: str) -> None:
     conn = connect()
     table = pa.Table.from_pylist(rows, schema=pa.schema(
-        [(name, {"string": pa.string(), "long": pa.int64(), "timestamptz": pa.timestamp("us", tz="UTC")}[kind]) for name, kind in LEDGER_COLUMNS]
+        [(name, ARROW_TYPES[kind]) for name, kind in LEDGER_COLUMNS]
     ))
     conn.register("ledger_rows", table)
     conn.execute(f"COPY ledger_rows TO '{path}' (FORMAT parquet)")

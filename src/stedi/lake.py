@@ -60,6 +60,10 @@ ICEBERG_TYPES = {
     "timestamp": TimestampType(),
     "timestamptz": TimestamptzType(),
 }
+ARROW_TYPES = {
+    "string": pa.string(), "long": pa.int64(), "double": pa.float64(),
+    "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"),
+}
 DUCKDB_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "timestamp": "TIMESTAMP", "timestamptz": "TIMESTAMPTZ"}
 
 # Snapshot summary keys stedi writes on every commit: who made it and from what.

@@ -19,14 +19,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from stedi.engines.duckdb import connect
-from stedi.lake import Lake, TableState
+from stedi.lake import ARROW_TYPES, Lake, TableState
 from stedi.storage import arrow_file
 
 EXPLAIN_PREFIX = re.compile(r"^\s*explain\s+(?:analyze\s+)?", re.IGNORECASE)
-ARROW_TYPES = {
-    "string": pa.string(), "long": pa.int64(), "double": pa.float64(),
-    "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"),
-}
 
 
 class QueryError(ValueError):

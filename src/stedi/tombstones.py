@@ -15,8 +15,9 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from stedi.contract import FEED_SUFFIXES
 from stedi.engines.duckdb import connect, literal
-from stedi.identities import Identities, find_identities, kept_rows_sql, match_sql, name_tokens
+from stedi.identities import Identities, column_names, find_identities, kept_rows_sql, match_sql, name_tokens
 from stedi.lake import Lake
 
 TOMBSTONES_FILE = "tombstones.json"
@@ -54,10 +55,10 @@ class Tombstones:
 
     def redact(self, path: str) -> str:
         """A file name that names a forgotten person, as the lake records it instead: the folder
-        and the extensions stay, the name becomes a keyed hash of the whole path (the same path
+        and the feed extension stay, the name becomes a keyed hash of the whole path (the same path
         always gives the same name, so the ledger still recognises the file)."""
         folder, name = posixpath.split(path)
-        suffix = "".join(part for part in ("." + s for s in name.split(".")[1:]) if len(part) <= 6 and "@" not in part)
+        suffix = next((s for s in FEED_SUFFIXES if name.lower().endswith(s)), "")
         digest = hmac.new(self.secret, f"path:{path}".encode(), hashlib.sha256).hexdigest()[:24]
         return posixpath.join(self.redact(folder) if self.names_someone(folder) else folder, f"erased-{digest}{suffix}")
 
@@ -91,10 +92,6 @@ def save_tombstones(lake: Lake, tombstones: Tombstones) -> None:
     lake.storage.write_bytes(_path(lake), json.dumps(data, indent=2).encode(), private=True)
 
 
-def parquet_column_names(conn, path: str) -> list[str]:
-    return [d[0] for d in conn.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0").description]
-
-
 def drop_tombstoned(lake: Lake, tombstones: Tombstones, paths: Sequence[str]) -> dict[str, tuple[int, int]]:
     """Remove the rows of tombstoned people from a freshly landed batch (its landing and quarantine
     Parquet files, rewritten in place) and redact file names that name them; returns per source
@@ -103,7 +100,7 @@ def drop_tombstoned(lake: Lake, tombstones: Tombstones, paths: Sequence[str]) ->
     erased: dict[str, list[int]] = {}
     for path in paths:
         source = f"read_parquet({literal(path)})"
-        columns = parquet_column_names(conn, path)
+        columns = column_names(conn, source)
         found = tombstones.find(conn, source, columns)
         if not found:
             continue
