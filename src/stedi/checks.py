@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
-from stedi.models import CheckSpec, Model, ModelError, tables_read, upstream_of
+from stedi.errors import ModelError
+from stedi.models import CheckSpec, Model, tables_read, upstream_of
 
 # Columns that identify a person directly; none may reach machine_learning_curated.
 PII_COLUMNS = ("email", "user", "customername", "phone", "birthday", "serialnumber")

@@ -1,113 +1,51 @@
-"""The `stedi` command line."""
+"""The `stedi` command line: a thin layer over the modules that do the work.
+
+Each command imports what it needs when it runs (see `stedi.commands`).
+"""
 
 from __future__ import annotations
 
 import shutil
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-from typer.core import TyperGroup
 
 from stedi import display
-from stedi.aws import AwsError
 from stedi.aws.cli import app as aws_app
-from stedi.config import ConfigError
+from stedi.commands import Debug, JsonOption, LakeOption, WaitOption, command_group
+from stedi.config import CONSENT_SCOPES, EXPORT_FORMATS
 from stedi.display import console, emit_json, table
-from stedi.engines import ENGINE_NAMES, EngineUnavailable, open_engine
-from stedi.erasure import ErasureError, ErasureReport, forget, read_email_file
-from stedi.export import FORMATS, ExportError, export
-from stedi.ingest import ConservationError, IngestReport, SourceError, ingest
-from stedi.lake import LAKE_ENV, Lake, LakeError
-from stedi.models import ModelError
-from stedi.query import QueryError, query_lake
-from stedi.run import CONSENT_SCOPES, RunReport, TableRun, recover_interrupted_runs, run
-from stedi.secret import SecretError
-from stedi.status import history, status
-from stedi.storage.local import LakeBusyError
-from stedi.timetravel import parse_time, snapshots_as_of
+from stedi.engines import ENGINE_NAMES
+from stedi.errors import ErasureError, UserError
 
-INTERRUPTED = "interrupted: nothing half-published; the lake lock is released"
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a process stopped by Ctrl-C
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from stedi.erasure import ErasureReport
+    from stedi.ingest import IngestReport
+    from stedi.run import RunReport, TableRun
+
+app = command_group("The STEDI lakehouse: raw Step Trainer and phone feeds into privacy-safe training data.")
 
 
-class CtrlC:
-    """Whether Ctrl-C was pressed during the command. Libraries turn the KeyboardInterrupt it
-    raises into their own errors (DuckDB: "Query interrupted"), so that is how stedi tells an
-    interrupted command from a failed one."""
-
-    pressed = False
-
-    @classmethod
-    def on_sigint(cls, signum, frame) -> None:
-        if cls.pressed:  # pressed again while the command unwinds: once is enough
-            return
-        cls.pressed = True
-        raise KeyboardInterrupt
+@app.callback()
+def options(debug: Annotated[bool, typer.Option("--debug", help="DEBUG logs on stderr, and the traceback of an internal error.")] = False) -> None:
+    if debug:
+        Debug.enable()
 
 
-class Commands(TyperGroup):
-    """stedi's commands, each stopped cleanly by Ctrl-C (SPEC §11): one line and exit code 130,
-    whatever the command was doing. Nothing is half-published because every commit is one atomic
-    Iceberg commit and the next ingest or run completes an interrupted one; the lock is released by
-    the `with` block that holds it as the interrupt unwinds (and by the kernel when the process ends)."""
-
-    def invoke(self, ctx: typer.Context):
-        CtrlC.pressed = False
-        previous = signal.signal(signal.SIGINT, CtrlC.on_sigint)
-        try:
-            return super().invoke(ctx)
-        except (KeyboardInterrupt, Exception) as error:
-            if not (CtrlC.pressed or isinstance(error, KeyboardInterrupt)):
-                raise
-            display.errors.print(INTERRUPTED, style="yellow")
-            raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
-app = typer.Typer(
-    cls=Commands,
-    help="The STEDI lakehouse: raw Step Trainer and phone feeds into privacy-safe training data.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-
-LakeOption = Annotated[Optional[str], typer.Option(
-    "--lake", envvar=LAKE_ENV, help="Lake root: a folder or s3://bucket/prefix (default ./lakehouse, or `lake` in stedi.toml).",
-)]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 EngineOption = Annotated[str, typer.Option("--engine", help=f"Engine: {' or '.join(ENGINE_NAMES)}.")]
 ScopeOption = Annotated[
     Optional[str],
     typer.Option("--consent-scope", help=f"{' or '.join(CONSENT_SCOPES)}; a lake setting that stays until changed."),
 ]
-WaitOption = Annotated[bool, typer.Option("--wait", help="Wait for another writer instead of failing.")]
-
-USER_ERRORS = (
-    SourceError, LakeError, LakeBusyError, EngineUnavailable, QueryError, FileExistsError, ConservationError,
-    ErasureError, ExportError, AwsError, ConfigError, ModelError, SecretError,
-)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """A mistake a user can fix is one clear line and exit code 2, never a traceback."""
-    try:
-        yield
-    except USER_ERRORS as error:
-        if CtrlC.pressed:  # an interrupted query, say: `Commands` reports the interruption instead
-            raise
-        display.errors.print(display.safe(f"error: {error}"), style="red")
-        raise typer.Exit(2) from None
 
 
 def _progress(quiet: bool) -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("[bold]{task.description:<14}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
         # Not into a log or a pipe: there a bar is noise, and stderr is kept for what went wrong.
@@ -158,9 +96,6 @@ def print_run(report: RunReport) -> None:
         console.print("Nothing new: every table is up to date (no-op).")
     elif report.ok:
         console.print(f"[green]Run {report.run_id} published.[/] Consent scope: {report.consent_scope}.")
-    else:
-        console.print(f"[red]Run {report.run_id} failed quality gates:[/] failing tables kept their previous snapshot; "
-                      "their downstream tables were skipped.")
 
 
 def _failed_checks(t: TableRun) -> str:
@@ -185,10 +120,9 @@ def generate(
     """Generate realistic feeds shaped like real STEDI exports."""
     from stedi.generate import generate_feeds
 
-    with user_errors():
-        if customers < 1:
-            raise SourceError("--customers must be at least 1")
-        result = generate_feeds(out, customers, seed=seed, defects=defects)
+    if customers < 1:
+        raise UserError("--customers must be at least 1")
+    result = generate_feeds(out, customers, seed=seed, defects=defects)
     if as_json:
         emit_json({"root": str(result.root), "files": result.files, "records": result.records, "bytes": result.bytes})
         return
@@ -202,12 +136,16 @@ def ingest_command(
     lake: LakeOption = None, engine: EngineOption = "duckdb", wait: WaitOption = False, as_json: JsonOption = False,
 ) -> None:
     """Ingest new feed files into the landing zone (idempotent, incremental)."""
-    with user_errors():
-        the_lake = Lake(lake)
-        the_engine = open_engine(engine)
-        with the_lake.writing(wait), _progress(as_json) as progress:
-            recover_interrupted_runs(the_lake)
-            report = ingest(the_lake, source, the_engine, _progress_callback(progress))
+    from stedi.engines import open_engine
+    from stedi.ingest import ingest
+    from stedi.lake import Lake
+    from stedi.run import recover_interrupted_runs
+
+    the_lake = Lake(lake)
+    the_engine = open_engine(engine)
+    with the_lake.writing(wait), _progress(as_json) as progress:
+        recover_interrupted_runs(the_lake)
+        report = ingest(the_lake, source, the_engine, _progress_callback(progress))
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -221,28 +159,32 @@ def run_command(
     wait: WaitOption = False, as_json: JsonOption = False,
 ) -> None:
     """Ingest SOURCE (if given), then build the trusted and curated zones behind quality gates."""
-    with user_errors():
-        the_lake = Lake(lake)
-        the_engine = open_engine(engine)
-        if source is None:
-            the_lake.require()
-        with the_lake.writing(wait), _progress(as_json) as progress:
-            report = run(the_lake, the_engine, source, consent_scope, _progress_callback(progress))
+    from stedi.engines import open_engine
+    from stedi.lake import Lake
+    from stedi.run import run
+
+    the_lake = Lake(lake)
+    the_engine = open_engine(engine)
+    if source is None:
+        the_lake.require()
+    with the_lake.writing(wait), _progress(as_json) as progress:
+        report = run(the_lake, the_engine, source, consent_scope, _progress_callback(progress))
     if as_json:
         emit_json(report.as_dict())
     else:
         print_run(report)
-    if not report.ok:
-        raise typer.Exit(1)
+    report.raise_if_failed()
 
 
 @app.command("status")
 def status_command(lake: LakeOption = None, as_json: JsonOption = False) -> None:
     """Tables, rows, snapshots, the last ingest and the last run's checks."""
-    with user_errors():
-        the_lake = Lake(lake)
-        the_lake.require()
-        result = status(the_lake)
+    from stedi.lake import Lake
+    from stedi.status import status
+
+    the_lake = Lake(lake)
+    the_lake.require()
+    result = status(the_lake)
     if as_json:
         emit_json(result)
         return
@@ -266,10 +208,12 @@ def status_command(lake: LakeOption = None, as_json: JsonOption = False) -> None
 @app.command("history")
 def history_command(table_name: Annotated[str, typer.Argument(metavar="TABLE")], lake: LakeOption = None, as_json: JsonOption = False) -> None:
     """The snapshots of a table, with the run that made each one."""
-    with user_errors():
-        the_lake = Lake(lake)
-        the_lake.require()
-        snapshots = history(the_lake, table_name)
+    from stedi.lake import Lake
+    from stedi.status import history
+
+    the_lake = Lake(lake)
+    the_lake.require()
+    snapshots = history(the_lake, table_name)
     if as_json:
         emit_json(snapshots)
         return
@@ -288,12 +232,15 @@ def query_command(
     as_json: JsonOption = False,
 ) -> None:
     """Read-only SQL over the lake (DuckDB): the local stand-in for Athena."""
-    with user_errors():
-        the_lake = Lake(lake)
-        the_lake.require()
-        snapshots = snapshots_as_of(the_lake, parse_time(as_of)) if as_of else None
-        # The table view fetches one row more than it shows, to know whether more follow.
-        columns, rows = query_lake(the_lake, sql, snapshots, max_rows=None if as_json else limit + 1)
+    from stedi.lake import Lake
+    from stedi.query import query_lake
+    from stedi.timetravel import parse_time, snapshots_as_of
+
+    the_lake = Lake(lake)
+    the_lake.require()
+    snapshots = snapshots_as_of(the_lake, parse_time(as_of)) if as_of else None
+    # The table view fetches one row more than it shows, to know whether more follow.
+    columns, rows = query_lake(the_lake, sql, snapshots, max_rows=None if as_json else limit + 1)
     if as_json:
         emit_json([dict(zip(columns, row)) for row in rows])
         return
@@ -337,14 +284,16 @@ def forget_command(
     lake: LakeOption = None, wait: WaitOption = False, as_json: JsonOption = False,
 ) -> None:
     """The right to erasure: remove customers from every table of every zone, for good."""
-    with user_errors():
-        wanted = list(emails or []) + (read_email_file(str(file)) if file else [])
-        if not wanted:
-            raise ErasureError("give at least one EMAIL or --file with emails")
-        the_lake = Lake(lake)
-        the_lake.require()
-        with the_lake.writing(wait):
-            report = forget(the_lake, wanted, dry_run=dry_run)
+    from stedi.erasure import forget, read_email_file
+    from stedi.lake import Lake
+
+    wanted = list(emails or []) + (read_email_file(str(file)) if file else [])
+    if not wanted:
+        raise ErasureError("give at least one EMAIL or --file with emails")
+    the_lake = Lake(lake)
+    the_lake.require()
+    with the_lake.writing(wait):
+        report = forget(the_lake, wanted, dry_run=dry_run)
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -354,7 +303,7 @@ def forget_command(
 @app.command("export")
 def export_command(
     out: Annotated[str, typer.Argument(metavar="OUT", help="A new folder for the files and manifest.json.")],
-    fmt: Annotated[str, typer.Option("--format", help=f"File format: {' or '.join(FORMATS)}.")] = "parquet",
+    fmt: Annotated[str, typer.Option("--format", help=f"File format: {' or '.join(EXPORT_FORMATS)}.")] = "parquet",
     run_id: Annotated[Optional[str], typer.Option("--run", metavar="RUN_ID", help="The training data of that run.")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", metavar="TIMESTAMP", help="The training data as it was then.")] = None,
     split: Annotated[Optional[float], typer.Option(
@@ -364,10 +313,12 @@ def export_command(
     lake: LakeOption = None, as_json: JsonOption = False,
 ) -> None:
     """Export machine_learning_curated with a manifest that makes the training data reproducible."""
-    with user_errors():
-        the_lake = Lake(lake)
-        the_lake.require()
-        manifest = export(the_lake, out, fmt, run_id, as_of, split, seed)
+    from stedi.export import export
+    from stedi.lake import Lake
+
+    the_lake = Lake(lake)
+    the_lake.require()
+    manifest = export(the_lake, out, fmt, run_id, as_of, split, seed)
     if as_json:
         emit_json(manifest)
         return
@@ -387,26 +338,28 @@ def demo(
     engine: EngineOption = "duckdb",
 ) -> None:
     """Generate realistic feeds with defects, run the whole lakehouse and print the zones."""
+    from stedi.engines import open_engine
     from stedi.generate import generate_feeds
+    from stedi.lake import Lake
+    from stedi.query import query_lake
+    from stedi.run import run
 
-    with user_errors():
-        if data.exists():
-            shutil.rmtree(data)
-        generated = generate_feeds(data, customers, seed=7, defects=True)
-        console.print(f"Generated {generated.bytes / 1e6:.1f} MB of feeds for {customers} customers in {data}/")
-        the_lake = Lake(lake)
-        with the_lake.writing(), _progress(False) as progress:
-            report = run(the_lake, open_engine(engine), str(data), None, _progress_callback(progress))
-        print_run(report)
-        sample = (
-            "SELECT customer_key, count(*) AS readings, min(timestamp) AS first_ms, round(avg(distanceFromObject), 1) AS avg_distance "
-            "FROM machine_learning_curated GROUP BY customer_key ORDER BY readings DESC LIMIT 5"
-        )
-        columns, rows = query_lake(the_lake, sample)
-        console.print(f"\n$ stedi query \"{sample}\"")
-        console.print(table("machine_learning_curated, per pseudonymous customer", columns, rows))
-    if not report.ok:
-        raise typer.Exit(1)
+    if data.exists():
+        shutil.rmtree(data)
+    generated = generate_feeds(data, customers, seed=7, defects=True)
+    console.print(f"Generated {generated.bytes / 1e6:.1f} MB of feeds for {customers} customers in {data}/")
+    the_lake = Lake(lake)
+    with the_lake.writing(), _progress(False) as progress:
+        report = run(the_lake, open_engine(engine), str(data), None, _progress_callback(progress))
+    print_run(report)
+    sample = (
+        "SELECT customer_key, count(*) AS readings, min(timestamp) AS first_ms, round(avg(distanceFromObject), 1) AS avg_distance "
+        "FROM machine_learning_curated GROUP BY customer_key ORDER BY readings DESC LIMIT 5"
+    )
+    columns, rows = query_lake(the_lake, sample)
+    console.print(f"\n$ stedi query \"{sample}\"")
+    console.print(table("machine_learning_curated, per pseudonymous customer", columns, rows))
+    report.raise_if_failed()
 
 
 app.add_typer(aws_app, name="aws")

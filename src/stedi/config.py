@@ -24,17 +24,21 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from stedi.errors import ConfigError
+
 CONFIG_ENV = "STEDI_CONFIG"
+LAKE_ENV = "STEDI_LAKE"
+DEFAULT_LAKE = "./lakehouse"
+# The choices a user makes on the command line, here so that `stedi --help` can name them cheaply.
+CONSENT_SCOPES = ("since-consent", "all")  # which readings of a consenting customer count (SPEC §4)
+DEFAULT_SCOPE = "since-consent"
+EXPORT_FORMATS = ("parquet", "csv")
 CONFIG_FILE = "stedi.toml"
 CATALOG_KINDS = ("sql", "glue")
 DEFAULT_REGION = "us-east-1"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-
-
-class ConfigError(ValueError):
-    """The configuration cannot be used as given (unreadable stedi.toml, unknown value)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,11 @@ class Config:
         if self.catalog is not None:
             return self.catalog
         return "glue" if is_s3(lake_location) else "sql"
+
+
+def lake_location(location: str | None) -> str:
+    """The lake a command works on: the one it was given, else STEDI_LAKE, stedi.toml, ./lakehouse."""
+    return location or os.environ.get(LAKE_ENV) or load_config().lake or DEFAULT_LAKE
 
 
 def is_s3(location: str) -> bool:

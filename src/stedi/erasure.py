@@ -32,24 +32,16 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from stedi import records
 from stedi.contract import FEEDS
-from stedi.engines.duckdb import connect, literal
+from stedi.errors import ErasureError, LakeError
 from stedi.identities import Identities, column_names, kept_rows_sql, match_sql, name_tokens, normalize, parquet_source, text_tokens, touched_sql
-from stedi.lake import (
-    BUILT_BY_PROPERTY,
-    ERASURE_PROPERTY,
-    INPUTS_PROPERTY,
-    RUN_PROPERTY,
-    SAME_CONTENT_PROPERTY,
-    Lake,
-    LakeError,
-    new_run_id,
-    run_of_data_file,
-)
+from stedi.lake import BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN_PROPERTY, SAME_CONTENT_PROPERTY, Lake, new_run_id, run_of_data_file
 from stedi.models import load_models, run_order
+from stedi.records import ERASURES, RUNS
 from stedi.scratch import remove_abandoned
 from stedi.snapshots import rewrite, snapshot_files, unreferenced_files
-from stedi.timetravel import ERASURES
+from stedi.sql import literal
 from stedi.tombstones import Tombstones, load_tombstones, mark, save_tombstones
 
 PENDING_FILE = "pending-erasure.json"
@@ -57,10 +49,6 @@ TRAINING_TABLE = "machine_learning_curated"
 # On each table an erasure commits to: what it removed and expired there, so that a re-run after a
 # crash reports the whole erasure, not just what was left to do.
 PROGRESS_PROPERTY = "stedi.erasure-progress"
-
-
-class ErasureError(ValueError):
-    """An erasure request that cannot be carried out as given (no email, unreadable list)."""
 
 
 @dataclass
@@ -283,7 +271,7 @@ def forget(lake: Lake, emails: Iterable[str], dry_run: bool = False) -> ErasureR
             finished.unknown = [] if sum(finished.rows_removed.values()) else requested
             return finished
     report = ErasureReport(new_run_id(), dry_run, _now(), _user(), requested, [])
-    conn = connect(lake.scratch)
+    conn = lake.connect()
     serials, report.shared_serial_numbers = _serial_numbers(conn, lake, requested)
     conn.close()
     report.serial_numbers = len(serials)
@@ -300,7 +288,7 @@ def forget(lake: Lake, emails: Iterable[str], dry_run: bool = False) -> ErasureR
     pending = {**report.audit_record(), "customer_keys": keys, "emails": sorted(asked.emails), "serials": sorted(asked.serials)}
     lake.storage.write_bytes(_pending_path(lake), json.dumps(pending).encode(), private=True)
     report.tombstones_added = _tombstone(lake, asked)
-    lake.write_record(ERASURES, report.erasure_id, report.audit_record())
+    records.write(lake.storage, ERASURES, report.erasure_id, report.audit_record())
     return _carry_out(lake, report, load_tombstones(lake) or asked, set(keys))
 
 
@@ -337,7 +325,7 @@ def finish_pending_erasure(lake: Lake) -> ErasureReport | None:
 
 
 def _carry_out(lake: Lake, report: ErasureReport, tombstones: Tombstones, keys: set[str]) -> ErasureReport:
-    conn = connect(lake.scratch)
+    conn = lake.connect()
     found: set[str] = set()
     for name in table_order(lake):
         plan, named = _plan_table(conn, lake, name, tombstones, keys, set(report.requested))
@@ -391,7 +379,7 @@ def _carry_out(lake: Lake, report: ErasureReport, tombstones: Tombstones, keys: 
     remove_abandoned(lake.storage.join("_stedi", "scratch"))
     report.unreproducible_runs = _runs_touching(lake, report.expired)
     report.finished_at = _now()
-    lake.write_record(ERASURES, report.erasure_id, report.audit_record())
+    records.write(lake.storage, ERASURES, report.erasure_id, report.audit_record())
     lake.storage.delete(_pending_path(lake))
     return report
 
@@ -400,6 +388,6 @@ def _runs_touching(lake: Lake, expired: dict[str, list[dict]]) -> list[str]:
     """The runs whose training data an expiry took: `stedi export --run` cannot give it back."""
     gone = {e["snapshot_id"] for e in expired.get(TRAINING_TABLE, [])}
     return sorted(
-        record["run_id"] for record in lake.read_records("runs")
+        record["run_id"] for record in records.read_all(lake.storage, RUNS)
         if any(t.get("name") == TRAINING_TABLE and t.get("output_snapshot") in gone for t in record.get("tables", []))
     )

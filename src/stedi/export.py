@@ -19,31 +19,21 @@ import duckdb
 import pyarrow as pa
 
 import stedi
-from stedi.engines.base import TableInput
-from stedi.engines.duckdb import connect, literal, quote, register_tables
+from stedi import records
+from stedi.config import EXPORT_FORMATS
 from stedi.erasure import pending_erasure
-from stedi.lake import (
-    BUILT_BY_PROPERTY,
-    ERASURE_PROPERTY,
-    INPUTS_PROPERTY,
-    RUN_PROPERTY,
-    SCOPE_PROPERTY,
-    Lake,
-    LakeError,
-)
+from stedi.errors import ExportError, LakeError
+from stedi.lake import BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake
+from stedi.records import RUNS
+from stedi.sql import TableInput, literal, quote, register_tables
 from stedi.timetravel import parse_time, retained_snapshot, snapshot_as_of, utc_text
 
 ML_TABLE = "machine_learning_curated"
-FORMATS = ("parquet", "csv")
 ROW_SEPARATOR = "\x1f"
 HASH_METHOD = (
     "sha256 of the concatenated, sorted, lower-case hex sha256 digests of the rows; a row is its "
     "values cast to text by DuckDB in schema order, NULL as \\N, joined with U+001F"
 )
-
-
-class ExportError(ValueError):
-    """An export that cannot be made as asked (bad option, folder in the way)."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +42,6 @@ class Source:
     requested_snapshot_id: int
     run: dict | None  # the run manifest the snapshot is tied to, if the lake has it
     run_id: str | None
-
-
-def _run_record(lake: Lake, run_id: str) -> dict | None:
-    path = lake.storage.join("_stedi", "runs", f"{run_id}.json")
-    return json.loads(lake.storage.read_bytes(path)) if lake.storage.exists(path) else None
 
 
 def _ml_entry(run: dict) -> dict | None:
@@ -71,7 +56,7 @@ def resolve(lake: Lake, run_id: str | None = None, as_of: str | None = None) -> 
         raise LakeError(f"the lake has no {ML_TABLE} yet: run `stedi run SOURCE` first")
     table = lake.table(ML_TABLE)
     if run_id:
-        run = _run_record(lake, run_id)
+        run = records.read(lake.storage, RUNS, run_id)
         if run is None:
             raise LakeError(f"no run '{run_id}' in the lake: `stedi status` shows the last run, `stedi history {ML_TABLE}` the runs that built it")
         entry = _ml_entry(run)
@@ -92,7 +77,7 @@ def resolve(lake: Lake, run_id: str | None = None, as_of: str | None = None) -> 
         snapshot_id = current.snapshot_id
     properties = lake.state(ML_TABLE, snapshot_id).properties
     built_by = properties.get(BUILT_BY_PROPERTY) or properties.get(RUN_PROPERTY)
-    run = _run_record(lake, built_by) if built_by else None
+    run = records.read(lake.storage, RUNS, built_by) if built_by else None
     return Source(snapshot_id, snapshot_id, run, built_by)
 
 
@@ -117,7 +102,7 @@ def split_sides(keys: list[str], fraction: float, seed: int) -> dict[str, str]:
 def _prepare_out(out: str) -> Path:
     folder = Path(out)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise FileExistsError(f"{out} already exists and is not an empty folder: export into a new folder")
+        raise ExportError(f"{out} already exists and is not an empty folder: export into a new folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -139,8 +124,8 @@ def export(
 ) -> dict:
     """Write the ML table (at the chosen snapshot) and manifest.json into `out`; returns the manifest."""
     lake.require()
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format '{fmt}': choose {' or '.join(FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"unknown format '{fmt}': choose {' or '.join(EXPORT_FORMATS)}")
     if split is not None and not 0 < split < 1:
         raise ExportError(f"--split-by-customer must be a fraction between 0 and 1 (exclusive), not {split}")
     if pending_erasure(lake):
@@ -152,7 +137,7 @@ def export(
     names = [name for name, _ in columns]
     folder = _prepare_out(out)
 
-    conn = connect(lake.scratch)
+    conn = lake.connect()
     register_tables(conn, {ML_TABLE: TableInput(state.files, columns)})
     order = ", ".join(quote(n) for n in names)
     copy_options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"

@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from stedi.engines.base import TableInput
-from stedi.engines.duckdb import connect, register_tables
-from stedi.lake import LakeError
+from stedi.errors import LakeError
 from stedi.models import added_name, tables_read
+from stedi.sql import TableInput, register_tables
 
 if TYPE_CHECKING:
     from stedi.lake import Lake, TableState
@@ -110,7 +109,7 @@ def funnel(lake: Lake, scope: str, last: dict | None = None) -> dict[str, dict[s
     counted_before = last if last and last.get("funnel_over", {}).get("consent_scope") == scope else {}
     counted = counted_before.get("funnel", {})
     snapshots = counted_before.get("funnel_over", {}).get("snapshots", {})
-    conn = connect(lake.scratch)
+    conn = lake.connect()
     register_tables(conn, {name: TableInput(state.files, lake.columns(name)) for name, state in tables.items()})
     result = {}
     if set(CUSTOMER_TABLES) <= tables.keys():

@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from stedi.errors import UserError
+
 _FEEDS = ("customer", "accelerometer", "step_trainer")
 
 # Separate random streams: defect draws never shift the base data's draws, and every batch of
@@ -168,7 +170,7 @@ def generate_feeds(
     landing = {feed: out / feed / "landing" for feed in _FEEDS}
     occupied = [str(folder) for folder in landing.values() if folder.is_dir() and any(folder.iterdir())]
     if occupied:
-        raise FileExistsError(f"refusing to add generated feeds to folders that already hold files: {', '.join(occupied)}")
+        raise UserError(f"refusing to add generated feeds to folders that already hold files: {', '.join(occupied)}")
     for folder in landing.values():
         folder.mkdir(parents=True, exist_ok=True)
 

@@ -29,7 +29,7 @@ from urllib.parse import unquote
 import duckdb
 import pyarrow as pa
 
-from stedi.engines.duckdb import literal, quote
+from stedi.sql import literal, quote
 
 EMAIL_COLUMNS = ("email", "user")
 SERIAL_COLUMN = "serialnumber"

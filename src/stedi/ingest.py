@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from stedi.contract import FEED_SUFFIXES, FEEDS, Feed, landing_columns, rejected_columns
-from stedi.engines import Engine
-from stedi.engines.base import LandingBatch, TableInput
-from stedi.engines.duckdb import connect, register_tables
+from stedi.engines.base import Engine, LandingBatch
+from stedi.errors import ConservationError, SourceError
 from stedi.lake import ARROW_TYPES, RUN_PROPERTY, Lake, TableState, new_run_id, run_of_data_file
-from stedi.lines import SourceError, read_feed_file
+from stedi.lines import read_feed_file
 from stedi.recovery import recover
+from stedi.sql import TableInput, register_tables
 from stedi.storage import FileInfo, Storage, open_storage
 from stedi.storage.local import printable_path
 from stedi.tombstones import drop_tombstoned, load_tombstones
@@ -40,14 +40,11 @@ LEDGER_COLUMNS = (
     ("run_id", "string"),
     ("ingested_at", "timestamptz"),
 )
+LEDGER_SCHEMA = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in LEDGER_COLUMNS])
 BATCH_BYTES = 256 * 1024 * 1024  # feed text handed to the engine at once; bounds memory
 GZIP_INFLATION = 8  # a gzipped feed file counts as this many times its size towards a batch
 
 ProgressCallback = Callable[[str, int, int], None]  # feed, bytes done, bytes total
-
-
-class ConservationError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -138,7 +135,7 @@ def read_ledger(lake: Lake) -> tuple[dict[str, LedgerEntry], set[str]]:
     state = lake.state(LEDGER_TABLE)
     if not state.files:
         return {}, set()
-    conn = connect(lake.scratch)
+    conn = lake.connect()
     register_tables(conn, {LEDGER_TABLE: TableInput(state.files, LEDGER_COLUMNS)})
     rows = conn.execute(
         f"SELECT path, size, mtime_ns, sha256, run_id FROM {LEDGER_TABLE} ORDER BY ingested_at, run_id"
@@ -223,7 +220,8 @@ def ingest(
             accepted_path = lake.new_data_file(feed.landing_table, run_id)
             rejected_path = lake.new_data_file(feed.rejected_table, run_id)
             paths = tuple(info.path for info in batch)
-            landed_batch = engine.land(LandingBatch(feed, source, paths, run_id, ingested_at.isoformat(), lake.scratch), accepted_path, rejected_path)
+            landing = LandingBatch(feed, source, lake.location, paths, run_id, ingested_at.isoformat(), lake.scratch)
+            landed_batch = engine.land(landing, accepted_path, rejected_path)
             written[feed.landing_table] += landed_batch.accepted
             written[feed.rejected_table] += landed_batch.rejected
             erased = drop_tombstoned(lake, tombstones, landed_batch.accepted + landed_batch.rejected) if tombstones else {}
@@ -262,16 +260,7 @@ def ingest(
             if files:
                 lake.publish(name, files, properties)
         ledger_path = lake.new_data_file(LEDGER_TABLE, run_id)
-        _write_ledger_rows(ledger_rows, ledger_path)
+        lake.write_parquet(pa.Table.from_pylist(ledger_rows, schema=LEDGER_SCHEMA), ledger_path)
         lake.publish(LEDGER_TABLE, [ledger_path], properties)
     return report
 
-
-def _write_ledger_rows(rows: list[dict], path: str) -> None:
-    conn = connect()
-    table = pa.Table.from_pylist(rows, schema=pa.schema(
-        [(name, ARROW_TYPES[kind]) for name, kind in LEDGER_COLUMNS]
-    ))
-    conn.register("ledger_rows", table)
-    conn.execute(f"COPY ledger_rows TO '{path}' (FORMAT parquet)")
-    conn.close()

@@ -17,7 +17,6 @@ pyiceberg) is created while the umask is 077 (`owner_only_files`).
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -29,27 +28,24 @@ from functools import cached_property
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.io.pyarrow import PyArrowFileIO, parquet_file_to_data_file
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.table.name_mapping import create_mapping_from_schema
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType, TimestampType, TimestamptzType
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
-from stedi.config import is_s3, load_config
+from stedi.catalog import NAMESPACE, lake_exists, open_catalog
+from stedi.catalog.sql import CATALOG_FILE, metadata_locations, set_metadata_locations
+from stedi.config import is_s3, lake_location, load_config
+from stedi.errors import LakeError
 from stedi.relocation import Relocation
 from stedi.scratch import private_folder
 from stedi.secret import load_secret
-from stedi.storage import LocalStorage, Storage, arrow_file, open_storage
+from stedi.sql import connect
+from stedi.storage import LocalStorage, Storage, open_storage
 from stedi.storage.local import owner_only_files
 
-NAMESPACE = "stedi"
-DEFAULT_LAKE = "./lakehouse"
-LAKE_ENV = "STEDI_LAKE"
-CATALOG_FILE = "catalog.db"
 # Made private on open: an older stedi made them with the umask's modes, and a copy keeps its modes.
 PRIVATE_PATHS = (("_stedi",), ("warehouse",), (CATALOG_FILE,), ("_stedi", "secret"))
 
@@ -64,7 +60,6 @@ ARROW_TYPES = {
     "string": pa.string(), "long": pa.int64(), "double": pa.float64(),
     "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"),
 }
-DUCKDB_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "timestamp": "TIMESTAMP", "timestamptz": "TIMESTAMPTZ"}
 
 # Snapshot summary keys stedi writes on every commit: who made it and from what.
 RUN_PROPERTY = "stedi.run-id"
@@ -80,10 +75,6 @@ BUILT_BY_PROPERTY = "stedi.built-by-run"  # the run whose rows an erasure's snap
 # a table that only grows (landing, quarantine, the ledger) reads a bounded number of manifests
 # however many ingests it has seen. Without it, every ingest added one manifest to read, forever.
 MANIFEST_MERGING = {"commit.manifest-merge.enabled": "true", "commit.manifest.min-count-to-merge": "16"}
-
-
-class LakeError(RuntimeError):
-    """A problem with the lake a user can fix (wrong path, unwritable folder, missing table)."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +122,9 @@ def lake_root_of(metadata_location: str) -> str | None:
     return None
 
 
-def parquet_columns(path: str) -> list[tuple[str, str]]:
+def parquet_columns(path: str, storage: Storage | None = None) -> list[tuple[str, str]]:
+    """The columns (name, kind) of a Parquet file, local or in `storage`."""
+
     def kind(arrow_type: pa.DataType) -> str:
         if pa.types.is_timestamp(arrow_type):
             return "timestamptz" if arrow_type.tz else "timestamp"
@@ -141,21 +134,17 @@ def parquet_columns(path: str) -> list[tuple[str, str]]:
             return "double"
         return "string"
 
-    where, filesystem = arrow_file(path)
+    where, filesystem = storage.arrow_file(path) if storage else (path, None)
     return [(f.name, kind(f.type)) for f in pq.read_schema(where, filesystem=filesystem)]
-
-
-def resolve_location(location: str | None) -> str:
-    return location or os.environ.get(LAKE_ENV) or load_config().lake or DEFAULT_LAKE
 
 
 class Lake:
     def __init__(self, location: str | None = None) -> None:
-        self.location = resolve_location(location)
+        self.location = lake_location(location)
         self.storage: Storage = open_storage(self.location, for_lake=True)
-        config = load_config()
-        self.catalog_kind = config.catalog_for(self.location)  # sql or glue (stedi.config)
-        self.catalog_uri = config.catalog_uri
+        self.config = load_config()
+        self.catalog_kind = self.config.catalog_for(self.location)  # sql or glue (stedi.config)
+        self.catalog_uri = self.config.catalog_uri
         if self.catalog_kind == "glue" and not is_s3(self.location):
             raise LakeError(f"the Glue catalog needs a lake on S3 (s3://bucket/prefix), not {self.location}")
         if self.catalog_kind == "sql" and is_s3(self.location) and not self.catalog_uri:
@@ -172,13 +161,7 @@ class Lake:
         return self.storage.join("_stedi")
 
     def exists(self) -> bool:
-        if self.catalog_kind == "glue":
-            from stedi.aws.catalog import glue_lake_exists
-
-            return glue_lake_exists(self)
-        if self.catalog_uri:
-            return bool(self.table_names())
-        return self.storage.exists(self.storage.join(CATALOG_FILE))
+        return lake_exists(self.catalog_kind, self.storage, self.config)
 
     def create(self) -> None:
         try:
@@ -206,18 +189,8 @@ class Lake:
 
     @cached_property
     def catalog(self) -> Catalog:
-        if self.catalog_kind == "glue":
-            from stedi.aws.catalog import glue_catalog
-
-            return glue_catalog(self)
-        catalog = SqlCatalog(
-            NAMESPACE,
-            uri=self.catalog_uri or f"sqlite:///{self.storage.join(CATALOG_FILE)}",
-            warehouse=self.storage.uri(self.storage.join("warehouse")),
-            **({} if isinstance(self.storage, LocalStorage) else self.storage.iceberg_properties()),
-        )
-        catalog.create_namespace_if_not_exists(NAMESPACE)
-        if not self.catalog_uri:  # the catalog is the folder's own: it moved with it
+        catalog = open_catalog(self.catalog_kind, self.storage, self.config)
+        if self.catalog_kind == "sql" and not self.catalog_uri:  # the catalog is the folder's own: it moved with it
             self._keep_private()
             self._reroot(catalog)
         return catalog
@@ -254,33 +227,17 @@ class Lake:
                 self._locked = False
 
     # ---- a moved or copied lake folder ----------------------------------------------------------
-    def _catalogued(self, catalog: SqlCatalog) -> dict[str, str]:
-        """The metadata location of every table, as the catalog rows hold it (loading a table of a
-        moved folder would fail: its metadata is no longer where the row says)."""
-        with Session(catalog.engine) as session:
-            rows = session.execute(
-                select(IcebergTables.table_name, IcebergTables.metadata_location)
-                .where(IcebergTables.catalog_name == NAMESPACE, IcebergTables.table_namespace == NAMESPACE)
-            ).all()
-        return {name: location for name, location in rows if location}
-
-    def _reroot(self, catalog: SqlCatalog) -> None:
+    def _reroot(self, catalog: Catalog) -> None:
         """Re-root the tables that the catalog places outside this folder (see the module docstring):
         every one or none, in one catalog transaction."""
-        if all(self.holds(location) for location in self._catalogued(catalog).values()):
+        if all(self.holds(location) for location in metadata_locations(catalog).values()):
             return
         with owner_only_files(), self._exclusive(wait=True):
-            strays = {name: location for name, location in self._catalogued(catalog).items() if not self.holds(location)}
+            strays = {name: location for name, location in metadata_locations(catalog).items() if not self.holds(location)}
             relocations = {name: self._relocation(name, location) for name, location in strays.items()}
-            written = {name: relocation.write() for name, relocation in relocations.items()}
-            with Session(catalog.engine) as session, session.begin():
-                for name, relocation in relocations.items():
-                    session.execute(
-                        update(IcebergTables)
-                        .where(IcebergTables.catalog_name == NAMESPACE, IcebergTables.table_namespace == NAMESPACE,
-                               IcebergTables.table_name == name)
-                        .values(metadata_location=written[name], previous_metadata_location=relocation.move(relocation.previous))
-                    )
+            set_metadata_locations(catalog, {
+                name: (relocation.write(), relocation.move(relocation.previous)) for name, relocation in relocations.items()
+            })
 
     def _relocation(self, name: str, metadata_location: str) -> Relocation:
         """The table's metadata tree, read from this folder, ready to be written re-rooted."""
@@ -315,6 +272,11 @@ class Lake:
     def secret(self) -> bytes:
         """The lake's key for pseudonyms and tombstones, kept out of every table (`stedi.secret`)."""
         return load_secret(self.storage)
+
+    def connect(self):
+        """A fresh DuckDB connection that spills to this process's scratch folder and reaches the
+        lake's data files (`stedi.sql.connect`)."""
+        return connect(self.scratch, self.storage)
 
     @cached_property
     def scratch(self) -> str:
@@ -352,7 +314,7 @@ class Lake:
 
     def ensure_table_like(self, name: str, parquet_file: str) -> Table:
         """The table, created with the columns of a Parquet file if it does not exist yet."""
-        return self.ensure_table(name, parquet_columns(parquet_file))
+        return self.ensure_table(name, parquet_columns(parquet_file, self.storage))
 
     def ensure_table(self, name: str, columns: Iterable[tuple[str, str]]) -> Table:
         if self.has_table(name):
@@ -400,7 +362,7 @@ class Lake:
 
     def write_parquet(self, table: pa.Table, path: str) -> None:
         """Write rows as a data file at a path from `new_data_file` (local or in the lake's bucket)."""
-        where, filesystem = arrow_file(path)
+        where, filesystem = self.storage.arrow_file(path)
         pq.write_table(table, where, filesystem=filesystem, compression="zstd")
 
     def publish(
@@ -430,28 +392,3 @@ class Lake:
         snapshot = self.table(name).current_snapshot()
         assert snapshot is not None
         return snapshot.snapshot_id
-
-    # ---- stedi's own records --------------------------------------------------------------------
-    def write_record(self, kind: str, key: str, record: dict) -> None:
-        self.storage.write_bytes(self.storage.join("_stedi", kind, f"{key}.json"), json.dumps(record, indent=2).encode())
-
-    def delete_record(self, kind: str, key: str) -> None:
-        self.storage.delete(self.storage.join("_stedi", kind, f"{key}.json"))
-
-    def read_records(self, kind: str) -> list[dict]:
-        return [self._read_record(kind, name) for name in self._record_names(kind)]
-
-    def latest_record(self, kind: str) -> dict | None:
-        """The record with the greatest key, read alone: keys are run ids, which sort by time, so
-        this stays one read however many runs the lake has seen."""
-        names = self._record_names(kind)
-        return self._read_record(kind, max(names)) if names else None
-
-    def _record_names(self, kind: str) -> list[str]:
-        folder = self.storage.join("_stedi", kind)
-        if not self.storage.is_dir(folder):
-            return []
-        return [name for name in self.storage.list_dir(folder) if name.endswith(".json")]
-
-    def _read_record(self, kind: str, name: str) -> dict:
-        return json.loads(self.storage.read_bytes(self.storage.join("_stedi", kind, name)))

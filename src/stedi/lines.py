@@ -21,7 +21,7 @@ from queue import Full, Queue
 import numpy as np
 import pyarrow as pa
 
-from stedi.aws import AwsError
+from stedi.errors import AwsError, SourceError
 from stedi.storage import FileInfo, Storage
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -34,10 +34,6 @@ IS_WHITESPACE[[9, 10, 13, 32]] = True
 CHUNK_BYTES = 1024 * 1024
 GZIP_INPUT_BYTES = 64 * 1024  # compressed bytes inflated at once: what a damage can take back
 CHUNKS_AHEAD = 2  # chunks of each file read ahead of the reader
-
-
-class SourceError(ValueError):
-    """The source cannot be ingested as given (missing, empty, unexpected layout, unreadable)."""
 
 
 def decode_utf8(text: bytearray) -> bytearray:

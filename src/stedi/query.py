@@ -18,15 +18,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from stedi.engines.duckdb import connect
+from stedi.errors import QueryError
 from stedi.lake import ARROW_TYPES, Lake, TableState
-from stedi.storage import arrow_file
+from stedi.sql import connect
 
 EXPLAIN_PREFIX = re.compile(r"^\s*explain\s+(?:analyze\s+)?", re.IGNORECASE)
-
-
-class QueryError(ValueError):
-    pass
 
 
 def require_read_only(sql: str) -> None:
@@ -53,14 +49,14 @@ def table_dataset(lake: Lake, state: TableState) -> ds.Dataset | pa.Table:
     schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in lake.columns(state.name)])
     if not state.files:
         return schema.empty_table()
-    where = [arrow_file(path) for path in state.files]
+    where = [lake.storage.arrow_file(path) for path in state.files]
     return ds.dataset([path for path, _ in where], schema=schema, format="parquet", filesystem=where[0][1])
 
 
 def lake_connection(lake: Lake, snapshots: Mapping[str, int | None] | None = None) -> duckdb.DuckDBPyConnection:
     """A sandboxed DuckDB connection with every table of the lake by name (at the given snapshots,
     if any; a table mapped to None is shown empty, as it was before its first snapshot)."""
-    conn = connect(lake.scratch)
+    conn = connect(lake.scratch)  # no filesystem: the sandbox reads the tables through Arrow alone
     for name in lake.table_names():
         if snapshots is not None and name in snapshots and snapshots[name] is None:
             state = TableState.empty(name)

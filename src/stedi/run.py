@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
+from stedi import records
 from stedi.checks import CheckResult, run_check, validate_checks
-from stedi.engines import Engine
-from stedi.engines.base import TableInput
-from stedi.engines.duckdb import connect, register_tables
+from stedi.config import CONSENT_SCOPES, DEFAULT_SCOPE
+from stedi.engines.base import Engine
+from stedi.errors import GateFailure, LakeError
 from stedi.funnel import funnel
 from stedi.ingest import IngestReport, ingest, new_run_id
-from stedi.lake import INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, LakeError, TableState, parquet_columns
+from stedi.lake import INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, TableState, parquet_columns
 from stedi.models import (
     LANDING_TABLES,
     RUN_SETTINGS,
@@ -40,13 +41,11 @@ from stedi.models import (
     load_models,
     run_order,
 )
+from stedi.records import RUNS, UNFINISHED_RUNS
 from stedi.recovery import recover
+from stedi.sql import TableInput, register_tables
 
-CONSENT_SCOPES = ("since-consent", "all")
-DEFAULT_SCOPE = "since-consent"
 MODEL_PROPERTY = "stedi.model"
-RUNS = "runs"  # kind of the run manifests in _stedi/runs/
-UNFINISHED_RUNS = "runs-unfinished"  # the manifest of a run while it runs
 
 
 @dataclass
@@ -82,6 +81,13 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return not any(t.status == "failed" for t in self.tables)
+
+    def raise_if_failed(self) -> None:
+        """GateFailure, naming the tables that failed, when a table failed its quality gates."""
+        failed = [t.name for t in self.tables if t.status == "failed"]
+        if failed:
+            raise GateFailure(f"run {self.run_id} failed quality gates ({', '.join(failed)}): those tables kept their "
+                              "previous snapshot, and the tables built from them were skipped")
 
     @property
     def changed(self) -> bool:
@@ -202,17 +208,17 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     stages, sql, table_inputs = _model_inputs(lake, model, inputs, grown)
     settings = run_settings_table(lake, scope)
     out_path = lake.new_data_file(model.name, run_id)
-    new_rows = engine.build(sql, table_inputs, settings, out_path, stages, scratch=lake.scratch)
+    new_rows = engine.build(sql, table_inputs, settings, out_path, stages, scratch=lake.scratch, storage=lake.storage)
     result.rows_out = kept.rows + new_rows
     if grown is not None:
         result.incremental = True
         result.note = f"incremental: {new_rows} new rows from new files of {', '.join(sorted(grown))}"
 
     # Audit the new contents against every table they relate to, before anything is published.
-    conn = connect(lake.scratch)
+    conn = lake.connect()
     related = [m.name for m in all_models] + sorted(LANDING_TABLES)
     register_tables(conn, published_inputs(lake, related))
-    columns = tuple(parquet_columns(out_path))
+    columns = tuple(parquet_columns(out_path, lake.storage))
     register_tables(conn, {model.name: TableInput((*kept.files, out_path), columns)})
     appended = added_name(model.name) if grown is not None else None
     if appended:
@@ -266,7 +272,7 @@ def run(
     recover_interrupted_runs(lake)
 
     def keep_record() -> None:
-        lake.write_record(UNFINISHED_RUNS, run_id, report.as_dict())
+        records.write(lake.storage, UNFINISHED_RUNS, run_id, report.as_dict())
 
     keep_record()  # before the run's first commit
     if source is not None:
@@ -288,8 +294,8 @@ def run(
     report.funnel, report.funnel_over = _funnel(lake, scope)
     report.finished_at = datetime.now(UTC).isoformat()
     if report.changed:
-        lake.write_record(RUNS, run_id, report.as_dict())
-    lake.delete_record(UNFINISHED_RUNS, run_id)
+        records.write(lake.storage, RUNS, run_id, report.as_dict())
+    records.delete(lake.storage, UNFINISHED_RUNS, run_id)
     return report
 
 
@@ -298,7 +304,7 @@ def recover_interrupted_runs(lake: Lake) -> None:
     the tables it published after its last update (their snapshots carry its run id), marked
     interrupted. A run that changed nothing leaves no record, as when it finishes. The caller
     holds the lake's write lock."""
-    for record in lake.read_records(UNFINISHED_RUNS):
+    for record in records.read_all(lake.storage, UNFINISHED_RUNS):
         recorded = {table["name"] for table in record["tables"]}
         late = [
             published for model in run_order(load_models())
@@ -306,8 +312,8 @@ def recover_interrupted_runs(lake: Lake) -> None:
         ]
         record["tables"] += [table.as_dict() for table in late]
         if record["changed"] or late:
-            lake.write_record(RUNS, record["run_id"], {**record, "changed": True, "interrupted": True})
-        lake.delete_record(UNFINISHED_RUNS, record["run_id"])
+            records.write(lake.storage, RUNS, record["run_id"], {**record, "changed": True, "interrupted": True})
+        records.delete(lake.storage, UNFINISHED_RUNS, record["run_id"])
 
 
 def _published_by(lake: Lake, model: Model, run_id: str) -> TableRun | None:
@@ -345,4 +351,4 @@ def _funnel(lake: Lake, scope: str) -> tuple[dict, dict]:
 
 
 def latest_run(lake: Lake) -> dict | None:
-    return lake.latest_record(RUNS)
+    return records.latest(lake.storage, RUNS)

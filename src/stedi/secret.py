@@ -23,16 +23,13 @@ import secrets
 from pathlib import Path
 
 from stedi.config import load_config
+from stedi.errors import SecretError
 from stedi.storage import Storage
 
 SECRET_ENV = "STEDI_SECRET"
 SECRET_FILE_ENV = "STEDI_SECRET_FILE"
 EMBEDDED = ("_stedi", "secret")
 CHECK = ("_stedi", "secret-check")
-
-
-class SecretError(ValueError):
-    """The lake's secret cannot be had, or is not the one the lake was made with."""
 
 
 def new_secret() -> bytes:

@@ -16,7 +16,8 @@ from pyiceberg.io.pyarrow import parquet_file_to_data_file
 from pyiceberg.manifest import ManifestEntryStatus
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
-from stedi.lake import Lake, LakeError, local_path
+from stedi.errors import LakeError
+from stedi.lake import Lake, local_path
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,11 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from stedi.lake import SAME_CONTENT_PROPERTY, Lake, LakeError
+from stedi import records
+from stedi.errors import ExpiredSnapshotError, LakeError
+from stedi.lake import SAME_CONTENT_PROPERTY, Lake
 from stedi.query import query_lake
-
-ERASURES = "erasures"  # kind of the audit records in _stedi/erasures/
-
-
-class ExpiredSnapshotError(LakeError):
-    """The snapshot asked for was expired, by an erasure or otherwise."""
+from stedi.records import ERASURES
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ def utc_text(ms: int) -> str:
 def expiries(lake: Lake, name: str) -> dict[int, Expiry]:
     """The snapshots of a table that erasures expired, by id."""
     found: dict[int, Expiry] = {}
-    for record in lake.read_records(ERASURES):
+    for record in records.read_all(lake.storage, ERASURES):
         for entry in record.get("expired_snapshots", {}).get(name, []):
             found[entry["snapshot_id"]] = Expiry(record["erasure_id"], record.get("finished_at", ""), entry["committed_ms"])
     return found

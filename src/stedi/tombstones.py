@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from stedi.contract import FEED_SUFFIXES
-from stedi.engines.duckdb import connect, literal
 from stedi.identities import Identities, column_names, find_identities, kept_rows_sql, match_sql, name_tokens
 from stedi.lake import Lake
+from stedi.sql import literal
 
 TOMBSTONES_FILE = "tombstones.json"
 
@@ -96,7 +96,7 @@ def drop_tombstoned(lake: Lake, tombstones: Tombstones, paths: Sequence[str]) ->
     """Remove the rows of tombstoned people from a freshly landed batch (its landing and quarantine
     Parquet files, rewritten in place) and redact file names that name them; returns per source
     file the accepted and the rejected lines removed. Identity values live only in memory here."""
-    conn = connect(lake.scratch)
+    conn = lake.connect()
     erased: dict[str, list[int]] = {}
     for path in paths:
         source = f"read_parquet({literal(path)})"

@@ -8,11 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from stedi.errors import AwsError
+
 INSTALL_HINT = "S3 and Glue need the aws extra: pip install 'stedi[aws]'"
-
-
-class AwsError(RuntimeError):
-    """An AWS problem a user can fix: no credentials, no such bucket, access denied, unreachable endpoint."""
 
 
 @contextmanager

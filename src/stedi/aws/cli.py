@@ -9,20 +9,10 @@ from typing import Annotated, Optional
 import typer
 
 from stedi import display
+from stedi.commands import JsonOption, command_group
 from stedi.display import console, emit_json, table
 
-app = typer.Typer(
-    help="stedi on AWS: Athena DDL generated from the models, and the Glue job deployment.",
-    no_args_is_help=True,
-)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _user_errors():
-    from stedi.cli import user_errors  # the main CLI's handling: one clear line, exit code 2
-
-    return user_errors()
+app = command_group("stedi on AWS: Athena DDL generated from the models, and the Glue job deployment.")
 
 
 @app.command("athena-ddl")
@@ -41,25 +31,24 @@ def athena_ddl_command(
 ) -> None:
     """Athena DDL: landing tables over the raw JSON, and the trusted/curated models as views (sqlglot, Trino)."""
     from stedi.aws.athena import athena_ddl, feed_locations
-    from stedi.config import ConfigError
-    from stedi.run import CONSENT_SCOPES
+    from stedi.config import CONSENT_SCOPES
+    from stedi.errors import ConfigError
 
-    with _user_errors():
-        if not source.startswith("s3://"):
-            raise ConfigError(f"--source must be an s3:// location (Athena reads S3), not {source}")
-        if consent_scope not in CONSENT_SCOPES:
-            raise ConfigError(f"unknown consent scope '{consent_scope}': choose one of {', '.join(CONSENT_SCOPES)}")
-        if not database.replace("_", "").isalnum() or database.lower() != database:
-            raise ConfigError(f"--database must be lower-case letters, digits and _ (Athena's rule), not {database!r}")
-        locations, notes = feed_locations(source, detect)
-        files = athena_ddl(locations, database, consent_scope)
-        if out is not None:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-                for file in files:
-                    (out / file.name).write_text(file.sql, encoding="utf-8")
-            except OSError as error:
-                raise ConfigError(f"cannot write to {out}: {error.strerror}") from None
+    if not source.startswith("s3://"):
+        raise ConfigError(f"--source must be an s3:// location (Athena reads S3), not {source}")
+    if consent_scope not in CONSENT_SCOPES:
+        raise ConfigError(f"unknown consent scope '{consent_scope}': choose one of {', '.join(CONSENT_SCOPES)}")
+    if not database.replace("_", "").isalnum() or database.lower() != database:
+        raise ConfigError(f"--database must be lower-case letters, digits and _ (Athena's rule), not {database!r}")
+    locations, notes = feed_locations(source, detect)
+    files = athena_ddl(locations, database, consent_scope)
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for file in files:
+                (out / file.name).write_text(file.sql, encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"cannot write to {out}: {error.strerror}") from None
     if as_json:
         emit_json({"database": database, "locations": locations, "notes": notes,
                    "files": [{"name": f.name, "kind": f.kind, "sql": f.sql} for f in files]})
@@ -94,8 +83,7 @@ def deploy_command(
     """Deploy stedi as a Glue Spark job (wheel + script on S3, Glue database and job); idempotent."""
     from stedi.aws.deploy import deploy
 
-    with _user_errors():
-        report = deploy(bucket, role, region, lake, source, job_name, prefix, wheel, workers, worker_type, dry_run)
+    report = deploy(bucket, role, region, lake, source, job_name, prefix, wheel, workers, worker_type, dry_run)
     if as_json:
         emit_json(report.as_dict())
         return

@@ -28,10 +28,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stedi.aws import INSTALL_HINT, AwsError, aws_errors
-from stedi.aws.catalog import database_description, database_location
+from stedi.aws import INSTALL_HINT, aws_errors
+from stedi.catalog import NAMESPACE
+from stedi.catalog.glue import database_description, database_location
 from stedi.config import Config, is_s3, load_config
-from stedi.lake import NAMESPACE
+from stedi.errors import DeployError
 
 JOB_NAME = "stedi-run"
 GLUE_VERSION = "5.0"
@@ -50,10 +51,6 @@ from stedi.aws.glue_job import main
 
 main(sys.argv[1:])
 '''
-
-
-class DeployError(AwsError):
-    pass
 
 
 @dataclass

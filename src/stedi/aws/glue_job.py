@@ -16,10 +16,6 @@ from collections.abc import Sequence
 from stedi.engines.base import Engine
 
 
-class JobFailed(RuntimeError):
-    pass
-
-
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stedi-glue-job", add_help=False)
     parser.add_argument("--lake", required=True)
@@ -48,7 +44,5 @@ def main(argv: Sequence[str], engine: Engine | None = None) -> dict:
         report = run(lake, engine, arguments.source or None, arguments.consent_scope or None)
     result = report.as_dict()
     print(json.dumps(result, default=str))
-    if not report.ok:
-        failed = ", ".join(t.name for t in report.tables if t.status == "failed")
-        raise JobFailed(f"stedi run {report.run_id} failed its quality gates ({failed}); the previous snapshots stay live")
+    report.raise_if_failed()
     return result

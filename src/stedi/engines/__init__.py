@@ -1,22 +1,27 @@
-"""Engines run the work: DuckDB embedded by default, Spark when one machine is not enough."""
+"""Engines run the work: DuckDB embedded by default, Spark when one machine is not enough.
+
+An engine is chosen by name and its module imported only then (`open_engine`), so that the DuckDB
+engine never loads pyspark, and naming an engine costs nothing until it runs.
+"""
 
 from __future__ import annotations
 
-from stedi.engines.base import Engine, EngineUnavailable
+import importlib
+from typing import TYPE_CHECKING
 
-ENGINE_NAMES = ("duckdb", "spark")
+from stedi.errors import EngineUnavailable
+
+if TYPE_CHECKING:
+    from stedi.engines.base import Engine
+
+# Each engine's class, by name: "module:class".
+ENGINES = {"duckdb": "stedi.engines.duckdb:DuckDBEngine", "spark": "stedi.engines.spark:SparkEngine"}
+ENGINE_NAMES = tuple(ENGINES)
 
 
 def open_engine(name: str) -> Engine:
-    if name == "duckdb":
-        from stedi.engines.duckdb import DuckDBEngine
-
-        return DuckDBEngine()
-    if name == "spark":
-        from stedi.engines.spark import SparkEngine
-
-        return SparkEngine()
-    raise EngineUnavailable(f"unknown engine '{name}': choose one of {', '.join(ENGINE_NAMES)}")
-
-
-__all__ = ["Engine", "EngineUnavailable", "ENGINE_NAMES", "open_engine"]
+    """The engine called `name`; EngineUnavailable, with what to install or start, if it cannot run here."""
+    if name not in ENGINES:
+        raise EngineUnavailable(f"unknown engine '{name}': choose one of {', '.join(ENGINE_NAMES)}")
+    module, cls = ENGINES[name].split(":")
+    return getattr(importlib.import_module(module), cls)()

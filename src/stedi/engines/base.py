@@ -7,10 +7,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from stedi.contract import Feed
-
-
-class EngineUnavailable(RuntimeError):
-    """The engine asked for cannot run here (not installed, no Java, unknown name)."""
+from stedi.sql import TableInput
+from stedi.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -19,18 +17,11 @@ class LandingBatch:
 
     feed: Feed
     source: str  # the source root, which `stedi.storage.open_storage` opens (also on Spark executors)
+    lake: str  # the lake's root, where the landed files are written (also from Spark executors)
     files: tuple[str, ...]  # full locations; the lines of files[i] carry `_file` = i
     run_id: str
     ingested_at: str  # ISO-8601 UTC
     scratch: str | None = None  # where DuckDB may spill (`Lake.scratch`); None: a private folder of the process
-
-
-@dataclass(frozen=True)
-class TableInput:
-    """A published table as a model reads it: its Parquet files and its columns (name, type)."""
-
-    files: tuple[str, ...]
-    columns: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -65,11 +56,12 @@ class Engine(ABC):
     @abstractmethod
     def build(
         self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
-        stages: Mapping[str, str] | None = None, scratch: str | None = None,
+        stages: Mapping[str, str] | None = None, scratch: str | None = None, storage: Storage | None = None,
     ) -> int:
         """Run a model's SELECT (DuckDB dialect) over its input tables and the one-row `run_settings`
         and write the result as one Parquet file; returns the number of rows written.
 
         `stages` are SELECTs that later stages and `sql` read by name, in order. An engine may
         compute each before the next: DuckDB does, so that its planner knows how many rows a stage
-        holds; Spark plans them all as one query. DuckDB spills to `scratch` (`Lake.scratch`)."""
+        holds; Spark plans them all as one query. DuckDB spills to `scratch` (`Lake.scratch`)
+        and reaches the lake's data files through its `storage`."""

@@ -9,12 +9,11 @@ import duckdb
 import pyarrow as pa
 
 from stedi.contract import Feed, Field, Kind
-from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, TableInput
-from stedi.lake import DUCKDB_TYPES
+from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch
 from stedi.lines import FileStream
 from stedi.models import RUN_SETTINGS
-from stedi.scratch import system_scratch
-from stedi.storage import duckdb_filesystems, open_storage
+from stedi.sql import TableInput, connect, literal, quote, register_tables
+from stedi.storage import Storage, open_storage
 
 
 def json_type_name(text: str) -> str:
@@ -34,41 +33,6 @@ def json_type_name(text: str) -> str:
 
 def _has_fraction_or_exponent(text: str) -> str:
     return f"(contains({text}, '.') OR contains({text}, 'e') OR contains({text}, 'E'))"
-
-
-def connect(scratch: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB. Past its memory limit it spills rows to `scratch`, a private
-    folder of this process (`Lake.scratch`; `stedi.scratch`), never to a shared one."""
-    conn = duckdb.connect()
-    conn.execute("SET preserve_insertion_order = false")
-    conn.execute("SET enable_progress_bar = false")
-    conn.execute(f"SET temp_directory = {literal(scratch or system_scratch())}")
-    for filesystem in duckdb_filesystems():  # a lake on S3: its data files by their s3:// URIs
-        conn.register_filesystem(filesystem)
-    return conn
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def relation_sql(table: TableInput) -> str:
-    """A SELECT over a table's Parquet files with exactly its columns, even when it has no file yet."""
-    if not table.files:
-        nulls = ", ".join(f"CAST(NULL AS {DUCKDB_TYPES[kind]}) AS {quote(name)}" for name, kind in table.columns)
-        return f"SELECT {nulls} WHERE false"
-    columns = ", ".join(f"CAST({quote(name)} AS {DUCKDB_TYPES[kind]}) AS {quote(name)}" for name, kind in table.columns)
-    files = ", ".join(literal(f) for f in table.files)
-    return f"SELECT {columns} FROM read_parquet([{files}], union_by_name = true)"
-
-
-def register_tables(conn: duckdb.DuckDBPyConnection, tables: Mapping[str, TableInput]) -> None:
-    for name, table in tables.items():
-        conn.execute(f"CREATE OR REPLACE VIEW {quote(name)} AS {relation_sql(table)}")
 
 
 # ---- landing: the contract as SQL ------------------------------------------------------------------
@@ -347,7 +311,7 @@ def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, thre
     The DuckDB engine lands a whole batch this way; each task of the Spark engine lands its share
     of a batch this way, on one thread.
     """
-    conn = connect(batch.scratch)
+    conn = connect(batch.scratch, open_storage(batch.lake, for_lake=True))
     if threads:
         conn.execute(f"SET threads = {threads}")
     files = FileStream(open_storage(batch.source), batch.files)
@@ -402,9 +366,9 @@ class DuckDBEngine(Engine):
 
     def build(
         self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
-        stages: Mapping[str, str] | None = None, scratch: str | None = None,
+        stages: Mapping[str, str] | None = None, scratch: str | None = None, storage: Storage | None = None,
     ) -> int:
-        conn = connect(scratch)
+        conn = connect(scratch, storage)
         register_tables(conn, inputs)
         conn.register(RUN_SETTINGS, settings)
         for name, stage in (stages or {}).items():

@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import cache, partial
 from pathlib import Path
 
@@ -23,11 +23,13 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from stedi.engines.base import Engine, EngineUnavailable, Landed, LandedFile, LandingBatch, TableInput
+from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch
 from stedi.engines.duckdb import land_batch
+from stedi.errors import EngineUnavailable, SourceError
 from stedi.identities import LOWER_AS_DUCKDB, SPACE_SEPARATORS
-from stedi.lines import SourceError
 from stedi.models import RUN_SETTINGS
+from stedi.sql import TableInput
+from stedi.storage import Storage
 
 try:
     from pyspark.errors import PySparkRuntimeError
@@ -153,9 +155,10 @@ class SparkEngine(Engine):
     # ---- models -------------------------------------------------------------------------------
     def build(
         self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
-        stages: Mapping[str, str] | None = None, scratch: str | None = None,
+        stages: Mapping[str, str] | None = None, scratch: str | None = None, storage: Storage | None = None,
     ) -> int:
-        # Spark spills where its session's spark.local.dir says: a cluster's own business.
+        # Spark spills where its session's spark.local.dir says, and reaches S3 through its own
+        # filesystems: a cluster's own business.
         spark = self.session
         views = [*inputs, RUN_SETTINGS, *(stages or {})]
         try:
@@ -217,7 +220,7 @@ def numbered(path: str, task: int) -> str:
 def _land_on_executor(batch: LandingBatch, tasks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for task in tasks:
         for sources, accepted, rejected in zip(*(task.column(name).to_pylist() for name in ("sources", "accepted", "rejected"))):
-            share = LandingBatch(batch.feed, batch.source, tuple(sources), batch.run_id, batch.ingested_at)
+            share = replace(batch, files=tuple(sources), scratch=None)
             try:
                 landed = land_batch(share, accepted, rejected, threads=1)
             except SourceError as error:  # raised again on the driver: a Python worker's error would be a traceback

@@ -23,14 +23,11 @@ import yaml
 from sqlglot import exp
 
 from stedi.contract import FEEDS
+from stedi.errors import ModelError
 
 # Values a model reads that are not tables: the consent scope and the pseudonym key of this run.
 RUN_SETTINGS = "run_settings"
 LANDING_TABLES = frozenset(feed.landing_table for feed in FEEDS)
-
-
-class ModelError(ValueError):
-    """A model or one of its checks is defined wrongly: nothing runs until it is fixed."""
 
 
 @dataclass(frozen=True)

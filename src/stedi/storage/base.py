@@ -4,6 +4,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,20 @@ class Storage(ABC):
 
     @abstractmethod
     def make_dirs(self, location: str) -> None: ...
+
+    def arrow_file(self, location: str) -> tuple[str, Any]:
+        """A data file as pyarrow opens it: (path, filesystem), the filesystem None for a local file."""
+        return location.removeprefix("file://"), None
+
+    @property
+    def fsspec_filesystem(self) -> Any:
+        """The filesystem a DuckDB connection registers to reach these files by URI; None when
+        DuckDB reaches them by path."""
+        return None
+
+    def iceberg_properties(self) -> dict[str, str]:
+        """The pyiceberg FileIO properties that reach these files."""
+        return {}
 
     def make_private(self, location: str) -> None:  # noqa: B027 - a no-op unless the backend has file modes
         """Make an existing file or folder its owner's only. Objects in a bucket have no modes: who

@@ -13,15 +13,12 @@ from contextlib import contextmanager
 from itertools import takewhile
 from pathlib import Path
 
+from stedi.errors import LakeBusyError
 from stedi.storage.base import UNKNOWN_MTIME, FileInfo, SkipCallback, Storage
 
 OWNER_ONLY_UMASK = 0o077
 PRIVATE_FILE = 0o600
 PRIVATE_FOLDER = 0o700
-
-
-class LakeBusyError(RuntimeError):
-    pass
 
 
 @contextmanager

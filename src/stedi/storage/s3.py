@@ -29,10 +29,10 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from stedi.aws import INSTALL_HINT, AwsError
+from stedi.aws import INSTALL_HINT
 from stedi.config import DEFAULT_REGION, Config, load_config
+from stedi.errors import LakeBusyError, S3Error
 from stedi.storage.base import FileInfo, SkipCallback, Storage
-from stedi.storage.local import LakeBusyError
 
 LOCK_POLL_SECONDS = 2.0
 WHOLE_FILE_BYTES = 16 * 1024 * 1024
@@ -44,10 +44,6 @@ NO_CREDENTIALS_HINT = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a role; "
     "for a public bucket, STEDI_S3_ANONYMOUS=1"
 )
-
-
-class S3Error(AwsError):
-    """S3 refused or could not be reached; the message says what and where."""
 
 
 def split_s3(location: str) -> tuple[str, str]:
@@ -138,6 +134,9 @@ class S3Storage(Storage):
     def fsspec_filesystem(self) -> Any:
         """The same filesystem as fsspec sees it (protocol `s3`), for DuckDB's register_filesystem."""
         return _data_files_filesystem(self.arrow_filesystem)
+
+    def arrow_file(self, location: str) -> tuple[str, Any]:
+        return location.removeprefix("s3://"), self.arrow_filesystem
 
     def iceberg_properties(self) -> dict[str, str]:
         """pyiceberg FileIO properties that reach the same S3."""
@@ -313,8 +312,11 @@ def _data_files_filesystem(arrow_filesystem: Any) -> Any:
     file in several small ranges; S3 answers each with a request. A lake's data files are written
     once, under fresh names, and never changed, so the first answer stays true: a file's metadata is
     kept, and a small file (up to WHOLE_FILE_BYTES) is fetched whole, in one request, and kept in a
-    bounded cache (CACHED_BYTES, least recently used first out). A file this filesystem writes or
-    deletes is forgotten; a file that does not exist is not remembered.
+    bounded cache (CACHED_BYTES, least recently used first out; a file larger than the bound is not
+    kept). It pays because one `stedi run` reads each data file many times over (every statement
+    that scans a table reads its files again), and each of those reads would otherwise be another
+    request to S3 for bytes already fetched (measured in bench/README.md, "The S3 read cache").
+    A file this filesystem writes or deletes is forgotten; a file that does not exist is not remembered.
     """
     import threading
 
@@ -360,7 +362,7 @@ def _data_files_filesystem(arrow_filesystem: Any) -> Any:
             with self.fs.open_input_stream(path, compression=None) as stream:
                 data = stream.read()
             with self._guard:
-                if path not in self._contents:
+                if path not in self._contents and len(data) <= CACHED_BYTES:
                     self._contents[path] = data
                     self._cached_bytes += len(data)
                 while self._cached_bytes > CACHED_BYTES and self._contents:
