@@ -22,22 +22,23 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from stedi.errors import LakeError
-from stedi.models import added_name, tables_read
+from stedi.models import added_name, compile_sql, tables_read
 from stedi.sql import TableInput, register_tables
 
 if TYPE_CHECKING:
     from stedi.lake import Lake, TableState
 
-CUSTOMER_SQL = """
-    WITH latest AS (
-        SELECT lower(trim(email)) AS email,
-               arg_max(shareWithResearchAsOfDate IS NOT NULL, (coalesce(lastUpdateDate, -1), _ingested_at, _source_file, _source_line)) AS consents,
+# A customer's fate: whether they ever consented, and whether their latest record does.
+CUSTOMER_SQL = compile_sql("""
+    WITH customers AS (
+        SELECT email,
+               bool_or(is_latest AND shareWithResearchAsOfDate IS NOT NULL) AS consents,
                bool_or(shareWithResearchAsOfDate IS NOT NULL) AS ever_consented
-        FROM customer_landing GROUP BY ALL)
+        FROM stg_customer_records GROUP BY email)
     SELECT count(*) AS distinct_customers,
            count(*) FILTER (WHERE NOT ever_consented) AS no_consent,
            count(*) FILTER (WHERE ever_consented AND NOT consents) AS revoked
-    FROM latest"""
+    FROM customers""")
 CUSTOMER_TABLES = ("customer_landing", "customer_landing_rejected", "customer_trusted", "customers_curated")
 
 MACHINE_LEARNING_SQL = "SELECT count(DISTINCT customer_key) AS customers FROM machine_learning_curated"

@@ -1,4 +1,4 @@
-"""A run: ingest (optionally), then build every zone model in dependency order, write–audit–publish.
+"""A run: ingest (optionally), then build every zone model in dependency order: plan, write, audit, publish.
 
 Each model is built only when one of its inputs, its definition or the consent scope changed since
 its last publish; those facts travel in the table's own snapshot summary, so an interrupted run
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -134,62 +134,132 @@ def published_inputs(lake: Lake, names: list[str]) -> dict[str, TableInput]:
     return inputs
 
 
-def _changed_inputs(
-    lake: Lake, model: Model, inputs: dict[str, TableState], scope: str
-) -> dict[str, TableState] | None:
-    """The inputs whose data files changed since the model was last published, as they were then.
-    None when the model must be built in full: never built, built from another definition or
-    scope, or from a snapshot no longer retained (an erasure expires them)."""
+# ---- plan: what building a model takes this run --------------------------------------------------
+@dataclass(frozen=True)
+class Unchanged:
+    """The inputs hold the same data files as at the last build (maybe under new snapshots)."""
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """Built in full, from every row of its inputs."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Append:
+    """Only the rows that the grown inputs' new files add (an incremental model, SPEC §5)."""
+
+    grown: Mapping[str, TableState]  # each input that only gained files, as it was at the last build
+
+
+Plan = Unchanged | Rebuild | Append
+
+
+def plan(lake: Lake, model: Model, inputs: Mapping[str, TableState], scope: str) -> Plan:
+    """How to bring the model up to date with its inputs, judged from the facts its last snapshot
+    records: its definition, the consent scope and the input snapshots it was built from."""
     if not lake.has_table(model.name):
-        return None
+        return Rebuild("first build")
     last = lake.state(model.name).properties
-    if last.get(SCOPE_PROPERTY) != scope or last.get(MODEL_PROPERTY) != model.fingerprint:
-        return None
+    if last.get(MODEL_PROPERTY) != model.fingerprint:
+        return Rebuild("its definition changed")
+    if last.get(SCOPE_PROPERTY) != scope:
+        return Rebuild("the consent scope changed")
     built_from = json.loads(last.get(INPUTS_PROPERTY, "{}"))
     changed = {}
     for name, state in inputs.items():
         if name not in built_from:
-            return None
+            return Rebuild(f"it reads a new input, {name}")
         if built_from[name] == state.snapshot_id:
             continue
         try:
             before = lake.state(name, built_from[name]) if built_from[name] else TableState.empty(name)
-        except LakeError:
-            return None
+        except LakeError:  # an erasure expired it
+            return Rebuild(f"the snapshot of {name} it was built from is no longer retained")
         if set(before.files) != set(state.files):
             changed[name] = before
-    return changed
+    if not changed:
+        return Unchanged()
+    if not model.incremental:
+        return Rebuild(f"{', '.join(sorted(changed))} changed")
+    # A file removed or rewritten (a consent change upstream, an erasure, a recovered ingest) rebuilds it.
+    rewritten = sorted(name for name, before in changed.items() if not set(before.files) <= set(inputs[name].files))
+    if rewritten:
+        return Rebuild(f"{', '.join(rewritten)} lost or rewrote rows")
+    return Append(changed)
 
 
-def _grows_only(model: Model, inputs: dict[str, TableState], changed: dict[str, TableState] | None) -> bool:
-    """An incremental model need only gain rows when every changed input only gained files; a file
-    removed or rewritten (a consent change upstream, an erasure, a recovered ingest) rebuilds it."""
-    return (
-        model.incremental
-        and bool(changed)
-        and all(set(before.files) <= set(inputs[name].files) for name, before in changed.items())
-    )
+# ---- write: the new rows, as one Parquet file -------------------------------------------------------
+@dataclass(frozen=True)
+class Written:
+    path: str  # the data file the engine wrote, not yet published
+    rows: int
+    kept: TableState  # the rows the table keeps besides it: all of them for an append, none for a rebuild
 
 
-def _model_inputs(
-    lake: Lake, model: Model, inputs: dict[str, TableState], grown: dict[str, TableState] | None
-) -> tuple[dict[str, str], str, dict[str, TableInput]]:
+def _query(lake: Lake, model: Model, inputs: Mapping[str, TableState], how: Rebuild | Append) -> tuple[dict[str, str], str, dict[str, TableInput]]:
     """The SQL that builds the model's new rows (its stages, then its SELECT) and the tables it
-    reads: all its rows, or only those the grown inputs add, with those inputs' new and earlier
-    files and the model's current rows."""
+    reads: all their rows, or, for an append, the grown inputs' new and earlier files and the
+    model's current rows."""
     tables = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
-    if grown is None:
+    if isinstance(how, Rebuild):
         return {}, model.sql, tables
-    for name, earlier in grown.items():
+    for name, earlier in how.grown.items():
         new_files = tuple(f for f in inputs[name].files if f not in set(earlier.files))
         tables[added_name(name)] = TableInput(new_files, tables[name].columns)
         tables[before_name(name)] = TableInput(earlier.files, tables[name].columns)
     held = TableInput(lake.state(model.name).files, lake.columns(model.name))
     tables[before_name(model.name)] = held
-    return (*growth_sql(model, sorted(grown), [name for name, _ in held.columns]), tables)
+    return (*growth_sql(model, sorted(how.grown), [name for name, _ in held.columns]), tables)
+
+
+def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableState], how: Rebuild | Append,
+          run_id: str, settings: pa.Table) -> Written:
+    stages, sql, tables = _query(lake, model, inputs, how)
+    path = lake.new_data_file(model.name, run_id)
+    rows = engine.build(sql, tables, settings, path, stages, scratch=lake.scratch, storage=lake.storage)
+    return Written(path, rows, lake.state(model.name) if isinstance(how, Append) else TableState.empty(model.name))
+
+
+# ---- audit: the checks, on the table as it would be published -------------------------------------
+def audit(lake: Lake, model: Model, written: Written, appended: bool, settings: pa.Table, all_models: tuple[Model, ...]) -> list[CheckResult]:
+    """Run the model's checks on its new contents, against every published table they relate to."""
+    conn = lake.connect()
+    related = [m.name for m in all_models] + sorted(LANDING_TABLES)
+    register_tables(conn, published_inputs(lake, related))
+    columns = tuple(parquet_columns(written.path, lake.storage))
+    register_tables(conn, {model.name: TableInput((*written.kept.files, written.path), columns)})
+    new_rows = added_name(model.name) if appended else None
+    if new_rows:
+        register_tables(conn, {new_rows: TableInput((written.path,), columns)})
+    conn.register(RUN_SETTINGS, settings)
+    try:
+        return [run_check(conn, model.name, check, new_rows) for check in model.checks]
+    finally:
+        conn.close()
+
+
+# ---- publish: one Iceberg commit that records what the table was built from -----------------------
+def publish(lake: Lake, model: Model, written: Written, appended: bool, inputs: Mapping[str, int | None], run_id: str, scope: str) -> int:
+    lake.ensure_table_like(model.name, written.path)
+    properties = {
+        RUN_PROPERTY: run_id,
+        INPUTS_PROPERTY: json.dumps(dict(inputs), sort_keys=True),
+        SCOPE_PROPERTY: scope,
+        MODEL_PROPERTY: model.fingerprint,
+    }
+    files = [written.path]
+    if appended and written.rows == 0:  # nothing new: the snapshot only records what it was built from
+        lake.storage.delete(written.path)
+        files = []
+    return lake.publish(model.name, files, properties, replace=not appended)
 
 
 def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: str, all_models: tuple[Model, ...]) -> TableRun:
+    """Plan, write, audit and publish one model: a table that fails a blocking check keeps its
+    previous snapshot, and nothing of this build stays on disk."""
     started = time.perf_counter()
     missing = sorted(name for name in model.reads if not lake.has_table(name))
     if missing:
@@ -197,56 +267,30 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     inputs = {name: lake.state(name) for name in sorted(model.reads)}
     snapshot_ids = {name: state.snapshot_id for name, state in inputs.items()}
     result = TableRun(model.name, model.zone, "unchanged", snapshot_ids, rows_in=sum(s.rows for s in inputs.values()))
-    changed = _changed_inputs(lake, model, inputs, scope)
-    if changed == {}:  # same data files as last time, even if under new snapshots
+    how = plan(lake, model, inputs, scope)
+    if isinstance(how, Unchanged):
         state = lake.state(model.name)
         result.output_snapshot, result.rows_out = state.snapshot_id, state.rows
         return result
 
-    grown = changed if _grows_only(model, inputs, changed) else None
-    kept = lake.state(model.name) if grown is not None else TableState.empty(model.name)
-    stages, sql, table_inputs = _model_inputs(lake, model, inputs, grown)
     settings = run_settings_table(lake, scope)
-    out_path = lake.new_data_file(model.name, run_id)
-    new_rows = engine.build(sql, table_inputs, settings, out_path, stages, scratch=lake.scratch, storage=lake.storage)
-    result.rows_out = kept.rows + new_rows
-    if grown is not None:
-        result.incremental = True
-        result.note = f"incremental: {new_rows} new rows from new files of {', '.join(sorted(grown))}"
-
-    # Audit the new contents against every table they relate to, before anything is published.
-    conn = lake.connect()
-    related = [m.name for m in all_models] + sorted(LANDING_TABLES)
-    register_tables(conn, published_inputs(lake, related))
-    columns = tuple(parquet_columns(out_path, lake.storage))
-    register_tables(conn, {model.name: TableInput((*kept.files, out_path), columns)})
-    appended = added_name(model.name) if grown is not None else None
-    if appended:
-        register_tables(conn, {appended: TableInput((out_path,), columns)})
-    conn.register(RUN_SETTINGS, settings)
-    result.checks = [run_check(conn, model.name, check, appended) for check in model.checks]
-    conn.close()
-    result.duration_s = round(time.perf_counter() - started, 3)
+    written = write(lake, engine, model, inputs, how, run_id, settings)
+    appended = isinstance(how, Append)
+    result.rows_out = written.kept.rows + written.rows
+    result.incremental = appended
+    if isinstance(how, Append):
+        result.note = f"incremental: {written.rows} new rows from new files of {', '.join(sorted(how.grown))}"
+    else:
+        result.note = f"built in full: {how.reason}"
+    result.checks = audit(lake, model, written, appended, settings, all_models)
     if any(c.blocks_publish for c in result.checks):
-        lake.storage.delete(out_path)
+        lake.storage.delete(written.path)
         result.status = "failed"
         result.note = "failed checks; the previous snapshot stays live"
         result.output_snapshot = lake.state(model.name).snapshot_id if lake.has_table(model.name) else None
-        return result
-
-    lake.ensure_table_like(model.name, out_path)
-    properties = {
-        RUN_PROPERTY: run_id,
-        INPUTS_PROPERTY: json.dumps(snapshot_ids, sort_keys=True),
-        SCOPE_PROPERTY: scope,
-        MODEL_PROPERTY: model.fingerprint,
-    }
-    published = [out_path]
-    if grown is not None and new_rows == 0:  # nothing new: the snapshot only records what it was built from
-        lake.storage.delete(out_path)
-        published = []
-    result.output_snapshot = lake.publish(model.name, published, properties, replace=grown is None)
-    result.status = "built"
+    else:
+        result.output_snapshot = publish(lake, model, written, appended, snapshot_ids, run_id, scope)
+        result.status = "built"
     result.duration_s = round(time.perf_counter() - started, 3)
     return result
 

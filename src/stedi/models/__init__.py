@@ -3,6 +3,10 @@
 A model's inputs are the tables its SQL reads, found by parsing it; the run order is derived from
 them, never listed by hand.
 
+The models in `staging/` clean a source once for the models that read it (dbt's staging pattern).
+They are not tables: each is inlined, as a CTE of its name, into the SQL of every model that reads
+it (`compile_sql`), so a model's `sql` is what runs and its `reads` are tables of the lake.
+
 A model whose YAML says `incremental: true` promises that appending rows to its inputs only adds
 rows to its output, that its rows are distinct, and that the rows new input rows add are found by
 running its SQL with that input replaced by just those new rows. Joins, filters, EXISTS and
@@ -27,6 +31,7 @@ from stedi.errors import ModelError
 
 # Values a model reads that are not tables: the consent scope and the pseudonym key of this run.
 RUN_SETTINGS = "run_settings"
+STAGING = "staging"  # the folder of the models that are inlined, not built
 LANDING_TABLES = frozenset(feed.landing_table for feed in FEEDS)
 
 
@@ -51,6 +56,7 @@ class Model:
     checks: tuple[CheckSpec, ...]
     reads: frozenset[str]
     incremental: bool = False
+    staging: frozenset[str] = frozenset()  # the staging models inlined into `sql`
 
     @property
     def fingerprint(self) -> str:
@@ -115,6 +121,21 @@ def growth_sql(model: Model, grown: list[str], columns: list[str]) -> tuple[dict
     )
 
 
+def compile_sql(sql: str) -> str:
+    """`sql` with each staging model it reads inlined as a CTE of that name, first in its WITH."""
+    staging = load_staging()
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    own = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    used = sorted({t.name for t in tree.find_all(exp.Table) if t.name in staging and t.name not in own})
+    if not used:
+        return sql
+    ctes = [exp.CTE(this=sqlglot.parse_one(staging[name], read="duckdb"), alias=exp.TableAlias(this=exp.to_identifier(name)))
+            for name in used]
+    existing = tree.args.get("with_")
+    tree.set("with_", exp.With(expressions=[*ctes, *(existing.expressions if existing else [])]))
+    return tree.sql(dialect="duckdb", pretty=True)
+
+
 def _parse_check(entry: dict) -> CheckSpec:
     (kind, params), = entry.items()
     if isinstance(params, str):
@@ -124,22 +145,35 @@ def _parse_check(entry: dict) -> CheckSpec:
     return CheckSpec(kind, params, severity)
 
 
+def _model_files(zone: str):
+    """(name, SQL, YAML document) of each model of a zone folder."""
+    folder = resources.files("stedi.models").joinpath(zone)
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        if path.name.endswith(".sql"):
+            name = path.name.removesuffix(".sql")
+            doc_path = folder.joinpath(f"{name}.yml")
+            yield name, path.read_text(), (yaml.safe_load(doc_path.read_text()) if doc_path.is_file() else {}) or {}
+
+
+@cache
+def load_staging() -> dict[str, str]:
+    """The SQL of each staging model, by name."""
+    return {name: sql for name, sql, _ in _model_files(STAGING)}
+
+
 @cache
 def load_models() -> tuple[Model, ...]:
+    """Every model built as a table, with its staging models inlined."""
     root = resources.files("stedi.models")
     models = []
-    for zone in sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
-        for path in sorted(root.joinpath(zone).iterdir(), key=lambda p: p.name):
-            if not path.name.endswith(".sql"):
-                continue
-            name = path.name.removesuffix(".sql")
-            doc_path = root.joinpath(zone, f"{name}.yml")
-            doc = yaml.safe_load(doc_path.read_text()) if doc_path.is_file() else {}
-            sql = path.read_text()
-            checks = tuple(_parse_check(c) for c in doc.get("checks", []))
-            models.append(
-                Model(name, zone, sql, (doc.get("description") or "").strip(), checks, tables_read(sql), bool(doc.get("incremental")))
-            )
+    zones = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_") and p.name != STAGING)
+    for zone in zones:
+        for name, written, doc in _model_files(zone):
+            sql = compile_sql(written)
+            models.append(Model(
+                name, zone, sql, (doc.get("description") or "").strip(), tuple(_parse_check(c) for c in doc.get("checks", [])),
+                tables_read(sql), bool(doc.get("incremental")), tables_read(written) & load_staging().keys(),
+            ))
     return tuple(models)
 
 

@@ -1,18 +1,7 @@
--- One row per customer: the latest record by lastUpdateDate (ties: the later ingest, file and line),
--- kept only when that record carries research consent. A later record without consent therefore
--- revokes it, and a later record with consent grants it.
-WITH ranked AS (
-    SELECT
-        *,
-        lower(trim(email)) AS customer_email,
-        row_number() OVER (
-            PARTITION BY lower(trim(email))
-            ORDER BY lastUpdateDate DESC NULLS LAST, _ingested_at DESC, _source_file DESC, _source_line DESC
-        ) AS recency
-    FROM customer_landing
-)
+-- One row per customer: their latest record, kept only when it carries research consent. A later
+-- record without consent therefore revokes it, and a later record with consent grants it.
 SELECT
-    customer_email AS email,
+    email,
     customerName,
     phone,
     birthDay,
@@ -24,5 +13,5 @@ SELECT
     shareWithFriendsAsOfDate,
     _source_file,
     _source_line
-FROM ranked
-WHERE recency = 1 AND shareWithResearchAsOfDate IS NOT NULL
+FROM stg_customer_records
+WHERE is_latest AND shareWithResearchAsOfDate IS NOT NULL

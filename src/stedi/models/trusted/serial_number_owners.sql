@@ -2,19 +2,10 @@
 -- several customers: such a number (carried by more than one distinct customer, latest record each,
 -- consenting or not) is ambiguous and has no owner. An owner is named only when they are the
 -- number's one customer and they consent, so no non-consenting customer's email reaches this zone.
-WITH latest AS (
-    SELECT
-        lower(trim(email)) AS customer_email,
-        serialNumber,
-        row_number() OVER (
-            PARTITION BY lower(trim(email))
-            ORDER BY lastUpdateDate DESC NULLS LAST, _ingested_at DESC, _source_file DESC, _source_line DESC
-        ) AS recency
-    FROM customer_landing
-), carriers AS (
-    SELECT serialNumber, count(DISTINCT customer_email) AS customers, min(customer_email) AS only_customer
-    FROM latest
-    WHERE recency = 1 AND serialNumber IS NOT NULL
+WITH carriers AS (
+    SELECT serialNumber, count(DISTINCT email) AS customers, min(email) AS only_customer
+    FROM stg_customer_records
+    WHERE is_latest AND serialNumber IS NOT NULL
     GROUP BY serialNumber
 )
 SELECT
