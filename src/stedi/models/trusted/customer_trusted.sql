@@ -1,7 +1,7 @@
 -- One row per customer: their latest record, kept only when it carries research consent. A later
 -- record without consent therefore revokes it, and a later record with consent grants it.
 SELECT
-    email,
+    customer_email AS email,
     customerName,
     phone,
     birthDay,

@@ -3,7 +3,7 @@
 -- consenting or not) is ambiguous and has no owner. An owner is named only when they are the
 -- number's one customer and they consent, so no non-consenting customer's email reaches this zone.
 WITH carriers AS (
-    SELECT serialNumber, count(DISTINCT email) AS customers, min(email) AS only_customer
+    SELECT serialNumber, count(DISTINCT customer_email) AS customers, min(customer_email) AS only_customer
     FROM stg_customer_records
     WHERE is_latest AND serialNumber IS NOT NULL
     GROUP BY serialNumber
