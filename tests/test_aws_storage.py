@@ -154,3 +154,75 @@ def test_configuration_from_stedi_toml_and_the_environment(aws: Aws, tmp_path, m
     monkeypatch.setenv("STEDI_CATALOG", "glue")
     result = stedi("status", "--lake", str(tmp_path / "local-lake"))
     assert result.exit_code == 2 and "the Glue catalog needs a lake on S3" in " ".join(result.stderr.split())
+
+
+def test_the_data_files_read_cache_serves_what_was_last_written_and_keeps_to_its_bound(aws: Aws, monkeypatch):
+    import duckdb
+
+    from stedi.storage import s3 as s3_storage
+
+    aws.bucket("stedi-lake")
+
+    class Counting:  # pyarrow's filesystem, counting whole-file reads (each one a GET)
+        def __init__(self, inner):
+            self.inner, self.read = inner, []
+
+        def open_input_stream(self, path, **kwargs):
+            self.read.append(path.rsplit("/", 1)[-1])
+            return self.inner.open_input_stream(path, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    def data_files():
+        files = open_storage("s3://stedi-lake/lake", for_lake=True).fsspec_filesystem
+        files.fs = Counting(files.fs)
+        return files
+
+    def kept(files) -> list[str]:
+        assert files._cached_bytes == sum(len(data) for data in files._contents.values()) <= s3_storage.CACHED_BYTES
+        return [path.rsplit("/", 1)[-1] for path in files._contents]
+
+    # Through DuckDB, as a run reads and writes: a file read (and so cached), rewritten, deleted and
+    # written again reads back as its newest content, never as a stale copy.
+    files = data_files()
+    conn = duckdb.connect()
+    conn.register_filesystem(files)
+    path = "s3://stedi-lake/lake/warehouse/t/data/part.parquet"
+    for n in (1, 2):
+        conn.execute(f"COPY (SELECT {n} AS n, repeat('x', {n} * 100) AS pad) TO '{path}' (FORMAT parquet)")
+        assert conn.execute(f"SELECT n, length(pad) FROM read_parquet('{path}')").fetchall() == [(n, n * 100)]
+        assert conn.execute(f"SELECT n FROM read_parquet('{path}')").fetchall() == [(n,)]
+    files.rm_file(path)
+    conn.execute(f"COPY (SELECT 3 AS n) TO '{path}' (FORMAT parquet)")
+    assert conn.execute(f"SELECT n FROM read_parquet('{path}')").fetchall() == [(3,)]
+    files.rm("stedi-lake/lake/warehouse", recursive=True)
+    assert kept(files) == []
+    conn.execute(f"COPY (SELECT 4 AS n) TO '{path}' (FORMAT parquet)")
+    assert conn.execute(f"SELECT n FROM read_parquet('{path}')").fetchall() == [(4,)]
+
+    # Through fsspec: a rewrite is read back; the cache holds at most CACHED_BYTES, least recently
+    # used out first, and a file larger than the bound is read but not kept.
+    monkeypatch.setattr(s3_storage, "CACHED_BYTES", 3000)
+    files = data_files()
+    bodies = {name: name.encode() * 1000 for name in "abcd"} | {"big": b"B" * 3001}
+    for name, body in bodies.items():
+        with files.open(f"stedi-lake/lake/{name}", "wb") as out:
+            out.write(body)
+
+    def read(name: str) -> bytes:
+        with files.open(f"stedi-lake/lake/{name}", "rb") as f:
+            return f.read()
+
+    for name in ["a", "b", "c", "a"]:
+        assert read(name) == bodies[name]
+    assert files.fs.read == ["a", "b", "c"] and kept(files) == ["b", "c", "a"]
+    assert read("d") == bodies["d"]
+    assert kept(files) == ["c", "a", "d"]  # b, least recently used, made room
+    assert read("big") == bodies["big"] and kept(files) == ["c", "a", "d"]
+    files.fs.read.clear()
+    assert [read(name) for name in ("a", "c", "d", "b")] == [bodies[n] for n in "acdb"]
+    assert files.fs.read == ["b"] and kept(files) == ["c", "d", "b"]  # a was the least recently used
+    with files.open("stedi-lake/lake/a", "wb") as out:
+        out.write(b"new a")
+    assert read("a") == b"new a" and "a" in files.fs.read
