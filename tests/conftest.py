@@ -1,52 +1,16 @@
+"""The pytest fixtures every test module may name; the helpers they use are in `support`."""
+
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from stedi.engines import open_engine
-from stedi.ingest import ingest
-from stedi.lake import Lake
-from stedi.query import query_lake
-from stedi.run import run
-
-
-def write_feed_file(root: Path, relative: str, lines: list[object], newline: str = "\n") -> Path:
-    """Write a feed file: dicts become JSON lines, strings are written as they are."""
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = newline.join(line if isinstance(line, str) else json.dumps(line) for line in lines)
-    path.write_text(text + (newline if lines else ""))
-    return path
-
-
-class LakeHarness:
-    """A lake in a temporary folder with helpers to ingest, run and read it back."""
-
-    def __init__(self, root: Path, engine: str = "duckdb") -> None:
-        self.source = root / "source"
-        self.lake = Lake(str(root / "lake"))
-        self.engine = open_engine(engine)
-
-    def feed(self, relative: str, lines: list[object], newline: str = "\n") -> Path:
-        return write_feed_file(self.source, relative, lines, newline)
-
-    def ingest(self):
-        with self.lake.writing():
-            return ingest(self.lake, str(self.source), self.engine)
-
-    def run(self, consent_scope: str | None = None, with_source: bool = True):
-        with self.lake.writing():
-            return run(self.lake, self.engine, str(self.source) if with_source else None, consent_scope)
-
-    def rows(self, sql: str) -> list[tuple]:
-        return query_lake(self.lake, sql)[1]
-
-    def count(self, table: str) -> int:
-        return self.rows(f"SELECT count(*) FROM {table}")[0][0]
+from stedi.generate import generate_feeds
+from support.aws import CLEARED, REGION, Aws
+from support.lakes import LakeHarness
 
 
 @pytest.fixture
@@ -54,53 +18,49 @@ def harness(tmp_path: Path) -> LakeHarness:
     return LakeHarness(tmp_path)
 
 
-def delete_after_discovery(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
-    """The file is found, then gone before it is read: as if deleted in the middle of an ingest."""
-    from stedi import ingest as ingest_module
+# ---- S3 and Glue: moto's server on 127.0.0.1, never AWS (see support.aws) ---------------------
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Any:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as error:
+        pytest.skip(f"moto's server cannot start: {error} (pip install -e '.[test,aws]')")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    try:
+        server.start()
+    except Exception as error:  # noqa: BLE001 - any failure to start is a reason to skip, said clearly
+        pytest.skip(f"moto's server cannot start on 127.0.0.1: {error}")
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
 
-    discover = ingest_module.discover
 
-    def discover_then_delete(storage):
-        found = discover(storage)
-        path.unlink()
-        return found
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Aws:
+    import boto3
+    import requests
 
-    monkeypatch.setattr(ingest_module, "discover", discover_then_delete)
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    for name in CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return Aws(moto_endpoint, boto3.client("s3", region_name=REGION), boto3.client("glue", region_name=REGION))
 
 
-KILLED = 137
-
-
-def killed_before_commit(location: str, commits: int, write: Callable[[Lake], object], at: tuple[object, str] | None = None) -> bool:
-    """Run `write` on the lake at `location`, under its write lock, in a child process that dies
-    like kill -9 (no cleanup, no `finally`) when it is about to make call number `commits + 1` of
-    `at` (an owner and the name of a function on it; by default Iceberg's commit); True when it
-    died, False when it finished first."""
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    owner, name = at or (SqlCatalog, "commit_table")
-    pid = os.fork()
-    if pid == 0:  # the child never returns into pytest
-        code = 1
-        try:
-            made = 0
-            original = getattr(owner, name)
-
-            def call_or_die(*args, **kwargs):
-                nonlocal made
-                if made == commits:
-                    os._exit(KILLED)
-                made += 1
-                return original(*args, **kwargs)
-
-            setattr(owner, name, call_or_die)
-            lake = Lake(location)
-            with lake.writing():
-                write(lake)
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    assert code in (0, KILLED), f"the write failed with exit code {code}"
-    return code == KILLED
+@pytest.fixture(scope="module")
+def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Small generated feeds with the defects of real exports (customer/landing/, ...)."""
+    out = tmp_path_factory.mktemp("feeds") / "feeds"
+    generate_feeds(out, 15, seed=11, defects=True)
+    return out

@@ -14,8 +14,8 @@ import sqlglot
 from botocore.validate import validate_parameters
 from sqlglot import exp
 
-from aws_support import Aws, aws, feeds, moto_endpoint, ok_json, stedi  # noqa: F401 - fixtures
 from stedi.aws.deploy import JOB_SCRIPT, Clients, build_wheel
+from support.aws import Aws, ok_json, stedi
 
 ROLE = "arn:aws:iam::123456789012:role/stedi-glue"
 

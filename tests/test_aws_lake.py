@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
-from aws_support import Aws, aws, feeds, moto_endpoint, ok_json, stedi  # noqa: F401 - fixtures
 from stedi.aws.glue_job import main as glue_job_main
 from stedi.engines import open_engine
+from support.aws import Aws, ok_json, stedi
 
 LAKE = "s3://stedi-lake/zones"
 TABLES = {

@@ -10,15 +10,15 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from aws_support import Aws, aws, feeds, moto_endpoint  # noqa: F401 - fixtures
 from stedi.cli import app
-from stedi.config import ConfigError, load_config
+from stedi.config import load_config
 from stedi.engines import open_engine
+from stedi.errors import ConfigError, LakeBusyError
 from stedi.ingest import ingest
 from stedi.lake import Lake
 from stedi.query import query_lake
 from stedi.storage import open_storage
-from stedi.storage.local import LakeBusyError
+from support.aws import Aws
 
 runner = CliRunner()
 # The public STEDI starter bucket's layout: customers/ (plural), no landing/ level.

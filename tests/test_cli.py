@@ -8,10 +8,10 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from conftest import write_feed_file
 from stedi.cli import app
 from stedi.lake import Lake
-from test_landing import writer_turns_up
+from support.lakes import write_feed_file
+from support.landing_cases import writer_turns_up
 
 runner = CliRunner()
 

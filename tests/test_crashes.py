@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LakeHarness, killed_before_commit
 from stedi.engines import open_engine
 from stedi.ingest import ingest
 from stedi.run import run
 from stedi.snapshots import unreferenced_files
+from support.lakes import LakeHarness, killed_before_commit
 
 
 def feeds(harness: LakeHarness) -> None:

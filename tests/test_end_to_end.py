@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from conftest import LakeHarness
 from stedi.generate import generate_feeds
+from support.lakes import LakeHarness
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LakeHarness, killed_before_commit
+from stedi import records
 from stedi.cli import app
 from stedi.erasure import customer_key, forget
+from stedi.records import ERASURES
+from support.lakes import LakeHarness, killed_before_commit
 
 CONSENT = 1_000
 ERIN = "erin.gone@example.org"
@@ -197,7 +199,7 @@ def test_forget_removes_every_row_and_every_byte(lake):
         assert len(lake.lake.table(name).snapshots()) == 1
 
     # The audit record says what happened, without saying who was forgotten.
-    (record,) = lake.lake.read_records("erasures")
+    (record,) = records.read_all(lake.lake.storage, ERASURES)
     assert record["customers_requested"] == 1 and record["customers_found"] == 1
     assert record["rows_removed"]["accelerometer_landing"] == 3 and record["files_deleted"] > 0
     assert record["by"]
@@ -267,7 +269,7 @@ def test_dry_run_changes_nothing_twice_is_harmless_unknown_is_reported(lake):
     lake.lake.refresh()
     assert {name: lake.lake.table(name).current_snapshot().snapshot_id for name in TABLES} == snapshot
     assert lake_files(root / "warehouse") == files
-    assert len(lake.lake.read_records("erasures")) == 2
+    assert len(records.read_all(lake.lake.storage, ERASURES)) == 2
 
 
 def test_a_quarantined_line_of_a_longer_email_is_not_matched(harness):
@@ -407,9 +409,9 @@ def test_an_erasure_killed_at_any_commit_is_finished_by_the_next_writing_command
         assert harness.run(with_source=False).ok
         assert counts(harness) == {name: BEFORE[name] - ERIN_ROWS[name] for name in TABLES}, f"killed after {tried} commits"
         assert files_holding(root, [*ERIN_IDENTITY, key, ERIN[:16]]) == {}, f"killed after {tried} commits"
-        records = harness.lake.read_records("erasures")
-        assert all(r["completed"] for r in records)
-        assert sum(r["rows_removed"]["step_trainer_landing"] for r in records) == ERIN_ROWS["step_trainer_landing"]
+        audits = records.read_all(harness.lake.storage, ERASURES)
+        assert all(r["completed"] for r in audits)
+        assert sum(r["rows_removed"]["step_trainer_landing"] for r in audits) == ERIN_ROWS["step_trainer_landing"]
         assert not (root / "_stedi" / "pending-erasure.json").exists()
         tried += 1
     assert tried >= 8  # one kill per table the erasure rewrites, at least
@@ -502,13 +504,14 @@ def test_a_resumed_erasure_reports_what_the_whole_erasure_did(lake):
     with lake.lake.writing():
         report = forget(lake.lake, [ERIN])
     assert report.unknown == [] and report.rows_removed == {**ERIN_ROWS, "ingested_files": 0}
-    (record,) = lake.lake.read_records("erasures")
+    (record,) = records.read_all(lake.lake.storage, ERASURES)
     assert record["completed"] and record["rows_removed"] == report.rows_removed
     assert record["snapshots_expired"] == sum(len(v) for v in record["expired_snapshots"].values()) > 0
 
 
 def test_no_export_while_an_erasure_is_unfinished(lake, tmp_path):
-    from stedi.export import ExportError, export
+    from stedi.errors import ExportError
+    from stedi.export import export
 
     assert killed_before_commit(lake.lake.location, 0, lambda lake_: forget(lake_, [ERIN]))
     lake.lake.refresh()

@@ -12,12 +12,12 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LakeHarness
 from stedi.cli import app
 from stedi.erasure import forget
+from stedi.errors import ExpiredSnapshotError, LakeError
 from stedi.export import ML_TABLE, content_hash, export
-from stedi.lake import LakeError
-from stedi.timetravel import ExpiredSnapshotError, query_lake_as_of
+from stedi.timetravel import query_lake_as_of
+from support.lakes import LakeHarness
 
 CONSENT = 1_000
 runner = CliRunner()

@@ -17,7 +17,7 @@ from stedi.engines.duckdb import compact_line_pattern, connect, judge_sql, land_
 from stedi.generate import generate_feeds
 from stedi.lines import FileStream
 from stedi.storage import open_storage
-from test_landing import ACCEPTED_VALUES, REJECTIONS
+from support.landing_cases import ACCEPTED_VALUES, REJECTIONS
 
 GOOD = {"user": "a@x.com", "timestamp": 5, "x": 1.5, "y": 2, "z": -3}
 

@@ -20,7 +20,7 @@ from stedi.generate import generate_feeds
 from stedi.lake import parquet_columns
 from stedi.models import load_models
 from stedi.run import published_inputs, run_settings_table
-from test_zones import customer, reading, step
+from support.records import customer, reading, step
 
 INCREMENTAL = {"accelerometer_trusted", "customers_curated", "step_trainer_trusted", "machine_learning_curated"}
 

@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LakeHarness
+from stedi import records
 from stedi import run as run_module
-from stedi.cli import INTERRUPTED, app
+from stedi.cli import app
+from stedi.commands import INTERRUPTED
 from stedi.generate import generate_feeds
 from stedi.lake import Lake
-from stedi.run import RUNS, UNFINISHED_RUNS
+from stedi.records import RUNS, UNFINISHED_RUNS
+from support.lakes import LakeHarness
 
 runner = CliRunner()
 STEDI = str(Path(sys.executable).with_name("stedi"))
@@ -36,14 +38,14 @@ class Killed(BaseException):
 
 
 def killed_before_the_manifest(monkeypatch, lake: Lake) -> None:
-    write_record = lake.write_record
+    write_record = records.write
 
-    def write_or_die(kind, key, record):
+    def write_or_die(storage, kind, key, record):
         if kind == RUNS:
             raise Killed
-        write_record(kind, key, record)
+        write_record(storage, kind, key, record)
 
-    monkeypatch.setattr(lake, "write_record", write_or_die)
+    monkeypatch.setattr(records, "write", write_or_die)
 
 
 def killed_after_the_last_commit(monkeypatch, lake: Lake) -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LakeHarness, write_feed_file
 from stedi.cli import app
 from stedi.lake import Lake
+from support.lakes import LakeHarness, write_feed_file
 
 runner = CliRunner()
 

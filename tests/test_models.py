@@ -7,12 +7,13 @@ import dataclasses
 import pytest
 from typer.testing import CliRunner
 
-from conftest import write_feed_file
 from stedi import run as run_module
 from stedi.checks import validate_checks
 from stedi.cli import app
+from stedi.errors import ModelError
 from stedi.lake import Lake
-from stedi.models import CheckSpec, ModelError, load_models, run_order, tables_read
+from stedi.models import CheckSpec, load_models, run_order, tables_read
+from support.lakes import write_feed_file
 
 
 def with_check(model_name: str, kind: str, params: dict) -> tuple:

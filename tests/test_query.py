@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LakeHarness
 from stedi.cli import app
+from support.lakes import LakeHarness
 
 runner = CliRunner()
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LakeHarness
 from stedi.erasure import customer_key
+from stedi.errors import SecretError
 from stedi.lake import Lake
-from stedi.secret import SecretError
+from support.lakes import LakeHarness
 
 CUSTOMER = {"email": "a@x.com", "serialNumber": "S1", "shareWithResearchAsOfDate": 1}
 READING = {"user": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3}

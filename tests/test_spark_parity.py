@@ -25,12 +25,12 @@ import pytest
 
 pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'stedi[spark]'")
 
-from conftest import LakeHarness, delete_after_discovery  # noqa: E402
 from stedi.engines import open_engine  # noqa: E402
 from stedi.engines.spark import SparkEngine, java_problem  # noqa: E402
-from stedi.ingest import SourceError  # noqa: E402
+from stedi.errors import SourceError
 from stedi.lake import Lake  # noqa: E402
 from stedi.run import RunReport, run  # noqa: E402
+from support.lakes import LakeHarness, delete_after_discovery  # noqa: E402
 
 if java_problem():
     pytest.skip(f"no Java for Spark: {java_problem()}", allow_module_level=True)

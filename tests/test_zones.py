@@ -12,24 +12,8 @@ import pytest
 
 from stedi import models as models_module
 from stedi import run as run_module
-
-CONSENT = 1_000
-
-
-def customer(email, serial="S-" , consent=CONSENT, updated=10, **extra):
-    record = {"customerName": email.split("@")[0], "email": email, "phone": "8015551212", "birthDay": "1990-01-01",
-              "serialNumber": serial, "registrationDate": 1, "lastUpdateDate": updated, **extra}
-    if consent is not None:
-        record["shareWithResearchAsOfDate"] = consent
-    return record
-
-
-def reading(user, t, x=0.5):
-    return {"user": user, "timestamp": t, "x": x, "y": 1.0, "z": -1.0}
-
-
-def step(serial, t, distance=42):
-    return {"sensorReadingTime": t, "serialNumber": serial, "distanceFromObject": distance}
+from support.lakes import LakeHarness
+from support.records import CONSENT, customer, reading, step
 
 
 def emails(harness, table, column="email"):
@@ -220,8 +204,6 @@ def test_machine_learning_table_holds_no_direct_identifier(harness):
 
 
 def test_customer_key_is_stable_within_a_lake_and_differs_between_lakes(tmp_path):
-    from conftest import LakeHarness
-
     keys = []
     for name in ("one", "two"):
         h = LakeHarness(tmp_path / name)

@@ -1,23 +1,22 @@
 """S3 and Glue for the AWS tests: moto's server on 127.0.0.1 (a free port), never AWS.
 
-One server per test module (`moto_endpoint`), its state reset before each test (`aws`), dummy
-credentials and the endpoint in the environment, no ~/.aws files and no instance metadata, and the
-working directory a temporary one, so no stedi.toml of the developer's applies.
+The fixtures in conftest.py start one server per test module (`moto_endpoint`) and reset its state
+before each test (`aws`), with dummy credentials and the endpoint in the environment, no ~/.aws
+files and no instance metadata, and a temporary working directory, so no stedi.toml of the
+developer's applies. This module holds what they and the tests use: the environment variables
+cleared, the `Aws` clients and the command line.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from stedi.cli import app
-from stedi.generate import generate_feeds
 
 REGION = "us-east-1"
 CLEARED = (
@@ -25,23 +24,6 @@ CLEARED = (
     "STEDI_LAKE", "STEDI_CATALOG", "STEDI_CATALOG_URI", "STEDI_S3_ANONYMOUS", "STEDI_S3_ENDPOINT",
     "STEDI_GLUE_ENDPOINT", "STEDI_CONFIG",
 )
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Any:
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as error:
-        pytest.skip(f"moto's server cannot start: {error} (pip install -e '.[test,aws]')")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    try:
-        server.start()
-    except Exception as error:  # noqa: BLE001 - any failure to start is a reason to skip, said clearly
-        pytest.skip(f"moto's server cannot start on 127.0.0.1: {error}")
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @dataclass
@@ -79,36 +61,6 @@ class Aws:
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-
-
-@pytest.fixture
-def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Aws:
-    import boto3
-    import requests
-
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    for name in CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return Aws(moto_endpoint, boto3.client("s3", region_name=REGION), boto3.client("glue", region_name=REGION))
-
-
-@pytest.fixture(scope="module")
-def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Small generated feeds with the defects of real exports (customer/landing/, ...)."""
-    out = tmp_path_factory.mktemp("feeds") / "feeds"
-    generate_feeds(out, 15, seed=11, defects=True)
-    return out
 
 
 runner = CliRunner()
