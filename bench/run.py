@@ -13,6 +13,9 @@ the command's whole process tree (the JVM of a Spark run included):
   incremental-readings
                the same with only the batch's reading files arriving (no customer file): what an
                hourly delivery of sensor data costs, where the models only gain rows
+  floor-export, peer-export, stedi-export
+               floor, peer and stedi on the same customers as export-shaped feeds (SPEC §10): one
+               large clean file per feed, customer records spaced (`stedi generate --shape export`)
 
 Writes OUT/latest.json and OUT/latest.md and prints the table.
 """
@@ -58,9 +61,13 @@ COMMANDS = {  # name -> what it is, in the order of each repetition
     "noop": "stedi run again with nothing new",
     "readings-base": "stedi run over all but the last ~1% of the files, fresh lake (setup of incremental-readings)",
     "incremental-readings": "stedi run after the batch's reading files arrive (no customer file)",
+    "floor-export": "the floor on export-shaped feeds (one large file per feed)",
+    "peer-export": "the peer on export-shaped feeds",
+    "stedi-export": "stedi run on export-shaped feeds, fresh lake",
 }
+EXPORT_COMMANDS = {"floor-export", "peer-export", "stedi-export"}
 INCREMENTAL_GROUPS = ({"incremental-base", "incremental", "noop"}, {"readings-base", "incremental-readings"})
-SPARK_COMMANDS = ("peer", "stedi-spark")
+SPARK_COMMANDS = ("peer", "stedi-spark", "peer-export")
 
 
 # ---- measuring one command ------------------------------------------------------------------------
@@ -245,7 +252,7 @@ def feed_files(root: Path) -> dict[str, list[Path]]:
     }  # fmt: skip
 
 
-def prepare_data(data: Path, customers: int, seed: int) -> dict:
+def prepare_data(data: Path, customers: int, seed: int, shape: str = "files") -> dict:
     files = feed_files(data)
     if any(files.values()):
         marker = data / DATA_MARKER
@@ -256,10 +263,11 @@ def prepare_data(data: Path, customers: int, seed: int) -> dict:
     else:
         from stedi.generate import generate_feeds
 
-        print(f"generating feeds for {customers} customers in {data} ...", file=sys.stderr)
+        print(f"generating {shape}-shaped feeds for {customers} customers in {data} ...", file=sys.stderr)
         started = time.perf_counter()
-        generated = generate_feeds(data, customers, seed=seed, defects=True)
-        info = {"customers": customers, "seed": seed, "defects": True, "records": generated.records,
+        defects = shape == "files"  # an export is clean; the many-file feeds carry every defect
+        generated = generate_feeds(data, customers, seed=seed, defects=defects, shape=shape)
+        info = {"customers": customers, "seed": seed, "shape": shape, "defects": defects, "records": generated.records,
                 "generate_s": round(time.perf_counter() - started, 1)}  # fmt: skip
         (data / DATA_MARKER).write_text(json.dumps(info))
         info["reused"] = False
@@ -426,6 +434,8 @@ def targets(summary: dict, ratios: dict, data_bytes: int) -> list[dict]:
                at_most(ratios["stedi_over_floor"], 1.5), size == "~1 GB"),
         target("stedi run >= 7x faster than the peer (peer/stedi)", ratios["peer_over_stedi"],
                None if ratios["peer_over_stedi"] is None else ratios["peer_over_stedi"] >= 7, size == "~1 GB"),
+        target("export-shaped feeds: stedi run <= 1.5x the floor", ratios["stedi_over_floor_export"],
+               at_most(ratios["stedi_over_floor_export"], 1.5), size == "~1 GB"),
         target("stedi run peak memory <= 2.5 GB (worst run, GB = 1e9 bytes)", stedi_peak, at_most(stedi_peak, 2.5), size == "~1 GB"),
         target("stedi run completes (every repetition)", completed, completed, size == "~10 GB"),
         target("stedi run peak memory <= 8 GB (worst run)", stedi_peak, at_most(stedi_peak, 8.0), size == "~10 GB"),
@@ -487,6 +497,8 @@ def ratio_rows(result: dict) -> list[list[str]]:
         "spark_stedi_over_peer": "stedi --engine spark / peer",
         "incremental_over_full": "incremental 1% batch / full stedi run",
         "incremental_readings_over_full": "incremental 1% batch, reading files only / full stedi run",
+        "stedi_over_floor_export": "export-shaped feeds: stedi / floor",
+        "peer_over_stedi_export": "export-shaped feeds: peer / stedi",
     }
     return [[label, fmt_value(result["ratios"].get(key))] for key, label in labels.items()]
 
@@ -505,6 +517,9 @@ def markdown(result: dict) -> str:
         f" Incremental batch: the last non-empty file of each feed, {result['incremental_batch']['files']} files "
         f"({result['incremental_batch']['share_of_files'] * 100:.1f}% of the files, "
         f"{result['incremental_batch']['share_of_bytes'] * 100:.2f}% of the bytes on disk: the last file of each feed is gzipped).",
+        *([f"Export-shaped data: the same customers, clean, {result['export_data']['bytes'] / GB:.2f} GB in "
+           f"{sum(result['export_data']['files'].values())} files, customer records spaced (`stedi generate --shape export`)."]
+          if "export_data" in result else []),
         "",
         f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gb']} GB RAM, {m['os']}; Python {m['python']}, "
         f"DuckDB {m['duckdb']}, Spark {m['spark']} ({m['java']}), stedi {m['stedi']}, pyiceberg {m['pyiceberg']}. "
@@ -595,6 +610,10 @@ def main(argv: list[str] | None = None) -> int:
                         "skip_spark": args.skip_spark, "only": sorted(only), "seed": args.seed, "time_tool": str(TIME) if TIME.exists() else None}  # fmt: skip
     result["data"] = prepare_data(data, customers, args.seed)
     warm_page_cache(data)
+    export_data = data.with_name(data.name + "-export")
+    if only & EXPORT_COMMANDS:
+        result["export_data"] = prepare_data(export_data, customers, args.seed, shape="export")
+        warm_page_cache(export_data)
     batch = held_out_batch(data)
     batch_bytes = sum(p.stat().st_size for p in batch)
     result["incremental_batch"] = {"files": len(batch), "bytes": batch_bytes,
@@ -615,22 +634,22 @@ def main(argv: list[str] | None = None) -> int:
 
     for rep in range(1, args.repeat + 1):
         scratch = work / f"rep{rep}"
-        for name in ("floor", "peer"):
+        for name, source in (("floor", data), ("peer", data), ("floor-export", export_data), ("peer-export", export_data)):
             if name not in runs:
                 continue
             target = scratch / name
-            script = BENCH / ("floor_duckdb.py" if name == "floor" else "peer_pyspark.py")
-            measured = measure([sys.executable, str(script), str(data), str(target)], logs / f"rep{rep}-{name}", args.timeout)
+            script = BENCH / ("floor_duckdb.py" if name.startswith("floor") else "peer_pyspark.py")
+            measured = measure([sys.executable, str(script), str(source), str(target)], logs / f"rep{rep}-{name}", args.timeout)
             if measured["ok"] and name not in result["rows"]:
                 result["rows"][name] = parquet_rows(target)
             record(name, rep, measured)
             shutil.rmtree(target, ignore_errors=True)
 
-        for name, engine in (("stedi", []), ("stedi-spark", ["--engine", "spark"])):
+        for name, source, engine in (("stedi", data, []), ("stedi-spark", data, ["--engine", "spark"]), ("stedi-export", export_data, [])):
             if name not in runs:
                 continue
             lake = scratch / f"lake-{name}"
-            measured = measure([*stedi_cmd, "run", str(data), "--lake", str(lake), *engine, "--json"], logs / f"rep{rep}-{name}", args.timeout)
+            measured = measure([*stedi_cmd, "run", str(source), "--lake", str(lake), *engine, "--json"], logs / f"rep{rep}-{name}", args.timeout)
             report = check_stedi(measured)
             if report and measured["ok"] and name not in result["rows"]:
                 result["rows"][name] = stedi_rows(report)
@@ -675,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
         "spark_stedi_over_peer": ratio(summary.get("stedi-spark"), summary.get("peer")),
         "incremental_over_full": ratio(summary.get("incremental"), summary.get("stedi")),
         "incremental_readings_over_full": ratio(summary.get("incremental-readings"), summary.get("stedi")),
+        "stedi_over_floor_export": ratio(summary.get("stedi-export"), summary.get("floor-export")),
+        "peer_over_stedi_export": ratio(summary.get("peer-export"), summary.get("stedi-export")),
     }
     result["targets"] = targets(summary, result["ratios"], result["data"]["bytes"])
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -695,7 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text_table(["SPEC §10 target", "value", "verdict"], [[t["target"], fmt_value(t["value"]), verdict(t)] for t in result["targets"]]))
     print(f"\nwrote {out / 'latest.json'} and {out / 'latest.md'}")
     if not args.keep:
-        shutil.rmtree(work / "data" if args.data is None else work / "__none__", ignore_errors=True)
+        if args.data is None:
+            shutil.rmtree(data, ignore_errors=True)
+            shutil.rmtree(export_data, ignore_errors=True)
         for rep in range(1, args.repeat + 1):
             shutil.rmtree(work / f"rep{rep}", ignore_errors=True)
         if args.work is None:

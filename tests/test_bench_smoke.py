@@ -24,6 +24,7 @@ def test_bench_runs_on_tiny_data_and_writes_its_report(tmp_path: Path) -> None:
     assert {"cpu_model", "cores", "memory_gb", "python", "duckdb", "spark", "date"} <= result["machine"].keys()
     assert set(result["summary"]) == {
         "floor", "stedi", "incremental-base", "incremental", "noop", "readings-base", "incremental-readings",
+        "floor-export", "stedi-export",
     }  # no Spark
     for name, summary in result["summary"].items():
         assert summary["runs"] == 1 and summary["ok_runs"] == 1, (name, summary["errors"])
@@ -31,13 +32,16 @@ def test_bench_runs_on_tiny_data_and_writes_its_report(tmp_path: Path) -> None:
         assert {"wall_s", "peak_mb", "returncode", "ok"} <= run.keys()
     assert set(result["ratios"]) == {
         "stedi_over_floor", "peer_over_stedi", "spark_stedi_over_peer", "incremental_over_full", "incremental_readings_over_full",
+        "stedi_over_floor_export", "peer_over_stedi_export",
     }
     assert result["ratios"]["peer_over_stedi"] is None
     assert all({"target", "value", "met", "applies"} <= t.keys() for t in result["targets"])
     assert result["runs"]["incremental"][0]["new_files"] == result["incremental_batch"]["files"]
     assert result["runs"]["noop"][0]["new_files"] == 0
     assert 0 < result["runs"]["incremental-readings"][0]["new_files"] < result["incremental_batch"]["files"]
-    assert set(result["rows"]) == {"floor", "stedi"}
+    assert set(result["rows"]) == {"floor", "stedi", "floor-export", "stedi-export"}
+    assert result["rows"]["stedi-export"]["customer_landing"] == result["export_data"]["records"]["customer"]
+    assert sum(result["export_data"]["files"].values()) == 3  # one file per feed
     assert result["rows"]["stedi"]["machine_learning_curated"] > 0
     assert "## SPEC §10 targets" in (out / "latest.md").read_text()
     assert not (tmp_path / "work" / "rep1").exists()  # scratch outputs and lakes are cleaned up

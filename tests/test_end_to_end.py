@@ -77,3 +77,16 @@ def test_rerunning_over_the_same_source_changes_nothing(lake):
     again = lake.run()
     assert not again.changed
     assert {t: lake.count(t) for t in before} == before
+
+
+def test_both_shapes_of_the_same_data_give_the_same_zones(tmp_path):
+    """SPEC §10: many small files or one export file per feed, the zones are the same."""
+    funnels = {}
+    for shape in ("files", "export"):
+        harness = LakeHarness(tmp_path / shape)
+        generate_feeds(harness.source, customers=1200, seed=4, shape=shape)
+        report = harness.run()
+        assert report.ok
+        funnels[shape] = report.funnel
+    assert funnels["export"] == funnels["files"]
+    assert funnels["files"]["machine_learning"]["machine_learning_curated"] > 0

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from stedi.errors import UserError
 from stedi.generate import GeneratedFeeds, generate_feeds
 
 FEEDS = ("customer", "accelerometer", "step_trainer")
@@ -123,7 +124,7 @@ def test_defect_layout_adds_gzip_redelivered_update_and_empty_files(damaged: Fee
 def test_refuses_a_target_whose_feed_folder_holds_files(tmp_path: Path, occupied: str) -> None:
     (tmp_path / occupied / "landing").mkdir(parents=True)
     (tmp_path / occupied / "landing" / "old.json").write_text("{}\n")
-    with pytest.raises(FileExistsError, match="already hold files"):
+    with pytest.raises(UserError, match="already hold files"):
         generate_feeds(tmp_path, 5)
 
 
@@ -352,3 +353,23 @@ def test_defects_stay_a_small_share_of_lines(damaged: Feeds) -> None:
         values = damaged.values(feed)
         broken = sum(not isinstance(value, dict) or value.keys() != READING_KEYS[feed] for value in values)
         assert broken / len(values) < 0.05, feed
+
+
+def test_the_export_shape_holds_the_same_records_in_one_spaced_file_per_feed(tmp_path: Path) -> None:
+    """SPEC §10's second shape: the same customers and readings as the many-file shape for the same
+    seed, delivered as one file per feed, its customer records spaced as the bulk export writes them."""
+    shapes = {shape: generate_feeds(tmp_path / shape, 1200, seed=5, shape=shape) for shape in ("files", "export")}
+    assert shapes["files"].files == dict.fromkeys(FEEDS, 2) and shapes["export"].files == dict.fromkeys(FEEDS, 1)
+    assert shapes["export"].records == shapes["files"].records
+    for feed in FEEDS:
+        lines = {shape: [line for path in feed_files(tmp_path / shape, feed) for line in file_lines(path)] for shape in shapes}
+        as_sorted_objects = {shape: sorted(json.dumps(json.loads(line), sort_keys=True) for line in lines[shape]) for shape in shapes}
+        assert as_sorted_objects["export"] == as_sorted_objects["files"]
+        spaced = feed == "customer"
+        assert all(('", "' in line and '": ' in line) == spaced for line in lines["export"])
+        assert not any('": ' in line for line in lines["files"])
+
+
+def test_an_unknown_shape_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="unknown shape 'one-file': choose one of files, export"):
+        generate_feeds(tmp_path, 5, shape="one-file")

@@ -21,7 +21,7 @@ from stedi.engines import ENGINE_NAMES
 from stedi.errors import ErasureError, UserError
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from stedi.erasure import ErasureReport
     from stedi.ingest import IngestReport
@@ -54,7 +54,7 @@ def _progress(quiet: bool) -> Progress:
 
 
 def _progress_callback(progress: Progress):
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def on_progress(feed: str, done: int, total: int) -> None:
         if feed not in tasks:
@@ -115,6 +115,9 @@ def generate(
     customers: Annotated[int, typer.Option(help="Number of customers.")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same bytes.")] = 0,
     defects: Annotated[bool, typer.Option("--defects", help="Add what real feeds also carry (broken lines, ...).")] = False,
+    shape: Annotated[str, typer.Option(
+        "--shape", help="files: many files of 1000 customers each; export: one large file per feed, spaced customer records.",
+    )] = "files",
     as_json: JsonOption = False,
 ) -> None:
     """Generate realistic feeds shaped like real STEDI exports."""
@@ -122,7 +125,7 @@ def generate(
 
     if customers < 1:
         raise UserError("--customers must be at least 1")
-    result = generate_feeds(out, customers, seed=seed, defects=defects)
+    result = generate_feeds(out, customers, seed=seed, defects=defects, shape=shape)
     if as_json:
         emit_json({"root": str(result.root), "files": result.files, "records": result.records, "bytes": result.bytes})
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import traceback
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -19,6 +19,11 @@ from typer.exceptions import TyperException
 from stedi import display
 from stedi.config import LAKE_ENV
 from stedi.errors import InternalError, StediError, UserError
+
+if TYPE_CHECKING:
+    # The context a group is invoked with: typer's vendored click Context (not typer.Context, its
+    # subclass for command callbacks), which typer does not re-export.
+    from typer._click.core import Context as ClickContext
 
 INTERRUPTED = "interrupted: nothing half-published; the lake lock is released"
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a process stopped by Ctrl-C
@@ -79,7 +84,7 @@ class Commands(TyperGroup):
     (and by the kernel when the process ends). An error: one line and the exit code of its kind
     (`stedi.errors`)."""
 
-    def invoke(self, ctx: typer.Context):
+    def invoke(self, ctx: ClickContext):
         CtrlC.pressed = False
         previous = signal.signal(signal.SIGINT, CtrlC.on_sigint)
         try:

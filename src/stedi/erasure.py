@@ -41,7 +41,7 @@ from stedi.models import load_models, run_order
 from stedi.records import ERASURES, RUNS
 from stedi.scratch import remove_abandoned
 from stedi.snapshots import rewrite, snapshot_files, unreferenced_files
-from stedi.sql import literal
+from stedi.sql import literal, one_row
 from stedi.tombstones import Tombstones, load_tombstones, mark, save_tombstones
 
 PENDING_FILE = "pending-erasure.json"
@@ -190,8 +190,8 @@ def _rewrite_file(conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, path: 
     source = f"read_parquet({literal(path)})"
     new_path = lake.new_data_file(name, run_of_data_file(path))
     conn.execute(f"COPY ({kept_rows_sql(source, column_names(conn, source))}) TO {literal(new_path)} (FORMAT parquet, COMPRESSION zstd)")
-    before = conn.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
-    after = conn.execute(f"SELECT count(*) FROM read_parquet({literal(new_path)})").fetchone()[0]
+    before = one_row(conn, f"SELECT count(*) FROM {source}")[0]
+    after = one_row(conn, f"SELECT count(*) FROM read_parquet({literal(new_path)})")[0]
     if before - after != expected:
         lake.storage.delete(new_path)
         raise LakeError(f"erasure planned {expected} rows in {path} but found {before - after}; nothing of {name} was changed")

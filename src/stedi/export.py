@@ -25,7 +25,7 @@ from stedi.erasure import pending_erasure
 from stedi.errors import ExportError, LakeError
 from stedi.lake import BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake
 from stedi.records import RUNS
-from stedi.sql import TableInput, literal, quote, register_tables
+from stedi.sql import TableInput, literal, one_row, quote, register_tables
 from stedi.timetravel import parse_time, retained_snapshot, snapshot_as_of, utc_text
 
 ML_TABLE = "machine_learning_curated"
@@ -84,9 +84,9 @@ def resolve(lake: Lake, run_id: str | None = None, as_of: str | None = None) -> 
 def content_hash(conn: duckdb.DuckDBPyConnection, relation: str, columns: list[str]) -> tuple[int, str]:
     """Row count and an order-independent hash of a relation's rows (see HASH_METHOD)."""
     row_text = " || chr(31) || ".join(f"coalesce(CAST({quote(c)} AS VARCHAR), '\\N')" for c in columns)
-    count, digest = conn.execute(
-        f"SELECT count(*), sha256(coalesce(string_agg(h, '' ORDER BY h), '')) FROM (SELECT sha256({row_text}) AS h FROM {relation})"
-    ).fetchone()
+    count, digest = one_row(
+        conn, f"SELECT count(*), sha256(coalesce(string_agg(h, '' ORDER BY h), '')) FROM (SELECT sha256({row_text}) AS h FROM {relation})"
+    )
     return count, digest
 
 

@@ -23,7 +23,7 @@ import duckdb
 
 from stedi.errors import LakeError
 from stedi.models import added_name, compile_sql, tables_read
-from stedi.sql import TableInput, register_tables
+from stedi.sql import TableInput, one_row, register_tables
 
 if TYPE_CHECKING:
     from stedi.lake import Lake, TableState
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 # A customer's fate: whether they ever consented, and whether their latest record does.
 CUSTOMER_SQL = compile_sql("""
     WITH customers AS (
-        SELECT email,
+        SELECT customer_email,
                bool_or(is_latest AND shareWithResearchAsOfDate IS NOT NULL) AS consents,
                bool_or(shareWithResearchAsOfDate IS NOT NULL) AS ever_consented
-        FROM stg_customer_records GROUP BY email)
+        FROM stg_customer_records GROUP BY customer_email)
     SELECT count(*) AS distinct_customers,
            count(*) FILTER (WHERE NOT ever_consented) AS no_consent,
            count(*) FILTER (WHERE ever_consented AND NOT consents) AS revoked
@@ -154,6 +154,7 @@ def _reading_counts(
         register_tables(conn, {READINGS: TableInput(tables[reading.landing].files, columns)})
         fates = _row(conn, reading.fates_sql, {"scope": scope})
     else:
+        assert counted is not None, "a recount builds on the feed's last counts"
         # The last funnel reported kept readings as duplicates + trusted rows.
         fates = {**{f: counted[f] for f in FATES[:-1]}, "in_scope": counted["duplicates"] + counted[reading.trusted]}
         # The grown tables go from then to now one at a time, the readings they affect counted
@@ -230,5 +231,5 @@ def _files_at(lake: Lake, names: frozenset[str], snapshots: dict[str, int | None
 
 
 def _row(conn: duckdb.DuckDBPyConnection, sql: str, parameters: dict | None = None) -> dict[str, int]:
-    cursor = conn.execute(sql, parameters)
-    return dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
+    row = one_row(conn, sql, parameters)
+    return dict(zip([d[0] for d in conn.description], row))

@@ -5,6 +5,10 @@ middle of their readings), phone readings in same-millisecond bursts, devices sh
 and Step Trainer readings taken at the customer's own phone timestamps. With ``defects=True`` they
 also carry the damage real feeds carry, in small deterministic proportions.
 
+Two shapes of file (SPEC §10): `files`, many files of a thousand customers each, compact JSON; and
+`export`, one large file per feed as a bulk export delivers them, its customer records written
+with a space after each `:` and `,`.
+
 Lines are assembled column-wise with NumPy and Arrow string kernels, one batch of customers at a
 time, on a few threads: a handful of vectorised passes per batch instead of Python work per reading.
 """
@@ -30,6 +34,7 @@ import pyarrow.compute as pc
 from stedi.errors import UserError
 
 _FEEDS = ("customer", "accelerometer", "step_trainer")
+SHAPES = ("files", "export")
 
 # Separate random streams: defect draws never shift the base data's draws, and every batch of
 # readings has its own stream, so batches can be rendered in any order on any thread.
@@ -159,6 +164,7 @@ def generate_feeds(
     seed: int = 0,
     defects: bool = False,
     customers_per_file: int = 1000,
+    shape: str = "files",
 ) -> GeneratedFeeds:
     """Write the three landing feeds under ``out`` and say what was written.
 
@@ -166,6 +172,11 @@ def generate_feeds(
     """
     if customers < 1 or customers_per_file < 1:
         raise ValueError(f"customers ({customers}) and customers_per_file ({customers_per_file}) must be >= 1")
+    if shape not in SHAPES:
+        raise UserError(f"unknown shape '{shape}': choose one of {', '.join(SHAPES)}")
+    spaced = shape == "export"
+    if shape == "export":
+        customers_per_file = customers
     out = Path(out)
     landing = {feed: out / feed / "landing" for feed in _FEEDS}
     occupied = [str(folder) for folder in landing.values() if folder.is_dir() and any(folder.iterdir())]
@@ -188,7 +199,7 @@ def generate_feeds(
     consent_between = _write_readings(landing, population, seed, defects, customers_per_file, tally)
     population.research[population.late_research] = consent_between[population.late_research]
 
-    customer_lines, source_rows = _customer_lines(population, picker)
+    customer_lines, source_rows = _customer_lines(population, picker, spaced)
     file_starts = np.searchsorted(source_rows, np.arange(chunks + 1) * customers_per_file)
     for chunk in range(chunks):
         style = _file_style(chunk, chunks, defects)
@@ -196,7 +207,7 @@ def generate_feeds(
         tally.add("customer", _write_file(path, style, customer_lines[file_starts[chunk] : file_starts[chunk + 1]]))
 
     if picker is not None:
-        updates = _consent_change_lines(population, revoked, granted, np.random.default_rng([seed, _CUSTOMER_DEFECT_STREAM, 1]))
+        updates = _consent_change_lines(population, revoked, granted, np.random.default_rng([seed, _CUSTOMER_DEFECT_STREAM, 1]), spaced)
         tally.add("customer", _write_file(landing["customer"] / _file_name("customer", chunks, _PLAIN), _PLAIN, updates))
         for feed in _FEEDS:
             _write_file(landing[feed] / _file_name(feed, chunks + (feed == "customer"), _PLAIN), _PLAIN, pa.array([], pa.string()))
@@ -251,7 +262,8 @@ def _draw_customers(count: int, rng: np.random.Generator) -> _Customers:
     first = pa.array(_FIRST_NAMES).take(rng.integers(len(_FIRST_NAMES), size=count))
     last = pa.array(_LAST_NAMES).take(rng.integers(len(_LAST_NAMES), size=count))
     unique_suffix = _int_text(rng.permutation(count))
-    birthdays = rng.integers(*(day.astype(np.int64) for day in _BIRTHDAYS), size=count).astype("datetime64[D]")
+    first_birthday, last_birthday = (day.astype(np.int64) for day in _BIRTHDAYS)
+    birthdays = rng.integers(first_birthday, last_birthday, size=count).astype("datetime64[D]")
 
     slots = math.ceil(count / _CUSTOMERS_PER_SESSION_SLOT)
     slot_minutes = (np.arange(slots) * _WINDOW_MS // slots) // 60_000 * 60_000
@@ -290,7 +302,7 @@ _UUID_HEX_COLUMNS = np.array([column for column in range(36) if column not in (8
 
 
 def _uuid4_text(count: int, rng: np.random.Generator) -> pa.Array:
-    """Random version-4 UUIDs built as one byte matrix (uuid.UUID per row would cost seconds)."""
+    """Random version-4 UUIDs built as one byte matrix (uuid.UUID per row is slow at millions of rows)."""
     nibbles = rng.integers(0, 16, size=(count, 32), dtype=np.uint8)
     nibbles[:, 12] = 4
     nibbles[:, 16] = 8 | (nibbles[:, 16] & 3)
@@ -311,9 +323,9 @@ def _share_serial_numbers(customers: _Customers, picker: _Picker) -> None:
 
 
 def _customer_objects(
-    customers: _Customers, rows: np.ndarray, last_update: np.ndarray, research: np.ndarray, has_research: np.ndarray
+    customers: _Customers, rows: np.ndarray, last_update: np.ndarray, research: np.ndarray, has_research: np.ndarray, spaced: bool
 ) -> _JsonObjects:
-    objects = _JsonObjects(len(rows))
+    objects = _JsonObjects(len(rows), spaced)
     objects.add("customerName", customers.name.take(rows))
     objects.add("email", customers.email.take(rows))
     objects.add("phone", _quoted(customers.phone.take(rows)))
@@ -327,10 +339,10 @@ def _customer_objects(
     return objects
 
 
-def _customer_lines(customers: _Customers, picker: _Picker | None) -> tuple[pa.Array, np.ndarray]:
+def _customer_lines(customers: _Customers, picker: _Picker | None, spaced: bool) -> tuple[pa.Array, np.ndarray]:
     """All customer lines, and for each line the customer it belongs to (to cut them into files)."""
     rows = np.arange(len(customers.serial))
-    objects = _customer_objects(customers, rows, customers.last_update(), customers.research, customers.has_research)
+    objects = _customer_objects(customers, rows, customers.last_update(), customers.research, customers.has_research, spaced)
     if picker is None:
         return objects.render(), rows
     _damage_objects(objects, _CUSTOMER_DEFECTS, picker)
@@ -341,13 +353,13 @@ def _customer_lines(customers: _Customers, picker: _Picker | None) -> tuple[pa.A
 
 
 def _consent_change_lines(
-    customers: _Customers, revoked: np.ndarray, granted: np.ndarray, rng: np.random.Generator
+    customers: _Customers, revoked: np.ndarray, granted: np.ndarray, rng: np.random.Generator, spaced: bool
 ) -> pa.Array:
     """Later records of the same customers: revoked ones lose the research key, granted ones gain it."""
     rows = np.sort(np.concatenate([revoked, granted]))
     last_update = customers.last_update()[rows] + rng.integers(_DAY_MS, 30 * _DAY_MS, size=len(rows))
     has_research = np.isin(rows, granted)
-    return _customer_objects(customers, rows, last_update, last_update, has_research).render()
+    return _customer_objects(customers, rows, last_update, last_update, has_research, spaced).render()
 
 
 # --- readings ----------------------------------------------------------------------------------
@@ -527,11 +539,13 @@ class _JsonObjects:
     Fields stay apart until rendering so defects can rename, retype, drop or add a field in chosen
     rows. Unedited rows take the fast path (one join with literal keys); edited rows, a small
     minority, are rendered field by field and patched in. A null value leaves its key out of that
-    row's object (absent, never ``null``); the first field added must have no nulls.
+    row's object (absent, never ``null``); the first field added must have no nulls. `spaced`
+    objects have a space after each `:` and `,`, as the STEDI export writes customer records.
     """
 
-    def __init__(self, rows: int) -> None:
+    def __init__(self, rows: int, spaced: bool = False) -> None:
         self.rows = rows
+        self._comma, self._colon = (", ", ": ") if spaced else (",", ":")
         self._columns: dict[str, pa.Array] = {}
         self._renames: list[tuple[str, np.ndarray, str]] = []
         self._edits: list[tuple[str, np.ndarray, pa.Array]] = []
@@ -559,7 +573,7 @@ class _JsonObjects:
     def _render_unedited(self) -> pa.Array:
         pieces: list[str | pa.Array] = ["{"]
         for position, (key, values) in enumerate(self._columns.items()):
-            key_text = f'{"," if position else ""}"{key}":'
+            key_text = f'{self._comma if position else ""}"{key}"{self._colon}'
             if values.null_count:
                 pieces.append(pc.binary_join_element_wise(key_text, values, ""))  # null: whole field skipped
             else:
@@ -576,8 +590,8 @@ class _JsonObjects:
             if key not in values:
                 keys[key], values[key] = pa.repeat(key, count), pa.nulls(count, pa.string())
             values[key] = _replace_rows(values[key], np.searchsorted(edited, rows), new_values)
-        fields = [pc.binary_join_element_wise('"', keys[key], '":', values[key], "") for key in values]
-        body = pc.binary_join_element_wise(*fields, ",", null_handling="skip")
+        fields = [pc.binary_join_element_wise('"', keys[key], '"' + self._colon, values[key], "") for key in values]
+        body = pc.binary_join_element_wise(*fields, self._comma, null_handling="skip")
         return pc.binary_join_element_wise("{", body, "}", "")
 
 
@@ -609,7 +623,7 @@ def _fixed_point_text(values: np.ndarray, decimals: int = 3) -> pa.Array:
     width = 1 + whole_digits + 1 + decimals  # sign, whole digits, point, decimals
     point = 1 + whole_digits
     text = np.empty((len(values), width), dtype=np.uint8)
-    remaining = magnitude.astype(np.uint32) if whole_digits < 7 else magnitude  # 4x faster division
+    remaining = magnitude.astype(np.uint32) if whole_digits < 7 else magnitude  # 32-bit division is the faster one
     for column in range(width - 1, 0, -1):
         if column == point:
             text[:, column] = ord(".")

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import pyarrow as pa
 
@@ -152,6 +153,10 @@ def is_already_ingested(info: FileInfo, entry: LedgerEntry | None, sha256: Calla
     return entry.size == info.size and entry.sha256 == sha256()
 
 
+def _file_sha256(storage: Storage, path: str) -> str:
+    return hashlib.sha256(read_feed_file(storage, path)[0]).hexdigest()
+
+
 # ---- ingestion ---------------------------------------------------------------------------------
 def ensure_landing_tables(lake: Lake) -> None:
     for feed in FEEDS:
@@ -210,7 +215,7 @@ def ingest(
         new_files: list[FileInfo] = []
         for info in found.get(feed.name, []):
             recorded = tombstones.recorded_path(info.path) if tombstones else info.path
-            if is_already_ingested(info, ledger.get(recorded), lambda path=info.path: hashlib.sha256(read_feed_file(storage, path)[0]).hexdigest()):
+            if is_already_ingested(info, ledger.get(recorded), partial(_file_sha256, storage, info.path)):
                 feed_report.files_skipped += 1
             else:
                 new_files.append(info)

@@ -27,9 +27,10 @@ EXPLAIN_PREFIX = re.compile(r"^\s*explain\s+(?:analyze\s+)?", re.IGNORECASE)
 
 def require_read_only(sql: str) -> None:
     statement = _one_statement(sql)
-    while statement.type == duckdb.StatementType.EXPLAIN:  # EXPLAIN ANALYZE runs what it explains
+    # The type: ignores: duckdb's stub names the members EXPLAIN_STATEMENT, SELECT_STATEMENT, ...; at run time they are EXPLAIN, SELECT.
+    while statement.type == duckdb.StatementType.EXPLAIN:  # type: ignore[attr-defined]  # EXPLAIN ANALYZE runs what it explains
         statement = _one_statement(EXPLAIN_PREFIX.sub("", statement.query, count=1))
-    if statement.type != duckdb.StatementType.SELECT:
+    if statement.type != duckdb.StatementType.SELECT:  # type: ignore[attr-defined]
         raise QueryError("stedi query is read-only: only SELECT, DESCRIBE, SHOW and EXPLAIN of those are allowed")
 
 

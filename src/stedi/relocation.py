@@ -21,7 +21,9 @@ import errno
 import uuid
 from collections.abc import Callable
 from copy import copy
+from typing import cast
 
+from pyiceberg.avro.codecs import AvroCompressionCodec
 from pyiceberg.io import FileIO, InputFile
 from pyiceberg.manifest import (
     DATA_FILE_TYPE,
@@ -101,12 +103,17 @@ class Relocation:
         metadata, move = self.metadata, self.move
         properties = {key: move(value) if key in PATH_PROPERTIES else value for key, value in metadata.properties.items()}
         provider = load_location_provider(move(metadata.location), properties)
-        compression = properties.get(TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT)
+        # Iceberg's codec names (gzip, zstd, ...), which pyiceberg's writers map to Avro's; its type names Avro's alone.
+        compression = cast(
+            AvroCompressionCodec, properties.get(TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT)
+        )
         commit = uuid.uuid4()
         written: dict[str, ManifestFile] = {}  # by listed path
         snapshots = []
         for snapshot in metadata.snapshots:
             schema = metadata.schema_by_id(snapshot.schema_id) if snapshot.schema_id is not None else metadata.schema()
+            if schema is None:
+                raise ValueError(f"snapshot {snapshot.snapshot_id} names schema {snapshot.schema_id}, which the table metadata does not hold")
             for manifest in self.listed[snapshot.snapshot_id]:
                 if manifest.manifest_path not in written:
                     target = provider.new_metadata_location(f"{commit}-m{len(written)}.avro")
@@ -136,8 +143,9 @@ class Relocation:
         ToOutputFile.table_metadata(relocated, self.io.new_output(location))
         return location
 
-    def _write_manifest(self, manifest: ManifestFile, schema: Schema, target: str, compression: str) -> ManifestFile:
+    def _write_manifest(self, manifest: ManifestFile, schema: Schema, target: str, compression: AvroCompressionCodec) -> ManifestFile:
         spec = self.metadata.specs()[manifest.partition_spec_id]
+        assert manifest.added_snapshot_id is not None  # a required field of every manifest list format
         with write_manifest(
             self.metadata.format_version, spec, schema, self.io.new_output(target), manifest.added_snapshot_id, compression,
         ) as writer:

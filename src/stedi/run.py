@@ -369,6 +369,7 @@ def _published_by(lake: Lake, model: Model, run_id: str) -> TableRun | None:
     if made is None:
         return None
     summary = made.summary
+    assert summary is not None  # found by the run id its summary holds
     inputs = json.loads(summary.get(INPUTS_PROPERTY, "{}"))
     return TableRun(
         model.name, model.zone, "built", inputs, made.snapshot_id,
@@ -386,7 +387,7 @@ def _rows_at(lake: Lake, name: str, snapshot_id: int | None) -> int:
 def _funnel(lake: Lake, scope: str) -> tuple[dict, dict]:
     """The zone funnel, and what it counted. Counting scans every landing row, so when the tables
     are at the snapshots the last run counted, its funnel is reused: a run with nothing new stays
-    cheap however large the lake (at 10 GB, counting took most of a no-op run)."""
+    cheap however large the lake (counting would be most of a no-op run)."""
     over = {"consent_scope": scope, "snapshots": {name: lake.state(name).snapshot_id for name in lake.table_names()}}
     last = latest_run(lake)
     if last and last.get("funnel_over") == over:

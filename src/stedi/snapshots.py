@@ -70,7 +70,9 @@ def rewrite(lake: Lake, name: str, properties: dict[str, str], remove: Iterable[
                             commit.delete_data_file(task.file)
                     for path in add:
                         commit.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
-                to_expire.add(tx.table_metadata.current_snapshot_id)
+                rewritten = tx.table_metadata.current_snapshot_id
+                assert rewritten is not None  # the table had a current snapshot, and an overwrite only replaces it
+                to_expire.add(rewritten)
             with tx.update_snapshot(snapshot_properties=properties).fast_append():
                 pass
         head = tx.table_metadata.current_snapshot_id

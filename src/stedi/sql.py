@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from stedi.errors import InternalError
 from stedi.scratch import system_scratch
 
 if TYPE_CHECKING:
@@ -53,6 +54,14 @@ def connect(scratch: str | None = None, storage: Storage | None = None) -> duckd
     if filesystem is not None:  # DuckDB's own httpfs extension cannot be installed offline
         conn.register_filesystem(filesystem)
     return conn
+
+
+def one_row(conn: duckdb.DuckDBPyConnection, sql: str, parameters: object = None) -> tuple[Any, ...]:
+    """The row of a query that always returns exactly one, such as an aggregate without GROUP BY."""
+    row = conn.execute(sql, parameters).fetchone()
+    if row is None:
+        raise InternalError(f"a query that always returns one row returned none: {sql}")
+    return row
 
 
 def relation_sql(table: TableInput) -> str:

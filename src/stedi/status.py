@@ -36,7 +36,8 @@ def status(lake: Lake) -> dict:
             "GROUP BY run_id ORDER BY run_id DESC LIMIT 1"
         ).fetchone()
         conn.close()
-        last_ingest = dict(zip(["run_id", "files", "accepted", "rejected"], row))
+        if row is not None:  # none when the ledger's files hold no row
+            last_ingest = dict(zip(["run_id", "files", "accepted", "rejected"], row))
     return {"lake": lake.location, "tables": tables, "last_ingest": last_ingest, "last_run": latest_run(lake),
             "pending_erasure": pending_erasure(lake)}
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from stedi.catalog import NAMESPACE
+from stedi.errors import InternalError
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -35,14 +36,23 @@ def lake_exists(storage: Storage, config: Config, catalog: Callable[[], Catalog]
     return storage.exists(storage.join(CATALOG_FILE))  # without opening it: that would create the file
 
 
-def metadata_locations(catalog: SqlCatalog) -> dict[str, str]:
+def _sql_catalog(catalog: Catalog) -> SqlCatalog:
+    """The catalog as pyiceberg's SqlCatalog, which `load_catalog` returns for this kind."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    if not isinstance(catalog, SqlCatalog):
+        raise InternalError(f"a catalog of kind sql is a {type(catalog).__name__}, not pyiceberg's SqlCatalog")
+    return catalog
+
+
+def metadata_locations(catalog: Catalog) -> dict[str, str]:
     """The metadata location of every table, as the catalog's rows hold it (loading a table of a
     moved folder would fail: its metadata is no longer where the row says)."""
     from pyiceberg.catalog.sql import IcebergTables
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    with Session(catalog.engine) as session:
+    with Session(_sql_catalog(catalog).engine) as session:
         rows = session.execute(
             select(IcebergTables.table_name, IcebergTables.metadata_location)
             .where(IcebergTables.catalog_name == NAMESPACE, IcebergTables.table_namespace == NAMESPACE)
@@ -50,13 +60,13 @@ def metadata_locations(catalog: SqlCatalog) -> dict[str, str]:
     return {name: location for name, location in rows if location}
 
 
-def set_metadata_locations(catalog: SqlCatalog, locations: Mapping[str, tuple[str, str | None]]) -> None:
+def set_metadata_locations(catalog: Catalog, locations: Mapping[str, tuple[str, str | None]]) -> None:
     """Point tables at new metadata files, (current, previous) by table name, in one transaction."""
     from pyiceberg.catalog.sql import IcebergTables
     from sqlalchemy import update
     from sqlalchemy.orm import Session
 
-    with Session(catalog.engine) as session, session.begin():
+    with Session(_sql_catalog(catalog).engine) as session, session.begin():
         for name, (current, previous) in locations.items():
             session.execute(
                 update(IcebergTables)

@@ -36,8 +36,10 @@ try:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql import types as T
     from pyspark.sql.pandas.types import from_arrow_schema
+
+    PYSPARK_INSTALLED = True
 except ImportError:  # an optional extra: SparkEngine() says how to install it
-    SparkSession = None
+    PYSPARK_INSTALLED = False
 
 INSTALL_HINT = "the Spark engine needs pyspark: pip install 'stedi[spark]'"
 JAVA_HINT = "the Spark engine needs Java 17 (or newer): install it and set JAVA_HOME, or put `java` on PATH"
@@ -106,7 +108,7 @@ class SparkEngine(Engine):
     name = "spark"
 
     def __init__(self, session: SparkSession | None = None) -> None:
-        if SparkSession is None:
+        if not PYSPARK_INSTALLED:
             raise EngineUnavailable(INSTALL_HINT)
         if session is None and (problem := java_problem()):
             raise EngineUnavailable(problem)
@@ -191,6 +193,7 @@ class SparkEngine(Engine):
         target = spark_location(out_path)
         staging = target + ".spark-staging"
         frame.coalesce(1).write.mode("overwrite").option("compression", "zstd").parquet(staging)
+        assert spark._jvm is not None  # set for as long as the session's JVM gateway is up
         hadoop = spark._jvm.org.apache.hadoop.fs  # Hadoop's filesystems reach every location Spark writes to
         filesystem = hadoop.Path(staging).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
         if filesystem.getScheme() == "file":

@@ -46,28 +46,28 @@ def _kind_of(mode: int) -> str:
     return next((kind for is_kind, kind in _KINDS if is_kind(mode)), "not a regular file")
 
 
-def _what_entry_names(entry: os.DirEntry) -> tuple[os.stat_result | None, str | None]:
+def _what_entry_names(entry: os.DirEntry) -> os.stat_result | str:
     """The status of a folder entry (of its target, for a link), or why it is not read: only
     regular files and folders with UTF-8 names are."""
     try:
         os.fsencode(entry.path).decode("utf-8")
     except UnicodeDecodeError:
-        return None, "its name is not valid UTF-8"
+        return "its name is not valid UTF-8"
     try:
         found = entry.stat()
     except OSError as error:
         if not entry.is_symlink():
-            return None, f"it cannot be looked at: {error.strerror}"
+            return f"it cannot be looked at: {error.strerror}"
         if error.errno == errno.ELOOP:
-            return None, "a symbolic link loop"
+            return "a symbolic link loop"
         if error.errno == errno.ENOENT:
-            return None, "a dangling symbolic link: its target does not exist"
-        return None, f"a symbolic link that cannot be followed: {error.strerror}"
+            return "a dangling symbolic link: its target does not exist"
+        return f"a symbolic link that cannot be followed: {error.strerror}"
     if stat.S_ISDIR(found.st_mode):
-        return (None, "a symbolic link to a folder, which is not followed") if entry.is_symlink() else (found, None)
+        return "a symbolic link to a folder, which is not followed" if entry.is_symlink() else found
     if not stat.S_ISREG(found.st_mode):
-        return None, f"not a regular file but {_kind_of(found.st_mode)}"
-    return found, None
+        return f"not a regular file but {_kind_of(found.st_mode)}"
+    return found
 
 
 class LocalStorage(Storage):
@@ -103,9 +103,9 @@ class LocalStorage(Storage):
                 continue
             subfolders = []
             for entry in entries:
-                found, reason = _what_entry_names(entry)
-                if reason:
-                    skipped(printable_path(entry.path), reason)
+                found = _what_entry_names(entry)
+                if isinstance(found, str):  # why the entry is not read
+                    skipped(printable_path(entry.path), found)
                 elif stat.S_ISDIR(found.st_mode):
                     subfolders.append(entry.path)
                 else:
