@@ -63,8 +63,14 @@ class TimedConnection:
         try:
             return self._conn.execute(sql, *args, **kwargs)
         finally:
-            STATEMENTS.append({"caller": caller, "sql": " ".join(str(sql).split()), "seconds": time.perf_counter() - started,
-                               "peak_rss_mb": round(max(SAMPLER.window_peak, SAMPLER.rss()) / 1e6)})
+            STATEMENTS.append(
+                {
+                    "caller": caller,
+                    "sql": " ".join(str(sql).split()),
+                    "seconds": time.perf_counter() - started,
+                    "peak_rss_mb": round(max(SAMPLER.window_peak, SAMPLER.rss()) / 1e6),
+                }
+            )
 
     def __getattr__(self, name):
         return getattr(self._conn, name)

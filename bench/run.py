@@ -177,8 +177,10 @@ def measure(argv: list[str], logs: Path, timeout_s: float) -> dict:
             if killed is None and now - started > timeout_s:
                 killed = f"timed out after {timeout_s:.0f} s"
             elif killed is None and watch.seen_at is not None and now - watch.seen_at > FATAL_GRACE_S:
-                killed = (f"killed {FATAL_GRACE_S:.0f} s after {FATAL_NEEDLE.decode()} appeared in its output "
-                          f"(after {watch.seen_at - started:.0f} s) without the process ending")
+                killed = (
+                    f"killed {FATAL_GRACE_S:.0f} s after {FATAL_NEEDLE.decode()} appeared in its output "
+                    f"(after {watch.seen_at - started:.0f} s) without the process ending"
+                )
             if killed:
                 os.killpg(proc.pid, signal.SIGKILL)  # the group this command started, nothing else
         wall = time.perf_counter() - started
@@ -485,9 +487,7 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
 
 def md_table(header: list[str], rows: list[list[str]]) -> str:
     esc = lambda c: str(c).replace("|", "\\|")  # noqa: E731
-    return "\n".join(
-        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(esc(c) for c in r) + " |" for r in rows)]
-    )
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(esc(c) for c in r) + " |" for r in rows)])
 
 
 def ratio_rows(result: dict) -> list[list[str]]:
@@ -513,22 +513,32 @@ def markdown(result: dict) -> str:
         "",
         f"Data: {d.get('customers', '?')} customers, {d['bytes'] / GB:.2f} GB of feed JSON in "
         f"{sum(d['files'].values())} files ({', '.join(f'{k} {v}' for k, v in d['files'].items())}), with defects; "
-        + ("reused" if d.get("reused") else f"generated in {d.get('generate_s')} s") + f". Repetitions: {c['repeat']}."
+        + ("reused" if d.get("reused") else f"generated in {d.get('generate_s')} s")
+        + f". Repetitions: {c['repeat']}."
         f" Incremental batch: the last non-empty file of each feed, {result['incremental_batch']['files']} files "
         f"({result['incremental_batch']['share_of_files'] * 100:.1f}% of the files, "
         f"{result['incremental_batch']['share_of_bytes'] * 100:.2f}% of the bytes on disk: the last file of each feed is gzipped).",
-        *([f"Export-shaped data: the same customers, clean, {result['export_data']['bytes'] / GB:.2f} GB in "
-           f"{sum(result['export_data']['files'].values())} files, customer records spaced (`stedi generate --shape export`)."]
-          if "export_data" in result else []),
+        *(
+            [
+                f"Export-shaped data: the same customers, clean, {result['export_data']['bytes'] / GB:.2f} GB in "
+                f"{sum(result['export_data']['files'].values())} files, customer records spaced (`stedi generate --shape export`)."
+            ]
+            if "export_data" in result
+            else []
+        ),
         "",
         f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gb']} GB RAM, {m['os']}; Python {m['python']}, "
         f"DuckDB {m['duckdb']}, Spark {m['spark']} ({m['java']}), stedi {m['stedi']}, pyiceberg {m['pyiceberg']}. "
         f"Load average (1, 5, 15 min): {load}.",
         "",
         f"Source: commit {result['source']['git_head']}, src/ fingerprint {result['source']['fingerprint_at_start']}"
-        + (f" → {result['source']['fingerprint_at_end']}: **src/ changed during the run "
-           f"({', '.join(result['source']['changed_files'])}), so the commands may not all have measured the same code; "
-           "rerun before drawing conclusions.**" if result["source"]["changed_during_run"] else " (unchanged during the run)."),
+        + (
+            f" → {result['source']['fingerprint_at_end']}: **src/ changed during the run "
+            f"({', '.join(result['source']['changed_files'])}), so the commands may not all have measured the same code; "
+            "rerun before drawing conclusions.**"
+            if result["source"]["changed_during_run"]
+            else " (unchanged during the run)."
+        ),
         "",
         "## Wall time and peak memory",
         "",
@@ -578,8 +588,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="where latest.json and latest.md go")
     parser.add_argument("--work", type=Path, help="scratch folder for outputs and lakes (default: a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (outputs, lakes, logs)")
-    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(COMMANDS)} (incremental-base, "
-                        "incremental and noop run together, and readings-base and incremental-readings)")
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated subset of: {', '.join(COMMANDS)} (incremental-base, "
+        "incremental and noop run together, and readings-base and incremental-readings)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before one command is killed")
     args = parser.parse_args(argv)
@@ -662,8 +675,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # A lake holding all but the batch, then the batch (or its reading files) arriving.
         readings = [p for p in batch if p not in feed_files(data)["customer"]]
-        for base_name, name, arriving, then in (("incremental-base", "incremental", batch, ("noop",)),
-                                                ("readings-base", "incremental-readings", readings, ())):
+        for base_name, name, arriving, then in (("incremental-base", "incremental", batch, ("noop",)), ("readings-base", "incremental-readings", readings, ())):
             if name not in runs:
                 continue
             source, lake = scratch / f"{name}-source", scratch / f"lake-{name}"
@@ -703,8 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     changed = sorted(p for p in hashes_at_start.keys() | hashes_at_end.keys() if hashes_at_start.get(p) != hashes_at_end.get(p))
     result["source"].update(fingerprint_at_end=fingerprint(hashes_at_end), changed_during_run=bool(changed), changed_files=changed)
     if changed:
-        print(f"WARNING: src/ changed during the run ({', '.join(changed)}): the commands may not all have measured "
-              "the same code", file=sys.stderr)
+        print(f"WARNING: src/ changed during the run ({', '.join(changed)}): the commands may not all have measured the same code", file=sys.stderr)
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
 
     (out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -22,14 +22,10 @@ ROLE = "arn:aws:iam::123456789012:role/stedi-glue"
 
 def state(aws: Aws, bucket: str) -> dict:
     """Everything a deployment can touch, with what changes when it is rewritten."""
-    objects = {
-        o["Key"]: (o["ETag"], o["LastModified"].isoformat())
-        for o in aws.s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-    }
+    objects = {o["Key"]: (o["ETag"], o["LastModified"].isoformat()) for o in aws.s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
     jobs = aws.glue.get_jobs()["Jobs"]
     databases = aws.glue.get_databases()["DatabaseList"]
-    return {"objects": objects, "jobs": json.loads(json.dumps(jobs, default=str)),
-            "databases": json.loads(json.dumps(databases, default=str))}
+    return {"objects": objects, "jobs": json.loads(json.dumps(jobs, default=str)), "databases": json.loads(json.dumps(databases, default=str))}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +50,11 @@ def test_deploy_creates_the_job_once_and_then_changes_nothing(aws: Aws, wheel: P
 
     first = ok_json(*deploy)  # builds the wheel itself
     assert [(s["resource"], s["action"]) for s in first["steps"]] == [
-        ("s3 object", "create"), ("s3 object", "create"), ("glue database", "create"), ("glue job", "create")]
+        ("s3 object", "create"),
+        ("s3 object", "create"),
+        ("glue database", "create"),
+        ("glue job", "create"),
+    ]
     lake = "s3://stedi-artifacts/stedi/lakehouse"
     assert first["lake"] == lake and first["wheel_uri"] == plan["wheel_uri"]  # the same package, the same key
 
@@ -71,8 +71,10 @@ def test_deploy_creates_the_job_once_and_then_changes_nothing(aws: Aws, wheel: P
     assert job["Command"]["Name"] == "glueetl" and job["Command"]["PythonVersion"] == "3"
     assert job["Command"]["ScriptLocation"] == "s3://stedi-artifacts/stedi/glue/stedi_glue_job.py"
     assert job["DefaultArguments"] == {
-        "--additional-python-modules": first["wheel_uri"], "--job-language": "python",
-        "--lake": lake, "--region": "us-east-1",
+        "--additional-python-modules": first["wheel_uri"],
+        "--job-language": "python",
+        "--lake": lake,
+        "--region": "us-east-1",
     }
     assert (job["WorkerType"], job["NumberOfWorkers"], job["ExecutionProperty"]["MaxConcurrentRuns"]) == ("G.1X", 2, 1)
 
@@ -132,14 +134,23 @@ def test_athena_ddl_is_generated_from_the_contract_and_the_models(aws: Aws, feed
 
     files = {p.name: p.read_text() for p in out.iterdir()}
     assert set(files) == {
-        "stedi_athena.sql", "customer_landing.sql", "accelerometer_landing.sql", "step_trainer_landing.sql",
-        "customer_trusted.sql", "serial_number_owners.sql", "accelerometer_trusted.sql", "customers_curated.sql",
-        "step_trainer_trusted.sql", "machine_learning_curated.sql",
+        "stedi_athena.sql",
+        "customer_landing.sql",
+        "accelerometer_landing.sql",
+        "step_trainer_landing.sql",
+        "customer_trusted.sql",
+        "serial_number_owners.sql",
+        "accelerometer_trusted.sql",
+        "customers_curated.sql",
+        "step_trainer_trusted.sql",
+        "machine_learning_curated.sql",
     }
     # Landing tables: Hive DDL (Athena's dialect for tables), JSON SerDe, case-insensitive, detected folders.
-    for name, location in [("customer_landing", "s3://stedi-public/starter/customers/"),
-                           ("accelerometer_landing", "s3://stedi-public/starter/accelerometer/landing/"),
-                           ("step_trainer_landing", "s3://stedi-public/starter/step_trainer/")]:
+    for name, location in [
+        ("customer_landing", "s3://stedi-public/starter/customers/"),
+        ("accelerometer_landing", "s3://stedi-public/starter/accelerometer/landing/"),
+        ("step_trainer_landing", "s3://stedi-public/starter/step_trainer/"),
+    ]:
         text = files[f"{name}.sql"]
         (statement,) = sqlglot.parse(text, read="athena")
         assert isinstance(statement, exp.Create) and statement.args["kind"] == "TABLE"

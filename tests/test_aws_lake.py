@@ -14,9 +14,18 @@ from support.aws import Aws, ok_json, stedi
 
 LAKE = "s3://stedi-lake/zones"
 TABLES = {
-    "customer_landing", "accelerometer_landing", "step_trainer_landing", "customer_landing_rejected",
-    "accelerometer_landing_rejected", "step_trainer_landing_rejected", "ingested_files", "customer_trusted",
-    "serial_number_owners", "accelerometer_trusted", "customers_curated", "step_trainer_trusted",
+    "customer_landing",
+    "accelerometer_landing",
+    "step_trainer_landing",
+    "customer_landing_rejected",
+    "accelerometer_landing_rejected",
+    "step_trainer_landing_rejected",
+    "ingested_files",
+    "customer_trusted",
+    "serial_number_owners",
+    "accelerometer_trusted",
+    "customers_curated",
+    "step_trainer_trusted",
     "machine_learning_curated",
 }
 CHECK = (
@@ -63,14 +72,17 @@ def test_run_into_an_s3_lake_with_the_glue_catalog_and_query_it(aws: Aws, feeds,
     assert status["last_run"]["run_id"] == report["run_id"]
 
     # The Glue job's entry point (here on DuckDB: the job gives it Glue's Spark session): nothing new.
-    result = glue_job_main(["--lake", LAKE, "--source", "s3://stedi-source/starter", "--JOB_ID", "j_1",
-                            "--job-bookmark-option", "job-bookmark-disable"], engine=open_engine("duckdb"))
+    result = glue_job_main(
+        ["--lake", LAKE, "--source", "s3://stedi-source/starter", "--JOB_ID", "j_1", "--job-bookmark-option", "job-bookmark-disable"],
+        engine=open_engine("duckdb"),
+    )
     assert result["ok"] and {t["status"] for t in result["tables"]} == {"unchanged"}
     assert result["ingest"]["feeds"]["customer"]["files_new"] == 0
 
     # Erasure on S3: the customer's rows go from every table and the rewritten data files from the bucket.
-    paired = ("SELECT min(s.email) AS email FROM step_trainer_trusted AS s JOIN accelerometer_trusted AS a "
-              "ON a.user = s.email AND a.timestamp = s.sensorReadingTime")
+    paired = (
+        "SELECT min(s.email) AS email FROM step_trainer_trusted AS s JOIN accelerometer_trusted AS a ON a.user = s.email AND a.timestamp = s.sensorReadingTime"
+    )
     (email,) = ok_json("query", paired, "--lake", LAKE)[0].values()
     data_files_before = {k for k in aws.keys("stedi-lake", "zones/warehouse/") if k.endswith(".parquet")}
     erasure = ok_json("forget", email, "--lake", LAKE)

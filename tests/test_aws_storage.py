@@ -30,8 +30,14 @@ def stedi(*args: str):
 
 
 def landing_counts(lake: Lake) -> dict[str, int]:
-    tables = ["customer_landing", "accelerometer_landing", "step_trainer_landing",
-              "customer_landing_rejected", "accelerometer_landing_rejected", "step_trainer_landing_rejected"]
+    tables = [
+        "customer_landing",
+        "accelerometer_landing",
+        "step_trainer_landing",
+        "customer_landing_rejected",
+        "accelerometer_landing_rejected",
+        "step_trainer_landing_rejected",
+    ]
     return {name: query_lake(lake, f"SELECT count(*) FROM {name}")[1][0][0] for name in tables}
 
 
@@ -49,8 +55,7 @@ def test_ingest_from_an_s3_source_lands_what_the_same_local_files_land(aws: Aws,
 
     for feed, counts in report.feeds.items():
         want = expected.feeds[feed]
-        assert (counts.files_new, counts.lines, counts.accepted, counts.rejected) == (
-            want.files_new, want.lines, want.accepted, want.rejected), feed
+        assert (counts.files_new, counts.lines, counts.accepted, counts.rejected) == (want.files_new, want.lines, want.accepted, want.rejected), feed
     assert report.new_files > 0 and report.feeds["customer"].accepted > 0
     assert landing_counts(from_s3) == landing_counts(local)
     sources = query_lake(from_s3, "SELECT DISTINCT _source_file FROM customer_landing ORDER BY 1")[1]
@@ -61,8 +66,9 @@ def test_ingest_from_an_s3_source_lands_what_the_same_local_files_land(aws: Aws,
         again = ingest(from_s3, "s3://stedi-source/starter", engine)
     assert again.new_files == 0
     assert sum(f.files_skipped for f in again.feeds.values()) == report.new_files
-    aws.s3.put_object(Bucket="stedi-source", Key="starter/step_trainer/late.json",
-                      Body=b'{"sensorReadingTime": 1, "serialNumber": "x", "distanceFromObject": 2}\nnot json\n')
+    aws.s3.put_object(
+        Bucket="stedi-source", Key="starter/step_trainer/late.json", Body=b'{"sensorReadingTime": 1, "serialNumber": "x", "distanceFromObject": 2}\nnot json\n'
+    )
     result = stedi("ingest", "s3://stedi-source/starter", "--lake", str(tmp_path / "lake-s3"), "--json")
     assert result.exit_code == 0, result.output
     late = json.loads(result.stdout)["feeds"]["step_trainer"]
@@ -130,14 +136,19 @@ def test_the_lock_on_s3_is_one_conditional_object(aws: Aws):
 
 def test_configuration_from_stedi_toml_and_the_environment(aws: Aws, tmp_path, monkeypatch):
     (tmp_path / "work" / "stedi.toml").write_text(
-        'lake = "s3://toml-bucket/lake"\ncatalog = "glue"\n[aws]\nregion = "eu-west-1"\n'
-        'endpoint = "http://127.0.0.1:1"\nanonymous = true\n'
+        'lake = "s3://toml-bucket/lake"\ncatalog = "glue"\n[aws]\nregion = "eu-west-1"\nendpoint = "http://127.0.0.1:1"\nanonymous = true\n'
     )
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name)
     config = load_config()
     assert (config.lake, config.catalog, config.region, config.s3_endpoint, config.glue_endpoint, config.anonymous) == (
-        "s3://toml-bucket/lake", "glue", "eu-west-1", "http://127.0.0.1:1", "http://127.0.0.1:1", True)
+        "s3://toml-bucket/lake",
+        "glue",
+        "eu-west-1",
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:1",
+        True,
+    )
     assert Lake().location == "s3://toml-bucket/lake"
 
     monkeypatch.setenv("STEDI_LAKE", "s3://env-bucket/lake")
@@ -146,7 +157,12 @@ def test_configuration_from_stedi_toml_and_the_environment(aws: Aws, tmp_path, m
     monkeypatch.setenv("STEDI_S3_ANONYMOUS", "0")
     config = load_config()
     assert (config.lake, config.region, config.s3_endpoint, config.glue_endpoint, config.anonymous) == (
-        "s3://env-bucket/lake", "us-west-2", "http://127.0.0.1:2", "http://127.0.0.1:1", False)
+        "s3://env-bucket/lake",
+        "us-west-2",
+        "http://127.0.0.1:2",
+        "http://127.0.0.1:1",
+        False,
+    )
 
     monkeypatch.setenv("STEDI_CATALOG", "hive")
     with pytest.raises(ConfigError, match="unknown catalog 'hive'"):

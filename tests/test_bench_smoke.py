@@ -23,16 +23,28 @@ def test_bench_runs_on_tiny_data_and_writes_its_report(tmp_path: Path) -> None:
     assert {"machine", "config", "data", "incremental_batch", "summary", "runs", "ratios", "targets", "rows"} <= result.keys()
     assert {"cpu_model", "cores", "memory_gb", "python", "duckdb", "spark", "date"} <= result["machine"].keys()
     assert set(result["summary"]) == {
-        "floor", "stedi", "incremental-base", "incremental", "noop", "readings-base", "incremental-readings",
-        "floor-export", "stedi-export",
+        "floor",
+        "stedi",
+        "incremental-base",
+        "incremental",
+        "noop",
+        "readings-base",
+        "incremental-readings",
+        "floor-export",
+        "stedi-export",
     }  # no Spark
     for name, summary in result["summary"].items():
         assert summary["runs"] == 1 and summary["ok_runs"] == 1, (name, summary["errors"])
         run = result["runs"][name][0]
         assert {"wall_s", "peak_mb", "returncode", "ok"} <= run.keys()
     assert set(result["ratios"]) == {
-        "stedi_over_floor", "peer_over_stedi", "spark_stedi_over_peer", "incremental_over_full", "incremental_readings_over_full",
-        "stedi_over_floor_export", "peer_over_stedi_export",
+        "stedi_over_floor",
+        "peer_over_stedi",
+        "spark_stedi_over_peer",
+        "incremental_over_full",
+        "incremental_readings_over_full",
+        "stedi_over_floor_export",
+        "peer_over_stedi_export",
     }
     assert result["ratios"]["peer_over_stedi"] is None
     assert all({"target", "value", "met", "applies"} <= t.keys() for t in result["targets"])

@@ -20,11 +20,14 @@ from support.lakes import LakeHarness, killed_before_commit
 
 
 def feeds(harness: LakeHarness) -> None:
-    harness.feed("customer/c.json", [
-        {"email": "a@x.com", "serialNumber": "S1", "shareWithResearchAsOfDate": 1, "lastUpdateDate": 1},
-        {"email": "b@x.com", "serialNumber": "S2", "lastUpdateDate": 1},
-        "not json",
-    ])
+    harness.feed(
+        "customer/c.json",
+        [
+            {"email": "a@x.com", "serialNumber": "S1", "shareWithResearchAsOfDate": 1, "lastUpdateDate": 1},
+            {"email": "b@x.com", "serialNumber": "S2", "lastUpdateDate": 1},
+            "not json",
+        ],
+    )
     harness.feed("accelerometer/a.json", [{"user": "a@x.com", "timestamp": t, "x": 1, "y": 2, "z": 3} for t in (5, 6, 7)])
     harness.feed("accelerometer/b.json", [{"user": "b@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3}, "{broken"])
     harness.feed("step_trainer/s.json", [{"sensorReadingTime": t, "serialNumber": "S1", "distanceFromObject": 9} for t in (5, 6)])

@@ -29,8 +29,15 @@ ERIN_IDENTITY = [ERIN, "Erin Gone", ERIN_SERIAL, ERIN_OLD_SERIAL, "8015550199", 
 
 
 def customer(email, name, serial, consent=CONSENT, updated=10, phone="8015551212", birthday="1990-01-01"):
-    record = {"customerName": name, "email": email, "phone": phone, "birthDay": birthday, "serialNumber": serial,
-              "registrationDate": 1, "lastUpdateDate": updated}
+    record = {
+        "customerName": name,
+        "email": email,
+        "phone": phone,
+        "birthDay": birthday,
+        "serialNumber": serial,
+        "registrationDate": 1,
+        "lastUpdateDate": updated,
+    }
     if consent is not None:
         record["shareWithResearchAsOfDate"] = consent
     return record
@@ -56,32 +63,59 @@ def erin_record(**changes):
 def write_feeds(harness):
     """Erin (consenting, two records: an old Step Trainer and a new one), Ann (consenting), Bob (no
     consent); quarantined lines of each, one of them naming Erin only by her serial number."""
-    harness.feed("customer/c.json", [
-        customer(ERIN, "Erin Gone", ERIN_OLD_SERIAL, phone="8015550199", birthday="1977-07-07", updated=10),
-        erin_record(),
-        customer("ann@x.com", "Ann Keep", "SER-ANN"),
-        customer("bob@x.com", "Bob Stay", "SER-BOB", consent=None),
-        json.dumps({"customerName": "Erin Gone", "email": "ERIN.GONE@EXAMPLE.ORG", "phone": [1]}),
-        "{not json",
-    ])
-    harness.feed("accelerometer/a.json", [
-        reading(" ERIN.GONE@example.org ", 2000), reading(ERIN, 2001), reading(None, 2002, serial=ERIN_SERIAL),
-        reading("ann@x.com", 2000), reading("ann@x.com", 2001), reading("bob@x.com", 2000),
-        json.dumps({"user": ERIN, "timestamp": "late", "x": 1, "y": 1, "z": 1}),
-        json.dumps({"user": "ann@x.com", "timestamp": "late", "x": 1, "y": 1, "z": 1}),
-    ])
-    harness.feed("step_trainer/s.json", [
-        step(ERIN_SERIAL, 2000), step(ERIN_SERIAL, 2001), step(ERIN_SERIAL, 2002), step(ERIN_OLD_SERIAL, 1500),
-        step("SER-ANN", 2000), step("SER-ANN", 2001), step("SER-BOB", 2000),
-        json.dumps({"sensorReadingTime": 1, "serialNumber": ERIN_SERIAL}),
-        json.dumps({"sensorReadingTime": 1, "serialNumber": "SER-ANN"}),
-    ])
+    harness.feed(
+        "customer/c.json",
+        [
+            customer(ERIN, "Erin Gone", ERIN_OLD_SERIAL, phone="8015550199", birthday="1977-07-07", updated=10),
+            erin_record(),
+            customer("ann@x.com", "Ann Keep", "SER-ANN"),
+            customer("bob@x.com", "Bob Stay", "SER-BOB", consent=None),
+            json.dumps({"customerName": "Erin Gone", "email": "ERIN.GONE@EXAMPLE.ORG", "phone": [1]}),
+            "{not json",
+        ],
+    )
+    harness.feed(
+        "accelerometer/a.json",
+        [
+            reading(" ERIN.GONE@example.org ", 2000),
+            reading(ERIN, 2001),
+            reading(None, 2002, serial=ERIN_SERIAL),
+            reading("ann@x.com", 2000),
+            reading("ann@x.com", 2001),
+            reading("bob@x.com", 2000),
+            json.dumps({"user": ERIN, "timestamp": "late", "x": 1, "y": 1, "z": 1}),
+            json.dumps({"user": "ann@x.com", "timestamp": "late", "x": 1, "y": 1, "z": 1}),
+        ],
+    )
+    harness.feed(
+        "step_trainer/s.json",
+        [
+            step(ERIN_SERIAL, 2000),
+            step(ERIN_SERIAL, 2001),
+            step(ERIN_SERIAL, 2002),
+            step(ERIN_OLD_SERIAL, 1500),
+            step("SER-ANN", 2000),
+            step("SER-ANN", 2001),
+            step("SER-BOB", 2000),
+            json.dumps({"sensorReadingTime": 1, "serialNumber": ERIN_SERIAL}),
+            json.dumps({"sensorReadingTime": 1, "serialNumber": "SER-ANN"}),
+        ],
+    )
 
 
 TABLES = [
-    "customer_landing", "customer_landing_rejected", "accelerometer_landing", "accelerometer_landing_rejected",
-    "step_trainer_landing", "step_trainer_landing_rejected", "customer_trusted", "serial_number_owners",
-    "accelerometer_trusted", "customers_curated", "step_trainer_trusted", "machine_learning_curated",
+    "customer_landing",
+    "customer_landing_rejected",
+    "accelerometer_landing",
+    "accelerometer_landing_rejected",
+    "step_trainer_landing",
+    "step_trainer_landing_rejected",
+    "customer_trusted",
+    "serial_number_owners",
+    "accelerometer_trusted",
+    "customers_curated",
+    "step_trainer_trusted",
+    "machine_learning_curated",
 ]
 # Before: Erin 2 records + Ann + Bob; Erin's readings 2000-2002 (the last by serial only) and Ann's
 # two, since consent; Erin's three steps on her new serial (the old one has no owner) and Ann's two.
@@ -243,8 +277,14 @@ def test_reingesting_old_raw_files_does_not_resurrect(lake):
     # Conservation holds for every file of the ledger, erased lines included.
     assert lake.rows("SELECT count(*) FROM ingested_files WHERE accepted + rejected + coalesce(erased, 0) <> non_blank_lines") == [(0,)]
     # Landing holds Ann's and Bob's copies; the curated zones collapse the exact duplicates.
-    landing = ["customer_landing", "customer_landing_rejected", "accelerometer_landing", "accelerometer_landing_rejected",
-               "step_trainer_landing", "step_trainer_landing_rejected"]
+    landing = [
+        "customer_landing",
+        "customer_landing_rejected",
+        "accelerometer_landing",
+        "accelerometer_landing_rejected",
+        "step_trainer_landing",
+        "step_trainer_landing_rejected",
+    ]
     assert counts(lake) == {name: after[name] * 2 if name in landing else after[name] for name in TABLES}
     assert files_holding(Path(lake.lake.location), [ERIN, ERIN_SERIAL, ERIN_OLD_SERIAL, "Erin Gone"]) == {}
 
@@ -274,16 +314,22 @@ def test_dry_run_changes_nothing_twice_is_harmless_unknown_is_reported(lake):
 
 def test_a_quarantined_line_of_a_longer_email_is_not_matched(harness):
     harness.feed("customer/c.json", [customer("bob@x.com", "Bob", "S1")])
-    harness.feed("accelerometer/a.json", [
-        '{"user": "jimbob@x.com", "timestamp": "late"}', '{"user": "bob@x.com.au", "timestamp": "late"}',
-        '{"user": "Bob@X.com", "timestamp": "late"}', 'free text bob@x.com. then more',
-    ])
+    harness.feed(
+        "accelerometer/a.json",
+        [
+            '{"user": "jimbob@x.com", "timestamp": "late"}',
+            '{"user": "bob@x.com.au", "timestamp": "late"}',
+            '{"user": "Bob@X.com", "timestamp": "late"}',
+            "free text bob@x.com. then more",
+        ],
+    )
     harness.ingest()
     with harness.lake.writing():
         report = forget(harness.lake, ["bob@x.com"])
     assert report.rows_removed["accelerometer_landing_rejected"] == 2
     assert sorted(r[0] for r in harness.rows("SELECT raw FROM accelerometer_landing_rejected")) == [
-        '{"user": "bob@x.com.au", "timestamp": "late"}', '{"user": "jimbob@x.com", "timestamp": "late"}',
+        '{"user": "bob@x.com.au", "timestamp": "late"}',
+        '{"user": "jimbob@x.com", "timestamp": "late"}',
     ]
 
 
@@ -291,12 +337,15 @@ def test_a_row_whose_unknown_fields_name_the_customer_goes_too(harness, tmp_path
     """`_extra` keeps fields outside the contract: one naming the customer would keep them in the
     lake, so the row goes, even a reading of someone else."""
     harness.feed("customer/c.json", [customer("bob@x.com", "Bob", "S-BOB"), customer("ann@x.com", "Ann", "S-ANN")])
-    harness.feed("accelerometer/a.json", [
-        {**reading("ann@x.com", 2000), "sharedWith": "Bob@X.com"},
-        {**reading("ann@x.com", 2001), "pairedDevice": {"serial": "S-BOB"}},
-        {**reading("ann@x.com", 2002), "sharedWith": "carl@x.com"},
-        reading("ann@x.com", 2003),
-    ])
+    harness.feed(
+        "accelerometer/a.json",
+        [
+            {**reading("ann@x.com", 2000), "sharedWith": "Bob@X.com"},
+            {**reading("ann@x.com", 2001), "pairedDevice": {"serial": "S-BOB"}},
+            {**reading("ann@x.com", 2002), "sharedWith": "carl@x.com"},
+            reading("ann@x.com", 2003),
+        ],
+    )
     assert harness.run().ok
     with harness.lake.writing():
         report = forget(harness.lake, ["bob@x.com"])
@@ -307,6 +356,7 @@ def test_a_row_whose_unknown_fields_name_the_customer_goes_too(harness, tmp_path
     shutil.copytree(harness.source, tmp_path / "again")
     with harness.lake.writing():
         from stedi.run import run
+
         assert run(harness.lake, harness.engine, str(tmp_path / "again")).ok
     assert harness.rows("SELECT DISTINCT timestamp FROM accelerometer_landing ORDER BY 1") == [(2002,), (2003,)]
 
@@ -433,11 +483,14 @@ def test_escaped_spellings_and_file_names_that_name_the_customer(harness):
     """A quarantined line may spell the email with JSON or URL escapes, and a feed file may be named
     after the customer: neither keeps them in the lake, and re-ingesting that file adds nothing."""
     harness.feed("customer/c.json", [customer(ERIN, "Erin Gone", ERIN_SERIAL), customer("ann@x.com", "Ann Keep", "SER-ANN")])
-    harness.feed("accelerometer/a.json", [
-        '{"user": "erin.gone\\u0040example.org", "timestamp": "late"}',
-        '{"user": "erin.gone%40example.org", "timestamp": "late"}',
-        '{"user": "ann@x.com", "timestamp": "late"}',
-    ])
+    harness.feed(
+        "accelerometer/a.json",
+        [
+            '{"user": "erin.gone\\u0040example.org", "timestamp": "late"}',
+            '{"user": "erin.gone%40example.org", "timestamp": "late"}',
+            '{"user": "ann@x.com", "timestamp": "late"}',
+        ],
+    )
     harness.feed(f"accelerometer/export-{ERIN}.json", [reading("ann@x.com", 2000), reading(ERIN, 2001)])
     assert harness.run().ok
     with harness.lake.writing():

@@ -34,11 +34,18 @@ def raising(error: BaseException):
 ENDINGS = [
     pytest.param(LakeError("no lake at /nowhere"), 2, "error: no lake at /nowhere", id="user error: one line, exit 2"),
     pytest.param(GateFailure("run 1 failed quality gates (t)"), 1, "run 1 failed quality gates (t)", id="gate failure: exit 1"),
-    pytest.param(ConservationError("3 lines lost in a.json"), 3,
-                 "internal error: 3 lines lost in a.json (run with --debug for the traceback)", id="internal error: exit 3"),
-    pytest.param(ZeroDivisionError("division by zero"), 3,
-                 "internal error: ZeroDivisionError: division by zero (run with --debug for the traceback)",
-                 id="a library's exception is an internal error"),
+    pytest.param(
+        ConservationError("3 lines lost in a.json"),
+        3,
+        "internal error: 3 lines lost in a.json (run with --debug for the traceback)",
+        id="internal error: exit 3",
+    ),
+    pytest.param(
+        ZeroDivisionError("division by zero"),
+        3,
+        "internal error: ZeroDivisionError: division by zero (run with --debug for the traceback)",
+        id="a library's exception is an internal error",
+    ),
 ]
 
 
@@ -71,8 +78,7 @@ def test_a_run_that_fails_a_quality_gate_exits_1_and_names_the_table(harness, mo
     harness.feed("customer/c.json", [customer("a@x.com"), customer("b@x.com", consent=None)])
     harness.feed("accelerometer/a.json", [reading("a@x.com", 2000), reading("b@x.com", 2000)])
     broken = tuple(  # an edit that forgets the consent filter
-        dataclasses.replace(m, sql="SELECT user, timestamp, x, y, z FROM accelerometer_landing")
-        if m.name == "accelerometer_trusted" else m
+        dataclasses.replace(m, sql="SELECT user, timestamp, x, y, z FROM accelerometer_landing") if m.name == "accelerometer_trusted" else m
         for m in models_module.load_models()
     )
     monkeypatch.setattr(run_module, "load_models", lambda: broken)
@@ -96,9 +102,15 @@ def test_a_usage_mistake_is_typers_own_message():
 
 def test_help_loads_no_engine_catalog_or_table_library():
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.argv = ['stedi', '--help']\n"
-         "import stedi.cli\ntry:\n    stedi.cli.app()\nexcept SystemExit:\n    pass\n"
-         "print(' '.join(m for m in ('duckdb', 'pyiceberg', 'pyarrow', 'pyspark', 'sqlglot', 'boto3') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.argv = ['stedi', '--help']\n"
+            "import stedi.cli\ntry:\n    stedi.cli.app()\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(m for m in ('duckdb', 'pyiceberg', 'pyarrow', 'pyspark', 'sqlglot', 'boto3') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()[-1]
     assert loaded == ""

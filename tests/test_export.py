@@ -81,9 +81,7 @@ def test_manifest_says_which_data_it_is(shared, tmp_path):
     assert manifest["run_id"] == two_runs.second.run_id
     assert manifest["snapshot_id"] == current[ML_TABLE] == ml_entry(two_runs.second).output_snapshot
     assert manifest["inputs"] == {"accelerometer_trusted": current["accelerometer_trusted"], "step_trainer_trusted": current["step_trainer_trusted"]}
-    assert {name: t["output_snapshot"] for name, t in manifest["run_tables"].items()} == {
-        t.name: t.output_snapshot for t in two_runs.second.tables
-    }
+    assert {name: t["output_snapshot"] for name, t in manifest["run_tables"].items()} == {t.name: t.output_snapshot for t in two_runs.second.tables}
     assert manifest["consent_scope"] == "since-consent"
     columns = ["customer_key", "timestamp", "x", "y", "z", "distanceFromObject"]
     assert [c["name"] for c in manifest["schema"]] == columns
@@ -107,7 +105,7 @@ def test_split_by_customer(shared, tmp_path):
     keys = {}
     for side in ("train", "test"):
         rows = duckdb.sql(f"SELECT customer_key FROM read_parquet('{tmp_path / 'a' / (side + '.parquet')}')").fetchall()
-        keys[side] = {k for k, in rows}
+        keys[side] = {k for (k,) in rows}
         assert (split[side]["rows"], split[side]["customers"]) == (len(rows), len(keys[side]))
     assert not keys["train"] & keys["test"]  # no customer on both sides
     assert len(keys["train"] | keys["test"]) == 50

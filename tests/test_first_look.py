@@ -136,8 +136,7 @@ def both_ways(feed, paths: list[str]) -> tuple[list[str], list[str], tuple[int, 
     values = ", ".join(f"v_{f.key}" for f in feed.fields)
     shortcut = conn.execute(f"SELECT _file, _source_line, reason, _extra, {values}, raw FROM landed ORDER BY ALL").fetchall()
     judged = conn.execute(
-        f"SELECT _file, _source_line, reason, _extra, {values}, CASE WHEN reason IS NOT NULL THEN rtrim(raw) END "
-        f"FROM ({judge_sql(feed, 'lines')}) ORDER BY ALL"
+        f"SELECT _file, _source_line, reason, _extra, {values}, CASE WHEN reason IS NOT NULL THEN rtrim(raw) END FROM ({judge_sql(feed, 'lines')}) ORDER BY ALL"
     ).fetchall()
     fits = conn.execute("SELECT count(*) FILTER (WHERE fits), count(*) FROM first_look").fetchone()
     conn.close()

@@ -317,20 +317,14 @@ DEFECTS: dict[str, Callable[[Feeds], object]] = {
     "exact duplicate readings": lambda f: repeated_lines(f, "accelerometer") and repeated_lines(f, "step_trainer"),
     "serial shared by 2-3 customers": lambda f: shared_serials(f) and all(2 <= len(group) <= 3 for group in shared_serials(f)),
     "revoked and granted research consent": lambda f: consent_changes(f).keys() == {"revoked", "granted"},
-    "gzip file per feed": lambda f: all(
-        any(parsed(line) is not UNPARSEABLE for line in file_lines(path))
-        for feed in FEEDS
-        for path in files_where(f, feed, lambda p: p.suffix == ".gz")
-    )
-    and all(files_where(f, feed, lambda p: p.suffix == ".gz") for feed in FEEDS),
+    "gzip file per feed": lambda f: (
+        all(any(parsed(line) is not UNPARSEABLE for line in file_lines(path)) for feed in FEEDS for path in files_where(f, feed, lambda p: p.suffix == ".gz"))
+        and all(files_where(f, feed, lambda p: p.suffix == ".gz") for feed in FEEDS)
+    ),
     "CRLF file per feed": lambda f: all(files_where(f, feed, lambda p: "\r\n" in file_text(p)) for feed in FEEDS),
-    "BOM file per feed": lambda f: all(
-        files_where(f, feed, lambda p: p.suffix == ".json" and p.read_bytes().startswith(b"\xef\xbb\xbf")) for feed in FEEDS
-    ),
+    "BOM file per feed": lambda f: all(files_where(f, feed, lambda p: p.suffix == ".json" and p.read_bytes().startswith(b"\xef\xbb\xbf")) for feed in FEEDS),
     "empty file per feed": lambda f: all(files_where(f, feed, lambda p: p.stat().st_size == 0) for feed in FEEDS),
-    "blank lines per feed": lambda f: all(
-        any(line == "" for path in feed_files(f.result.root, feed) for line in file_lines(path)) for feed in FEEDS
-    ),
+    "blank lines per feed": lambda f: all(any(line == "" for path in feed_files(f.result.root, feed) for line in file_lines(path)) for feed in FEEDS),
     "redelivered accelerometer file": lambda f: (
         (f.result.root / "accelerometer/landing/accelerometer-00000-redelivered.json").read_bytes()
         == (f.result.root / "accelerometer/landing/accelerometer-00000.json").read_bytes()

@@ -46,22 +46,24 @@ def test_new_readings_are_added_not_rebuilt(harness, tmp_path):
     harness.feed("customer/c.json", [customer("a@x.com", "S1"), customer("b@x.com", "S2"), customer("no@x.com", "S3", consent=None)])
     harness.feed("accelerometer/1.json", [reading("a@x.com", 2000), reading("b@x.com", 2000)])
     harness.feed("step_trainer/1.json", [step("S1", 2000), step("S2", 3000)])
-    assert how_built(harness.run()) == dict.fromkeys(
-        ["customer_trusted", "serial_number_owners", *INCREMENTAL], "full"
-    )
+    assert how_built(harness.run()) == dict.fromkeys(["customer_trusted", "serial_number_owners", *INCREMENTAL], "full")
 
-    harness.feed("accelerometer/2.json", [
-        reading("a@x.com", 2000),              # already landed: no second row anywhere
-        reading("b@x.com", 3000),              # pairs with a Step Trainer reading landed before
-        reading("no@x.com", 3000),             # no consent: goes nowhere
-        {"serialNumber": "S1", "timestamp": 4000, "x": 1.0, "y": 1.0, "z": 1.0},  # by serial number
-    ])
+    harness.feed(
+        "accelerometer/2.json",
+        [
+            reading("a@x.com", 2000),  # already landed: no second row anywhere
+            reading("b@x.com", 3000),  # pairs with a Step Trainer reading landed before
+            reading("no@x.com", 3000),  # no consent: goes nowhere
+            {"serialNumber": "S1", "timestamp": 4000, "x": 1.0, "y": 1.0, "z": 1.0},  # by serial number
+        ],
+    )
     harness.feed("step_trainer/2.json", [step("S1", 4000), step("S3", 4000)])
     report = harness.run()
     assert report.ok
     assert how_built(report) == dict.fromkeys(INCREMENTAL, "added")
     assert {t.name: t.status for t in report.tables if t.name not in INCREMENTAL} == {
-        "customer_trusted": "unchanged", "serial_number_owners": "unchanged",
+        "customer_trusted": "unchanged",
+        "serial_number_owners": "unchanged",
     }
     assert harness.rows("SELECT timestamp FROM machine_learning_curated ORDER BY 1") == [(2000,), (3000,), (4000,)]
     assert harness.count("accelerometer_trusted") == 4
@@ -94,7 +96,9 @@ def test_after_an_append_row_by_row_checks_judge_only_the_new_rows(harness):
             "unambiguous_serial_numbers": "new rows",
         },
         "machine_learning_curated": {
-            "no_pii_columns": "all rows", "not_null(customer_key)": "new rows", "same_customer_pairs": "new rows",
+            "no_pii_columns": "all rows",
+            "not_null(customer_key)": "new rows",
+            "same_customer_pairs": "new rows",
             "not_empty": "all rows",
         },
     }
@@ -109,6 +113,7 @@ def test_appended_rows_that_break_a_rule_fail_the_append(harness, monkeypatch):
     # A broken growth step: it lets a reading of a customer without consent through.
     growth_sql = run_module.growth_sql
     leaky = "SELECT 'no@x.com' AS user, 3000::BIGINT AS timestamp, 1.0::DOUBLE AS x, 1.0::DOUBLE AS y, 1.0::DOUBLE AS z"
+
     def leaky_growth(*args):
         stages, sql = growth_sql(*args)
         return stages, f"{sql} UNION ALL {leaky}"
@@ -118,9 +123,7 @@ def test_appended_rows_that_break_a_rule_fail_the_append(harness, monkeypatch):
     report = harness.run()
     failed = {t.name: t for t in report.tables}["accelerometer_trusted"]
     assert failed.status == "failed" and not report.ok
-    assert [(c.name, c.violations, c.judged) for c in failed.checks if not c.passed] == [
-        ("consenting_rows(user, timestamp)", 1, "new rows")
-    ]
+    assert [(c.name, c.violations, c.judged) for c in failed.checks if not c.passed] == [("consenting_rows(user, timestamp)", 1, "new rows")]
     assert harness.lake.table("accelerometer_trusted").current_snapshot().snapshot_id == live
 
 
@@ -172,26 +175,40 @@ def test_a_run_reads_only_the_latest_run_record(harness):
 
 def test_the_funnel_after_each_delivery_is_what_a_fresh_count_gives(harness):
     """The funnel counts only new readings when what decides a reading's fate is unchanged."""
+
     def run_and_count(consent_scope: str = "since-consent") -> dict:
         report = harness.run(consent_scope)
         assert report.ok
         assert report.funnel == funnel(harness.lake, consent_scope), "a fresh count differs"
         return report.funnel
 
-    harness.feed("customer/c.json", [
-        customer("a@x.com", "S1", consent=1500), customer("b@x.com", "S2"), customer("c@x.com", "SHARED"),
-        customer("d@x.com", "SHARED"), customer("e@x.com", "S5", consent=None), customer("f@x.com", "S6"),
-    ])
+    harness.feed(
+        "customer/c.json",
+        [
+            customer("a@x.com", "S1", consent=1500),
+            customer("b@x.com", "S2"),
+            customer("c@x.com", "SHARED"),
+            customer("d@x.com", "SHARED"),
+            customer("e@x.com", "S5", consent=None),
+            customer("f@x.com", "S6"),
+        ],
+    )
     harness.feed("accelerometer/1.json", [reading("a@x.com", 2000), reading("b@x.com", 2000)])
     harness.feed("step_trainer/1.json", [step("S1", 2000), step("S6", 2000)])  # f has no reading: not curated yet
     first = run_and_count()
     assert first["step_trainer"]["no_consent"] == 1
 
     # New readings of every fate: kept, repeated, before consent, no consent, ambiguous serial.
-    harness.feed("accelerometer/2.json", [
-        reading("a@x.com", 3000), reading("a@x.com", 3000), reading("a@x.com", 1000), reading("e@x.com", 3000),
-        {"serialNumber": "SHARED", "timestamp": 3000, "x": 1.0, "y": 1.0, "z": 1.0},
-    ])
+    harness.feed(
+        "accelerometer/2.json",
+        [
+            reading("a@x.com", 3000),
+            reading("a@x.com", 3000),
+            reading("a@x.com", 1000),
+            reading("e@x.com", 3000),
+            {"serialNumber": "SHARED", "timestamp": 3000, "x": 1.0, "y": 1.0, "z": 1.0},
+        ],
+    )
     second = run_and_count()
     assert second["accelerometer"]["duplicates"] == 1 and second["accelerometer"]["out_of_scope"] == 1
 

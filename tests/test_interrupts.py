@@ -87,6 +87,7 @@ def test_a_run_killed_after_its_commits_gets_its_manifest_at_the_next_ingest(har
 def test_a_run_that_changed_nothing_leaves_no_record_even_when_killed(harness, monkeypatch):
     harness.feed("customer/c.json", [{"email": "a@x.com", "serialNumber": "S1", "shareWithResearchAsOfDate": 1}])
     first = harness.run()
+
     def killed(*args):
         raise Killed
 
@@ -118,8 +119,7 @@ def table_counts(lake: Lake) -> dict[str, int]:
 def test_ctrl_c_stops_a_run_cleanly(generated, tmp_path, table):
     source, clean_counts = generated
     lake = tmp_path / "lake"
-    command = subprocess.Popen([STEDI, "run", str(source), "--lake", str(lake)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = subprocess.Popen([STEDI, "run", str(source), "--lake", str(lake)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while command.poll() is None and time.monotonic() < deadline and not any(lake.glob(f"warehouse/*/{table}/data/*")):
         time.sleep(0.005)

@@ -31,16 +31,15 @@ def stedi(*args: str):
 
 def feed(source: Path, batch: str, first: int, last: int) -> None:
     """Consenting customers c<first>..c<last-1>, each with one phone reading matched by a step reading."""
-    write_feed_file(source, f"customer/{batch}.json", [
-        {"email": f"c{i}@x.com", "serialNumber": f"S{i}", "shareWithResearchAsOfDate": 1, "lastUpdateDate": 1}
-        for i in range(first, last)
-    ])
-    write_feed_file(source, f"accelerometer/{batch}.json", [
-        {"user": f"c{i}@x.com", "timestamp": 100 + i, "x": 1, "y": 2, "z": 3} for i in range(first, last)
-    ])
-    write_feed_file(source, f"step_trainer/{batch}.json", [
-        {"sensorReadingTime": 100 + i, "serialNumber": f"S{i}", "distanceFromObject": i} for i in range(first, last)
-    ])
+    write_feed_file(
+        source,
+        f"customer/{batch}.json",
+        [{"email": f"c{i}@x.com", "serialNumber": f"S{i}", "shareWithResearchAsOfDate": 1, "lastUpdateDate": 1} for i in range(first, last)],
+    )
+    write_feed_file(source, f"accelerometer/{batch}.json", [{"user": f"c{i}@x.com", "timestamp": 100 + i, "x": 1, "y": 2, "z": 3} for i in range(first, last)])
+    write_feed_file(
+        source, f"step_trainer/{batch}.json", [{"sensorReadingTime": 100 + i, "serialNumber": f"S{i}", "distanceFromObject": i} for i in range(first, last)]
+    )
 
 
 def file_hashes(root: Path) -> dict[str, str]:
@@ -137,8 +136,13 @@ def one_clear_line(result, expected: str) -> None:
 
 
 EVERY_COMMAND = [
-    ["status"], ["history", "customer_landing"], ["query", "SELECT 1"], ["run"], ["ingest", "{source}"],
-    ["forget", "c0@x.com"], ["export", "{out}"],
+    ["status"],
+    ["history", "customer_landing"],
+    ["query", "SELECT 1"],
+    ["run"],
+    ["ingest", "{source}"],
+    ["forget", "c0@x.com"],
+    ["export", "{out}"],
 ]
 
 
@@ -196,8 +200,10 @@ def test_an_older_lake_with_looser_modes_is_tightened_on_open(original):
 
     ok("status", "--lake", str(root))
     assert {str(path): oct(stat.S_IMODE(path.stat().st_mode)) for path in loose} == {
-        str(root / "_stedi" / "secret"): "0o600", str(root / "_stedi"): "0o700",
-        str(root / "warehouse"): "0o700", str(root / "catalog.db"): "0o600",
+        str(root / "_stedi" / "secret"): "0o600",
+        str(root / "_stedi"): "0o700",
+        str(root / "warehouse"): "0o700",
+        str(root / "catalog.db"): "0o600",
     }
 
 

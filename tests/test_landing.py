@@ -22,6 +22,7 @@ from support.landing_cases import ACCEPTED_VALUES, REJECTIONS, writer_turns_up
 
 GOOD_READING = {"user": "a@x.com", "timestamp": 1000, "x": 1.0, "y": 2.0, "z": 3.0}
 
+
 @pytest.mark.parametrize("feed, line, reason", REJECTIONS, ids=[r[2] for r in REJECTIONS])
 def test_each_rejection_reason(harness, feed, line, reason):
     harness.feed(f"{feed}/batch.json", [line])
@@ -206,8 +207,11 @@ NOT_FILES_TO_READ = {
     "socket": (make_socket, "socket.json", "not a regular file but a socket"),
     "device": (lambda folder: (folder / "null.json").symlink_to("/dev/null"), "null.json", "not a regular file but a character device"),
     "symbolic link loop": (lambda folder: (folder / "loop.json").symlink_to("loop.json"), "loop.json", "a symbolic link loop"),
-    "dangling symbolic link": (lambda folder: (folder / "gone.json").symlink_to("nowhere.json"), "gone.json",
-                               "a dangling symbolic link: its target does not exist"),
+    "dangling symbolic link": (
+        lambda folder: (folder / "gone.json").symlink_to("nowhere.json"),
+        "gone.json",
+        "a dangling symbolic link: its target does not exist",
+    ),
     "link to a folder": (lambda folder: (folder / "linked").symlink_to(folder), "linked", "a symbolic link to a folder, which is not followed"),
     "file name not UTF-8": (make_file_named_in_latin1, "\\xff\\xfe.json", "its name is not valid UTF-8"),
     "folder name not UTF-8": (make_folder_named_in_latin1, "\\xe9t\\xe9", "its name is not valid UTF-8"),

@@ -17,34 +17,37 @@ from support.lakes import write_feed_file
 
 
 def with_check(model_name: str, kind: str, params: dict) -> tuple:
-    return tuple(
-        dataclasses.replace(m, checks=(*m.checks, CheckSpec(kind, params, "error"))) if m.name == model_name else m
-        for m in load_models()
-    )
+    return tuple(dataclasses.replace(m, checks=(*m.checks, CheckSpec(kind, params, "error"))) if m.name == model_name else m for m in load_models())
 
 
 def with_sql(model_name: str, sql: str) -> tuple:
-    return tuple(
-        dataclasses.replace(m, sql=sql, reads=tables_read(sql)) if m.name == model_name else m for m in load_models()
-    )
+    return tuple(dataclasses.replace(m, sql=sql, reads=tables_read(sql)) if m.name == model_name else m for m in load_models())
 
 
 # (what is wrong, the models, what the error says)
 MISTAKES = [
-    ("a table nobody builds", with_sql("customers_curated", "SELECT * FROM nowhere"),
-     "model customers_curated reads unknown tables: nowhere"),
-    ("a cycle", with_sql("customer_trusted", "SELECT * FROM customers_curated"),
-     "models read each other in a cycle: customer_trusted, customers_curated"),
-    ("an unknown check", with_check("customer_trusted", "sorted", {"column": "email"}),
-     "unknown check 'sorted' on customer_trusted: known checks are not_null, unique,"),
-    ("a parameter the check does not take", with_check("customer_trusted", "not_null", {"column": "email", "strict": True}),
-     "check not_null on customer_trusted: unexpected parameter 'strict'"),
-    ("a parameter the check needs", with_check("customer_trusted", "references", {"column": "email"}),
-     "check references on customer_trusted: missing parameter 'table'"),
-    ("a check that reads a table built after it", with_check(
-        "accelerometer_trusted", "references", {"column": "user", "table": "customers_curated", "key": "email"}),
-     "check references(user, customers_curated, email) on accelerometer_trusted reads customers_curated, "
-     "which accelerometer_trusted is not built from"),
+    ("a table nobody builds", with_sql("customers_curated", "SELECT * FROM nowhere"), "model customers_curated reads unknown tables: nowhere"),
+    ("a cycle", with_sql("customer_trusted", "SELECT * FROM customers_curated"), "models read each other in a cycle: customer_trusted, customers_curated"),
+    (
+        "an unknown check",
+        with_check("customer_trusted", "sorted", {"column": "email"}),
+        "unknown check 'sorted' on customer_trusted: known checks are not_null, unique,",
+    ),
+    (
+        "a parameter the check does not take",
+        with_check("customer_trusted", "not_null", {"column": "email", "strict": True}),
+        "check not_null on customer_trusted: unexpected parameter 'strict'",
+    ),
+    (
+        "a parameter the check needs",
+        with_check("customer_trusted", "references", {"column": "email"}),
+        "check references on customer_trusted: missing parameter 'table'",
+    ),
+    (
+        "a check that reads a table built after it",
+        with_check("accelerometer_trusted", "references", {"column": "user", "table": "customers_curated", "key": "email"}),
+        "check references(user, customers_curated, email) on accelerometer_trusted reads customers_curated, which accelerometer_trusted is not built from",
+    ),
 ]
 
 

@@ -20,8 +20,7 @@ runner = CliRunner()
 # (name, statement): {data} is a live data file of customer_landing, {lake} the lake root,
 # {outside} a folder beside the lake, {feed} a raw feed file.
 ATTACKS = [
-    ("explain analyze copy over a live data file",
-     "EXPLAIN ANALYZE COPY (SELECT * FROM customer_landing WHERE false) TO '{data}' (FORMAT parquet)"),
+    ("explain analyze copy over a live data file", "EXPLAIN ANALYZE COPY (SELECT * FROM customer_landing WHERE false) TO '{data}' (FORMAT parquet)"),
     ("explain analyze copy of raw PII to a csv", "EXPLAIN ANALYZE COPY (SELECT * FROM customer_landing) TO '{outside}/pii.csv'"),
     ("explain analyze copy over the secret", "EXPLAIN ANALYZE COPY (SELECT 'known') TO '{lake}/_stedi/secret' (FORMAT csv)"),
     ("explain analyze create table", "EXPLAIN ANALYZE CREATE TABLE planted AS SELECT 1"),
@@ -59,10 +58,13 @@ READ_ONLY = [
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory) -> LakeHarness:
     harness = LakeHarness(tmp_path_factory.mktemp("query"))
-    harness.feed("customer/c.json", [
-        {"email": "a@x.com", "customerName": "Ann", "serialNumber": "S1", "shareWithResearchAsOfDate": 1},
-        {"email": "b@x.com", "customerName": "Bob", "serialNumber": "S2"},
-    ])
+    harness.feed(
+        "customer/c.json",
+        [
+            {"email": "a@x.com", "customerName": "Ann", "serialNumber": "S1", "shareWithResearchAsOfDate": 1},
+            {"email": "b@x.com", "customerName": "Bob", "serialNumber": "S2"},
+        ],
+    )
     harness.feed("accelerometer/a.json", [{"user": "a@x.com", "timestamp": 5, "x": 1, "y": 2, "z": 3}])
     harness.feed("step_trainer/s.json", [{"sensorReadingTime": 5, "serialNumber": "S1", "distanceFromObject": 9}])
     assert harness.run().ok
@@ -81,7 +83,9 @@ def query(lake: LakeHarness, sql: str, *options: str):
 def test_every_attack_is_refused_and_changes_no_file(lake, name, statement):
     root = Path(lake.lake.location).parent
     sql = statement.format(
-        data=lake.lake.state("customer_landing").files[0], lake=lake.lake.location, outside=root,
+        data=lake.lake.state("customer_landing").files[0],
+        lake=lake.lake.location,
+        outside=root,
         feed=lake.source / "customer" / "c.json",
     )
     before = every_file(root)

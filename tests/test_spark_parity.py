@@ -101,7 +101,7 @@ EDGE_CASE_CUSTOMERS = [
     '{"email":"edge30@handmade.test"}\u2028',
     "{'email':'edge31@handmade.test'}",
     '{"email":"edge32@handmade.test"} // comment',
-    '[1,]',
+    "[1,]",
     '[{"email":"edge33@handmade.test"}]',
     '"edge34@handmade.test"',
     "1.5",
@@ -357,10 +357,7 @@ def test_runs_report_the_same_counts_and_checks(parity, run_name):
 def test_the_hand_made_cases_reach_the_tables(parity):
     """The data exercises what the comparison is meant to cover (checked on the Spark lake)."""
     first, second = parity.runs["first"]["spark"], parity.runs["second"]["spark"]
-    reasons = {
-        reason for feed in ("customer", "accelerometer", "step_trainer")
-        for reason in second.rows[f"{feed}_landing_rejected"]["reason"].to_pylist()
-    }
+    reasons = {reason for feed in ("customer", "accelerometer", "step_trainer") for reason in second.rows[f"{feed}_landing_rejected"]["reason"].to_pylist()}
     for expected in (
         "not valid JSON",
         "not a JSON object: the line holds an array",
@@ -395,13 +392,7 @@ def test_spark_leaves_nothing_but_its_parquet_files(parity):
 
 
 # ---- when Spark cannot run ---------------------------------------------------------------------------
-OPEN_SPARK = (
-    "from stedi.engines import open_engine\n"
-    "try:\n"
-    "    open_engine('spark')\n"
-    "except Exception as error:\n"
-    "    print(type(error).__name__, error)\n"
-)
+OPEN_SPARK = "from stedi.engines import open_engine\ntry:\n    open_engine('spark')\nexcept Exception as error:\n    print(type(error).__name__, error)\n"
 
 
 def open_spark_in_subprocess(env: dict[str, str], prelude: str = "") -> str:

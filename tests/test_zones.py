@@ -77,8 +77,7 @@ def test_a_later_record_without_consent_revokes_it_everywhere(harness):
 
 
 def test_a_later_record_with_consent_grants_it(harness):
-    harness.feed("customer/c.json", [customer("a@x.com", "S1", consent=None, updated=10),
-                                     customer("a@x.com", "S1", consent=5_000, updated=20)])
+    harness.feed("customer/c.json", [customer("a@x.com", "S1", consent=None, updated=10), customer("a@x.com", "S1", consent=5_000, updated=20)])
     harness.feed("accelerometer/a.json", [reading("a@x.com", 4_999), reading("a@x.com", 5_000)])
     harness.run()
     assert harness.rows("SELECT email, shareWithResearchAsOfDate FROM customer_trusted") == [("a@x.com", 5_000)]
@@ -107,16 +106,14 @@ def test_ties_on_last_update_date(harness, files, trusted):
 
 def test_a_serial_number_shared_by_two_customers_is_attributed_to_nobody(harness):
     # c@ consents, d@ does not, both carry SHARED. e@ consents with an unshared serial number.
-    harness.feed("customer/c.json", [customer("c@x.com", "SHARED"), customer("d@x.com", "SHARED", consent=None),
-                                     customer("e@x.com", "S-E")])
+    harness.feed("customer/c.json", [customer("c@x.com", "SHARED"), customer("d@x.com", "SHARED", consent=None), customer("e@x.com", "S-E")])
     harness.feed("accelerometer/a.json", [reading("c@x.com", 2000), reading("e@x.com", 2000)])
     harness.feed("step_trainer/s.json", [step("SHARED", 2000), step("SHARED", 2001), step("S-E", 2000)])
     report = harness.run()
     assert emails(harness, "customers_curated") == ["c@x.com", "e@x.com"]
     assert harness.rows("SELECT serialNumber, email FROM step_trainer_trusted") == [("S-E", "e@x.com")]
     assert report.funnel["step_trainer"]["ambiguous_serial"] == 2
-    assert harness.rows("SELECT serialNumber, customers, email FROM serial_number_owners ORDER BY 1") == [
-        ("S-E", 1, "e@x.com"), ("SHARED", 2, None)]
+    assert harness.rows("SELECT serialNumber, customers, email FROM serial_number_owners ORDER BY 1") == [("S-E", 1, "e@x.com"), ("SHARED", 2, None)]
 
 
 def test_a_serial_number_of_a_non_consenting_owner_names_nobody(harness):
@@ -233,8 +230,14 @@ def test_only_tables_whose_inputs_changed_are_rebuilt(harness):
     harness.run()
     harness.feed("step_trainer/s.json", [step("S1", 2000)])
     statuses = {t.name: t.status for t in harness.run().tables}
-    assert statuses == {"customer_trusted": "unchanged", "serial_number_owners": "unchanged", "accelerometer_trusted": "unchanged",
-                        "customers_curated": "unchanged", "step_trainer_trusted": "built", "machine_learning_curated": "built"}
+    assert statuses == {
+        "customer_trusted": "unchanged",
+        "serial_number_owners": "unchanged",
+        "accelerometer_trusted": "unchanged",
+        "customers_curated": "unchanged",
+        "step_trainer_trusted": "built",
+        "machine_learning_curated": "built",
+    }
 
 
 def test_a_failing_check_keeps_the_previous_snapshot_and_skips_downstream(harness, monkeypatch):
@@ -245,8 +248,7 @@ def test_a_failing_check_keeps_the_previous_snapshot_and_skips_downstream(harnes
 
     # A broken edit to the model: it forgets the consent filter.
     broken = tuple(
-        dataclasses.replace(m, sql="SELECT user, timestamp, x, y, z FROM accelerometer_landing")
-        if m.name == "accelerometer_trusted" else m
+        dataclasses.replace(m, sql="SELECT user, timestamp, x, y, z FROM accelerometer_landing") if m.name == "accelerometer_trusted" else m
         for m in models_module.load_models()
     )
     monkeypatch.setattr(run_module, "load_models", lambda: broken)
@@ -275,10 +277,7 @@ def test_a_join_on_time_alone_fails_the_same_customer_gate(harness, monkeypatch)
         FROM accelerometer_trusted AS reading
         JOIN step_trainer_trusted AS step ON step.sensorReadingTime = reading.timestamp
         CROSS JOIN run_settings"""
-    broken = tuple(
-        dataclasses.replace(m, sql=time_only) if m.name == "machine_learning_curated" else m
-        for m in models_module.load_models()
-    )
+    broken = tuple(dataclasses.replace(m, sql=time_only) if m.name == "machine_learning_curated" else m for m in models_module.load_models())
     monkeypatch.setattr(run_module, "load_models", lambda: broken)
     report = harness.run()
     ml = {t.name: t for t in report.tables}["machine_learning_curated"]

@@ -65,10 +65,7 @@ def _latest_record_with_consent(t: str) -> str:
 
 
 def _consenting_rows(t: str, email: str, time: str | None = None) -> str:
-    out_of_scope = (
-        f" OR (run_settings.consent_scope = 'since-consent' AND row.\"{time}\" < customer.shareWithResearchAsOfDate)"
-        if time else ""
-    )
+    out_of_scope = f" OR (run_settings.consent_scope = 'since-consent' AND row.\"{time}\" < customer.shareWithResearchAsOfDate)" if time else ""
     return f"""
     SELECT count(*) FROM {t} AS row
     CROSS JOIN run_settings

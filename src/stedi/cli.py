@@ -47,9 +47,14 @@ def _progress(quiet: bool) -> Progress:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("[bold]{task.description:<14}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+        TextColumn("[bold]{task.description:<14}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
         # Not into a log or a pipe: there a bar is noise, and stderr is kept for what went wrong.
-        console=display.errors, disable=quiet or not display.errors.is_terminal, transient=True,
+        console=display.errors,
+        disable=quiet or not display.errors.is_terminal,
+        transient=True,
     )
 
 
@@ -66,10 +71,7 @@ def _progress_callback(progress: Progress):
 
 def print_ingest(report: IngestReport) -> None:
     erased = any(f.erased for f in report.feeds.values())  # lines of forgotten customers, dropped
-    rows = [
-        (f.feed, f.files_new, f.files_skipped, f.lines, f.accepted, f.rejected, *([f.erased] if erased else []))
-        for f in report.feeds.values()
-    ]
+    rows = [(f.feed, f.files_new, f.files_skipped, f.lines, f.accepted, f.rejected, *([f.erased] if erased else [])) for f in report.feeds.values()]
     columns = ["feed", "new files", "skipped", "lines", "accepted", "rejected", *(["erased"] if erased else [])]
     console.print(table(f"Ingest {report.run_id}", columns, rows))
     for feed in report.feeds.values():
@@ -85,12 +87,25 @@ def print_run(report: RunReport) -> None:
     if report.ingest:
         print_ingest(report.ingest)
     rows = [
-        (t.zone, t.name, t.status, t.rows_in, t.rows_out, f"{t.duration_s:.2f}s",
-         sum(c.passed for c in t.checks) if t.checks else "", _failed_checks(t) or t.note)
+        (
+            t.zone,
+            t.name,
+            t.status,
+            t.rows_in,
+            t.rows_out,
+            f"{t.duration_s:.2f}s",
+            sum(c.passed for c in t.checks) if t.checks else "",
+            _failed_checks(t) or t.note,
+        )
         for t in report.tables
     ]
-    console.print(table(f"Run {report.run_id} · engine {report.engine} · consent scope {report.consent_scope}",
-                        ["zone", "table", "status", "rows in", "rows out", "time", "checks passed", "notes"], rows))
+    console.print(
+        table(
+            f"Run {report.run_id} · engine {report.engine} · consent scope {report.consent_scope}",
+            ["zone", "table", "status", "rows in", "rows out", "time", "checks passed", "notes"],
+            rows,
+        )
+    )
     print_funnel(report.funnel)
     if not report.changed:
         console.print("Nothing new: every table is up to date (no-op).")
@@ -115,9 +130,13 @@ def generate(
     customers: Annotated[int, typer.Option(help="Number of customers.")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same bytes.")] = 0,
     defects: Annotated[bool, typer.Option("--defects", help="Add what real feeds also carry (broken lines, ...).")] = False,
-    shape: Annotated[str, typer.Option(
-        "--shape", help="files: many files of 1000 customers each; export: one large file per feed, spaced customer records.",
-    )] = "files",
+    shape: Annotated[
+        str,
+        typer.Option(
+            "--shape",
+            help="files: many files of 1000 customers each; export: one large file per feed, spaced customer records.",
+        ),
+    ] = "files",
     as_json: JsonOption = False,
 ) -> None:
     """Generate realistic feeds shaped like real STEDI exports."""
@@ -129,14 +148,22 @@ def generate(
     if as_json:
         emit_json({"root": str(result.root), "files": result.files, "records": result.records, "bytes": result.bytes})
         return
-    console.print(table(f"Generated {result.bytes / 1e6:.1f} MB in {out}", ["feed", "files", "records"],
-                        [(feed, result.files[feed], result.records[feed]) for feed in result.files]))
+    console.print(
+        table(
+            f"Generated {result.bytes / 1e6:.1f} MB in {out}",
+            ["feed", "files", "records"],
+            [(feed, result.files[feed], result.records[feed]) for feed in result.files],
+        )
+    )
 
 
 @app.command("ingest")
 def ingest_command(
     source: Annotated[str, typer.Argument(help="Folder or s3://bucket/prefix holding customer/, accelerometer/, step_trainer/.")],
-    lake: LakeOption = None, engine: EngineOption = "duckdb", wait: WaitOption = False, as_json: JsonOption = False,
+    lake: LakeOption = None,
+    engine: EngineOption = "duckdb",
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Ingest new feed files into the landing zone (idempotent, incremental)."""
     from stedi.engines import open_engine
@@ -158,8 +185,11 @@ def ingest_command(
 @app.command("run")
 def run_command(
     source: Annotated[Optional[str], typer.Argument(help="Ingest this source (a folder or s3://bucket/prefix) first.")] = None,
-    lake: LakeOption = None, engine: EngineOption = "duckdb", consent_scope: ScopeOption = None,
-    wait: WaitOption = False, as_json: JsonOption = False,
+    lake: LakeOption = None,
+    engine: EngineOption = "duckdb",
+    consent_scope: ScopeOption = None,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Ingest SOURCE (if given), then build the trusted and curated zones behind quality gates."""
     from stedi.engines import open_engine
@@ -191,21 +221,31 @@ def status_command(lake: LakeOption = None, as_json: JsonOption = False) -> None
     if as_json:
         emit_json(result)
         return
-    console.print(table(f"Lake {the_lake.location}", ["table", "rows", "snapshots", "last commit (UTC)", "by run"],
-                        [(t["table"], t["rows"], t["snapshots"], t["last_commit"], t["run_id"]) for t in result["tables"]]))
+    console.print(
+        table(
+            f"Lake {the_lake.location}",
+            ["table", "rows", "snapshots", "last commit (UTC)", "by run"],
+            [(t["table"], t["rows"], t["snapshots"], t["last_commit"], t["run_id"]) for t in result["tables"]],
+        )
+    )
     if result["pending_erasure"]:
-        console.print(f"[red]The erasure {result['pending_erasure']} is unfinished:[/] the next `stedi forget`, `stedi ingest` "
-                      "or `stedi run` finishes it before anything else.")
+        console.print(
+            f"[red]The erasure {result['pending_erasure']} is unfinished:[/] the next `stedi forget`, `stedi ingest` "
+            "or `stedi run` finishes it before anything else."
+        )
     if result["last_ingest"]:
         i = result["last_ingest"]
         console.print(display.safe(f"Last ingest {i['run_id']}: {i['files']} files, {i['accepted']} accepted, {i['rejected']} rejected"))
     last = result["last_run"]
     if last:
         interrupted = " · interrupted, completed by the next command" if last.get("interrupted") else ""
-        console.print(table(f"Last run {last['run_id']} · engine {last['engine']} · consent scope {last['consent_scope']}{interrupted}",
-                            ["table", "status", "check", "severity", "violations", "judged"],
-                            [(t["name"], t["status"], c["name"], c["severity"], c["violations"], c.get("judged", "all rows"))
-                             for t in last["tables"] for c in t["checks"]]))
+        console.print(
+            table(
+                f"Last run {last['run_id']} · engine {last['engine']} · consent scope {last['consent_scope']}{interrupted}",
+                ["table", "status", "check", "severity", "violations", "judged"],
+                [(t["name"], t["status"], c["name"], c["severity"], c["violations"], c.get("judged", "all rows")) for t in last["tables"] for c in t["checks"]],
+            )
+        )
 
 
 @app.command("history")
@@ -220,18 +260,28 @@ def history_command(table_name: Annotated[str, typer.Argument(metavar="TABLE")],
     if as_json:
         emit_json(snapshots)
         return
-    console.print(table(f"History of {table_name}", ["snapshot", "committed (UTC)", "operation", "run", "rows"],
-                        [(s["snapshot_id"], s["committed_at"], s["operation"], s["run_id"], s["rows"]) for s in snapshots]))
+    console.print(
+        table(
+            f"History of {table_name}",
+            ["snapshot", "committed (UTC)", "operation", "run", "rows"],
+            [(s["snapshot_id"], s["committed_at"], s["operation"], s["run_id"], s["rows"]) for s in snapshots],
+        )
+    )
 
 
 @app.command("query")
 def query_command(
     sql: Annotated[str, typer.Argument(help="A read-only SELECT over the lake's tables by their plain names.")],
-    lake: LakeOption = None, limit: Annotated[int, typer.Option(min=0, help="Rows to show in the table view.")] = 50,
-    as_of: Annotated[Optional[str], typer.Option(
-        "--as-of", metavar="TIMESTAMP",
-        help="Time travel: every table as it was then (ISO 8601, UTC unless an offset is given, or epoch ms).",
-    )] = None,
+    lake: LakeOption = None,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to show in the table view.")] = 50,
+    as_of: Annotated[
+        Optional[str],
+        typer.Option(
+            "--as-of",
+            metavar="TIMESTAMP",
+            help="Time travel: every table as it was then (ISO 8601, UTC unless an offset is given, or epoch ms).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read-only SQL over the lake (DuckDB): the local stand-in for Athena."""
@@ -255,28 +305,41 @@ def query_command(
 
 def print_erasure(report: ErasureReport) -> None:
     verb = "would remove" if report.dry_run else "rows removed"
-    console.print(table(f"{'Dry run of erasure' if report.dry_run else 'Erasure'} {report.erasure_id}",
-                        ["table", verb, "data files rewritten"],
-                        [(t.name, t.rows, len(t.files)) for t in report.tables]))
+    console.print(
+        table(
+            f"{'Dry run of erasure' if report.dry_run else 'Erasure'} {report.erasure_id}",
+            ["table", verb, "data files rewritten"],
+            [(t.name, t.rows, len(t.files)) for t in report.tables],
+        )
+    )
     found = len(report.requested) - len(report.unknown)
     rows = sum(report.rows_removed.values())
     tables = sum(1 for n in report.rows_removed.values() if n)
     if report.unknown:
         console.print(display.safe(f"not found in the lake ({len(report.unknown)}): {', '.join(report.unknown)}"), style="yellow")
     if report.shared_serial_numbers:
-        console.print(f"{report.shared_serial_numbers} of their serial numbers are shared with other customers: "
-                      "the Step Trainer readings of those numbers cannot be told apart and go too.")
+        console.print(
+            f"{report.shared_serial_numbers} of their serial numbers are shared with other customers: "
+            "the Step Trainer readings of those numbers cannot be told apart and go too."
+        )
     if report.dry_run:
-        console.print(f"Dry run, nothing changed: forgetting {found} of {len(report.requested)} customer(s) would remove "
-                      f"{rows} rows from {tables} table(s), rewrite {report.files_rewritten} data file(s) and expire "
-                      f"{report.snapshots_expired} snapshot(s).")
+        console.print(
+            f"Dry run, nothing changed: forgetting {found} of {len(report.requested)} customer(s) would remove "
+            f"{rows} rows from {tables} table(s), rewrite {report.files_rewritten} data file(s) and expire "
+            f"{report.snapshots_expired} snapshot(s)."
+        )
         return
-    console.print(f"[green]Forgot {found} of {len(report.requested)} customer(s):[/] {rows} rows removed from {tables} table(s); "
-                  f"{report.files_deleted} file(s) deleted; {report.snapshots_expired} older snapshot(s) expired. "
-                  f"Tombstoned so no ingest brings them back. Audit record: _stedi/erasures/{report.erasure_id}.json")
+    console.print(
+        f"[green]Forgot {found} of {len(report.requested)} customer(s):[/] {rows} rows removed from {tables} table(s); "
+        f"{report.files_deleted} file(s) deleted; {report.snapshots_expired} older snapshot(s) expired. "
+        f"Tombstoned so no ingest brings them back. Audit record: _stedi/erasures/{report.erasure_id}.json"
+    )
     if report.unreproducible_runs:
-        console.print(f"The training data of {len(report.unreproducible_runs)} earlier run(s) held these customers and can no "
-                      f"longer be exported: {', '.join(report.unreproducible_runs)}", style="yellow")
+        console.print(
+            f"The training data of {len(report.unreproducible_runs)} earlier run(s) held these customers and can no "
+            f"longer be exported: {', '.join(report.unreproducible_runs)}",
+            style="yellow",
+        )
 
 
 @app.command("forget")
@@ -284,7 +347,9 @@ def forget_command(
     emails: Annotated[Optional[list[str]], typer.Argument(metavar="EMAIL...", help="Emails of the customers to forget.")] = None,
     file: Annotated[Optional[Path], typer.Option("--file", help="A file of emails, one a line (# comments).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; change nothing.")] = False,
-    lake: LakeOption = None, wait: WaitOption = False, as_json: JsonOption = False,
+    lake: LakeOption = None,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """The right to erasure: remove customers from every table of every zone, for good."""
     from stedi.erasure import forget, read_email_file
@@ -309,11 +374,17 @@ def export_command(
     fmt: Annotated[str, typer.Option("--format", help=f"File format: {' or '.join(EXPORT_FORMATS)}.")] = "parquet",
     run_id: Annotated[Optional[str], typer.Option("--run", metavar="RUN_ID", help="The training data of that run.")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", metavar="TIMESTAMP", help="The training data as it was then.")] = None,
-    split: Annotated[Optional[float], typer.Option(
-        "--split-by-customer", metavar="FRACTION", help="Split train/test by customer, e.g. 0.8 for 80% of customers in train.",
-    )] = None,
+    split: Annotated[
+        Optional[float],
+        typer.Option(
+            "--split-by-customer",
+            metavar="FRACTION",
+            help="Split train/test by customer, e.g. 0.8 for 80% of customers in train.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the customer split.")] = 0,
-    lake: LakeOption = None, as_json: JsonOption = False,
+    lake: LakeOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Export machine_learning_curated with a manifest that makes the training data reproducible."""
     from stedi.export import export
@@ -325,12 +396,19 @@ def export_command(
     if as_json:
         emit_json(manifest)
         return
-    console.print(table(f"Exported {manifest['table']} to {out}", ["file", "rows", "customers", "content sha256"],
-                        [(f["file"], f["rows"], f["customers"], f["content_sha256"][:16]) for f in manifest["files"]]))
-    console.print(display.safe(
-        f"run {manifest['run_id']} · snapshot {manifest['snapshot_id']} · consent scope {manifest['consent_scope']} · "
-        f"{manifest['rows']} rows · content sha256 {manifest['content_sha256']} · manifest {out}/manifest.json"
-    ))
+    console.print(
+        table(
+            f"Exported {manifest['table']} to {out}",
+            ["file", "rows", "customers", "content sha256"],
+            [(f["file"], f["rows"], f["customers"], f["content_sha256"][:16]) for f in manifest["files"]],
+        )
+    )
+    console.print(
+        display.safe(
+            f"run {manifest['run_id']} · snapshot {manifest['snapshot_id']} · consent scope {manifest['consent_scope']} · "
+            f"{manifest['rows']} rows · content sha256 {manifest['content_sha256']} · manifest {out}/manifest.json"
+        )
+    )
 
 
 @app.command()
@@ -360,7 +438,7 @@ def demo(
         "FROM machine_learning_curated GROUP BY customer_key ORDER BY readings DESC LIMIT 5"
     )
     columns, rows = query_lake(the_lake, sample)
-    console.print(f"\n$ stedi query \"{sample}\"")
+    console.print(f'\n$ stedi query "{sample}"')
     console.print(table("machine_learning_curated, per pseudonymous customer", columns, rows))
     report.raise_if_failed()
 

@@ -105,8 +105,13 @@ def command_group(help: str) -> typer.Typer:
     return typer.Typer(cls=Commands, help=help, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 
 
-LakeOption = Annotated[Optional[str], typer.Option(
-    "--lake", envvar=LAKE_ENV, help="Lake root: a folder or s3://bucket/prefix (default ./lakehouse, or `lake` in stedi.toml).",
-)]
+LakeOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--lake",
+        envvar=LAKE_ENV,
+        help="Lake root: a folder or s3://bucket/prefix (default ./lakehouse, or `lake` in stedi.toml).",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 WaitOption = Annotated[bool, typer.Option("--wait", help="Wait for another writer instead of failing.")]

@@ -122,10 +122,8 @@ def load_config() -> Config:
         catalog_uri=first(env("STEDI_CATALOG_URI"), data.get("catalog_uri")),
         secret_file=first(env("STEDI_SECRET_FILE"), data.get("secret_file")),
         region=first(env("AWS_REGION"), env("AWS_DEFAULT_REGION"), aws.get("region")),
-        s3_endpoint=first(env("STEDI_S3_ENDPOINT"), env("AWS_ENDPOINT_URL_S3"), common_endpoint,
-                          aws.get("s3_endpoint"), aws.get("endpoint")),
-        glue_endpoint=first(env("STEDI_GLUE_ENDPOINT"), env("AWS_ENDPOINT_URL_GLUE"), common_endpoint,
-                            aws.get("glue_endpoint"), aws.get("endpoint")),
+        s3_endpoint=first(env("STEDI_S3_ENDPOINT"), env("AWS_ENDPOINT_URL_S3"), common_endpoint, aws.get("s3_endpoint"), aws.get("endpoint")),
+        glue_endpoint=first(env("STEDI_GLUE_ENDPOINT"), env("AWS_ENDPOINT_URL_GLUE"), common_endpoint, aws.get("glue_endpoint"), aws.get("endpoint")),
         anonymous=anonymous,
         source=source,
     )

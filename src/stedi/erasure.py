@@ -173,9 +173,7 @@ def _plan_table(
     plan.found = found
     condition = match_sql(columns) or "false"
     with_names = source.replace("union_by_name = true", "union_by_name = true, filename = true")
-    held = dict(conn.execute(
-        f"SELECT filename, count(*) FILTER (WHERE {condition}) FROM {with_names} WHERE {touched_sql(columns)} GROUP BY ALL"
-    ).fetchall())
+    held = dict(conn.execute(f"SELECT filename, count(*) FILTER (WHERE {condition}) FROM {with_names} WHERE {touched_sql(columns)} GROUP BY ALL").fetchall())
     current = set(lake.state(name).files)
     plan.files = {path: rows for path, rows in held.items() if path in current}
     plan.expire = [s.snapshot_id for s in snapshots if s.mentioned & held.keys()]
@@ -201,9 +199,7 @@ def _rewrite_file(conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, path: 
     return new_path
 
 
-def _properties(
-    erasure_id: str, parent: dict[str, str], parent_id: int | None, changed: bool, renamed: dict[str, tuple[int, int]]
-) -> dict[str, str]:
+def _properties(erasure_id: str, parent: dict[str, str], parent_id: int | None, changed: bool, renamed: dict[str, tuple[int, int]]) -> dict[str, str]:
     """The summary of the snapshot an erasure leaves. When the rows changed, the inputs stay those
     the rows were built from (so the next run rebuilds the table); when they did not, the table
     names the snapshot it stands for, and inputs that were only re-committed are renamed."""
@@ -358,12 +354,11 @@ def _carry_out(lake: Lake, report: ErasureReport, tombstones: Tombstones, keys: 
         added = [new for path, rows in plan.files.items() if (new := _rewrite_file(conn, lake, plan.name, path, rows))]
         changed = bool(plan.files)
         properties = _properties(report.erasure_id, state.properties, state.snapshot_id, changed, renamed)
-        expired = report.expired.get(plan.name, []) + [
-            {"snapshot_id": sid, "committed_ms": committed[sid]} for sid in plan.expire if sid in committed
-        ]
+        expired = report.expired.get(plan.name, []) + [{"snapshot_id": sid, "committed_ms": committed[sid]} for sid in plan.expire if sid in committed]
         progress = {"erasure_id": report.erasure_id, "rows_removed": plan.rows_earlier + plan.rows_now, "expired": expired}
-        head = rewrite(lake, plan.name, properties, remove=plan.files, add=added, expire=plan.expire,
-                       table_properties={PROGRESS_PROPERTY: json.dumps(progress)})
+        head = rewrite(
+            lake, plan.name, properties, remove=plan.files, add=added, expire=plan.expire, table_properties={PROGRESS_PROPERTY: json.dumps(progress)}
+        )
         if not changed and head != state.snapshot_id and state.snapshot_id is not None and head is not None:
             renamed[plan.name] = (state.snapshot_id, head)
         retained = {s.snapshot_id for s in snapshot_files(lake, plan.name)}
@@ -388,6 +383,7 @@ def _runs_touching(lake: Lake, expired: dict[str, list[dict]]) -> list[str]:
     """The runs whose training data an expiry took: `stedi export --run` cannot give it back."""
     gone = {e["snapshot_id"] for e in expired.get(TRAINING_TABLE, [])}
     return sorted(
-        record["run_id"] for record in records.read_all(lake.storage, RUNS)
+        record["run_id"]
+        for record in records.read_all(lake.storage, RUNS)
         if any(t.get("name") == TRAINING_TABLE and t.get("output_snapshot") in gone for t in record.get("tables", []))
     )

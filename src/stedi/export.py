@@ -84,9 +84,7 @@ def resolve(lake: Lake, run_id: str | None = None, as_of: str | None = None) -> 
 def content_hash(conn: duckdb.DuckDBPyConnection, relation: str, columns: list[str]) -> tuple[int, str]:
     """Row count and an order-independent hash of a relation's rows (see HASH_METHOD)."""
     row_text = " || chr(31) || ".join(f"coalesce(CAST({quote(c)} AS VARCHAR), '\\N')" for c in columns)
-    count, digest = one_row(
-        conn, f"SELECT count(*), sha256(coalesce(string_agg(h, '' ORDER BY h), '')) FROM (SELECT sha256({row_text}) AS h FROM {relation})"
-    )
+    count, digest = one_row(conn, f"SELECT count(*), sha256(coalesce(string_agg(h, '' ORDER BY h), '')) FROM (SELECT sha256({row_text}) AS h FROM {relation})")
     return count, digest
 
 
@@ -119,8 +117,13 @@ def _file_sha256(path: Path) -> str:
 
 
 def export(
-    lake: Lake, out: str, fmt: str = "parquet", run_id: str | None = None, as_of: str | None = None,
-    split: float | None = None, seed: int = 0,
+    lake: Lake,
+    out: str,
+    fmt: str = "parquet",
+    run_id: str | None = None,
+    as_of: str | None = None,
+    split: float | None = None,
+    seed: int = 0,
 ) -> dict:
     """Write the ML table (at the chosen snapshot) and manifest.json into `out`; returns the manifest."""
     lake.require()
@@ -129,8 +132,10 @@ def export(
     if split is not None and not 0 < split < 1:
         raise ExportError(f"--split-by-customer must be a fraction between 0 and 1 (exclusive), not {split}")
     if pending_erasure(lake):
-        raise ExportError(f"the erasure {pending_erasure(lake)} is unfinished, and the training data may still hold its "
-                          "customers: `stedi forget` or `stedi run` finishes it, then export")
+        raise ExportError(
+            f"the erasure {pending_erasure(lake)} is unfinished, and the training data may still hold its "
+            "customers: `stedi forget` or `stedi run` finishes it, then export"
+        )
     source = resolve(lake, run_id, as_of)
     state = lake.state(ML_TABLE, source.snapshot_id)
     columns = lake.columns(ML_TABLE)
@@ -156,7 +161,7 @@ def export(
     if split is None:
         files.append(write(ML_TABLE, ML_TABLE))
     else:
-        keys = sorted(k for k, in conn.execute(f"SELECT DISTINCT customer_key FROM {ML_TABLE}").fetchall())
+        keys = sorted(k for (k,) in conn.execute(f"SELECT DISTINCT customer_key FROM {ML_TABLE}").fetchall())
         sides = split_sides(keys, split, seed)
         conn.register("customer_sides", pa.table({"customer_key": list(sides), "side": list(sides.values())}))
         parts = {}
@@ -178,9 +183,7 @@ def export(
         "snapshot_id": source.snapshot_id,
         "snapshot_committed_at": utc_text(snapshot.timestamp_ms) if snapshot else None,
         "inputs": inputs,
-        "run_tables": {
-            t["name"]: {"output_snapshot": t.get("output_snapshot"), "inputs": t.get("inputs", {})} for t in run.get("tables", [])
-        },
+        "run_tables": {t["name"]: {"output_snapshot": t.get("output_snapshot"), "inputs": t.get("inputs", {})} for t in run.get("tables", [])},
         "consent_scope": properties.get(SCOPE_PROPERTY) or run.get("consent_scope"),
         "schema": [{"name": name, "type": kind} for name, kind in columns],
         "rows": rows,

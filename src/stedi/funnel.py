@@ -68,7 +68,10 @@ class ReadingFunnel:
 
 
 READING_FEEDS = {
-    "accelerometer": ReadingFunnel("accelerometer_landing", "accelerometer_trusted", f"""
+    "accelerometer": ReadingFunnel(
+        "accelerometer_landing",
+        "accelerometer_trusted",
+        f"""
         WITH attributed AS (
             SELECT reading.*, coalesce(lower(trim(reading.user)), owner.email) AS customer_email,
                    CASE WHEN reading.user IS NULL THEN owner.customers END AS serial_customers
@@ -80,8 +83,12 @@ READING_FEEDS = {
                                   AND $scope = 'since-consent' AND timestamp < customer.shareWithResearchAsOfDate) AS out_of_scope,
                count(*) FILTER (WHERE customer.email IS NOT NULL
                                   AND NOT ($scope = 'since-consent' AND timestamp < customer.shareWithResearchAsOfDate)) AS in_scope
-        FROM attributed LEFT JOIN customer_trusted AS customer ON customer.email = attributed.customer_email"""),
-    "step_trainer": ReadingFunnel("step_trainer_landing", "step_trainer_trusted", f"""
+        FROM attributed LEFT JOIN customer_trusted AS customer ON customer.email = attributed.customer_email""",
+    ),
+    "step_trainer": ReadingFunnel(
+        "step_trainer_landing",
+        "step_trainer_trusted",
+        f"""
         WITH curated_owner AS (  -- each serial number's owner, if curated: readings are joined once, not twice
             SELECT owner.serialNumber, owner.customers, customer.email, customer.shareWithResearchAsOfDate AS consent
             FROM serial_number_owners AS owner
@@ -93,12 +100,14 @@ READING_FEEDS = {
                count(*) FILTER (WHERE coalesce(customers, 0) <= 1 AND email IS NULL) AS no_consent,
                count(*) FILTER (WHERE email IS NOT NULL AND $scope = 'since-consent' AND sensorReadingTime < consent) AS out_of_scope,
                count(*) FILTER (WHERE email IS NOT NULL AND NOT ($scope = 'since-consent' AND sensorReadingTime < consent)) AS in_scope
-        FROM attributed""", growth_affects={
-        # A customer newly curated (new phone readings) takes the readings of their serial number along.
-        "customers_curated": f"""
+        FROM attributed""",
+        growth_affects={
+            # A customer newly curated (new phone readings) takes the readings of their serial number along.
+            "customers_curated": f"""
             SELECT * FROM {READINGS} WHERE serialNumber IN (
                 SELECT serialNumber FROM serial_number_owners WHERE email IN (SELECT email FROM {added_name("customers_curated")}))""",
-    }),
+        },
+    ),
 }
 FATES = ("ambiguous_serial", "no_consent", "out_of_scope", "in_scope")
 
@@ -128,9 +137,7 @@ def funnel(lake: Lake, scope: str, last: dict | None = None) -> dict[str, dict[s
             recount = _recount_since(lake, reading, tables, snapshots) if feed in counted else None
             result[feed] = _reading_counts(lake, conn, reading, tables, scope, counted.get(feed), recount)
     if "machine_learning_curated" in tables:
-        result["machine_learning"] = {
-            "machine_learning_curated": tables["machine_learning_curated"].rows, **_row(conn, MACHINE_LEARNING_SQL)
-        }
+        result["machine_learning"] = {"machine_learning_curated": tables["machine_learning_curated"].rows, **_row(conn, MACHINE_LEARNING_SQL)}
     conn.close()
     return result
 
@@ -145,8 +152,13 @@ class Recount:
 
 
 def _reading_counts(
-    lake: Lake, conn: duckdb.DuckDBPyConnection, reading: ReadingFunnel, tables: dict[str, TableState], scope: str,
-    counted: dict[str, int] | None, recount: Recount | None,
+    lake: Lake,
+    conn: duckdb.DuckDBPyConnection,
+    reading: ReadingFunnel,
+    tables: dict[str, TableState],
+    scope: str,
+    counted: dict[str, int] | None,
+    recount: Recount | None,
 ) -> dict[str, int]:
     """A reading feed's funnel: all its readings counted, or the last counts brought up to date."""
     columns = lake.columns(reading.landing)
@@ -162,10 +174,13 @@ def _reading_counts(
         register_tables(conn, {name: TableInput(then, lake.columns(name)) for name, then in recount.grown.items()})
         for name, then in sorted(recount.grown.items()):
             now = TableInput(tables[name].files, lake.columns(name))
-            register_tables(conn, {
-                READINGS: TableInput(recount.counted, columns),
-                added_name(name): TableInput(_without(now.files, then), now.columns),
-            })
+            register_tables(
+                conn,
+                {
+                    READINGS: TableInput(recount.counted, columns),
+                    added_name(name): TableInput(_without(now.files, then), now.columns),
+                },
+            )
             conn.execute(f"CREATE OR REPLACE TEMP TABLE affected_readings AS {reading.growth_affects[name]}")
             conn.execute(f"CREATE OR REPLACE VIEW {READINGS} AS SELECT * FROM affected_readings")
             before = _row(conn, reading.fates_sql, {"scope": scope})
@@ -187,9 +202,7 @@ def _reading_counts(
     }
 
 
-def _recount_since(
-    lake: Lake, reading: ReadingFunnel, tables: dict[str, TableState], snapshots: dict[str, int | None]
-) -> Recount | None:
+def _recount_since(lake: Lake, reading: ReadingFunnel, tables: dict[str, TableState], snapshots: dict[str, int | None]) -> Recount | None:
     """How a feed's readings changed since they were counted at `snapshots`, when the last counts
     can be built on: its landing table only gained files, and each table that decides a reading's
     fate holds the same files, or only gained some and names the readings that affects. None when

@@ -352,9 +352,7 @@ def _customer_lines(customers: _Customers, picker: _Picker | None, spaced: bool)
     return _repeat_and_space(lines, picker, _CUSTOMER_DEFECTS.duplicate_rate)
 
 
-def _consent_change_lines(
-    customers: _Customers, revoked: np.ndarray, granted: np.ndarray, rng: np.random.Generator, spaced: bool
-) -> pa.Array:
+def _consent_change_lines(customers: _Customers, revoked: np.ndarray, granted: np.ndarray, rng: np.random.Generator, spaced: bool) -> pa.Array:
     """Later records of the same customers: revoked ones lose the research key, granted ones gain it."""
     rows = np.sort(np.concatenate([revoked, granted]))
     last_update = customers.last_update()[rows] + rng.integers(_DAY_MS, 30 * _DAY_MS, size=len(rows))
@@ -440,9 +438,7 @@ class _RenderedBatch:
     step_trainer: pa.Array
 
 
-def _write_readings(
-    landing: dict[str, Path], customers: _Customers, seed: int, defects: bool, customers_per_file: int, tally: _Tally
-) -> np.ndarray:
+def _write_readings(landing: dict[str, Path], customers: _Customers, seed: int, defects: bool, customers_per_file: int, tally: _Tally) -> np.ndarray:
     """Write the accelerometer and Step Trainer files; returns each customer's mid-readings time."""
     count = len(customers.serial)
     chunks = math.ceil(count / customers_per_file)
@@ -470,9 +466,7 @@ def _write_readings(
     return consent_between
 
 
-def _render_in_order(
-    customers: _Customers, batches: list[_Batch], seed: int, defects: bool
-) -> Iterator[tuple[_Batch, _RenderedBatch]]:
+def _render_in_order(customers: _Customers, batches: list[_Batch], seed: int, defects: bool) -> Iterator[tuple[_Batch, _RenderedBatch]]:
     """Render batches on worker threads (NumPy and Arrow kernels release the GIL) and hand them back
     in order, with a bounded lookahead so memory stays flat however large the feed."""
     with ThreadPoolExecutor(_WORKERS) as pool:

@@ -96,9 +96,19 @@ def identity_columns(columns: Iterable[str]) -> dict[str, list[str]]:
     roles: dict[str, list[str]] = {"email": [], "serial": [], "key": [], "text": [], "path": []}
     for name in columns:
         lowered = name.lower()
-        role = ("email" if lowered in EMAIL_COLUMNS else "serial" if lowered == SERIAL_COLUMN else
-                "key" if lowered == KEY_COLUMN else "text" if lowered in TEXT_COLUMNS else
-                "path" if lowered in PATH_COLUMNS else None)
+        role = (
+            "email"
+            if lowered in EMAIL_COLUMNS
+            else "serial"
+            if lowered == SERIAL_COLUMN
+            else "key"
+            if lowered == KEY_COLUMN
+            else "text"
+            if lowered in TEXT_COLUMNS
+            else "path"
+            if lowered in PATH_COLUMNS
+            else None
+        )
         if role:
             roles[role].append(name)
     return roles
@@ -118,16 +128,18 @@ class Identities:
         return bool(self.emails or self.serials or self.keys or self.texts or self.paths)
 
     def register(self, conn: duckdb.DuckDBPyConnection) -> None:
-        for name, values in (("erase_emails", self.emails), ("erase_serials", self.serials), ("erase_keys", self.keys),
-                             ("erase_texts", self.texts)):
+        for name, values in (("erase_emails", self.emails), ("erase_serials", self.serials), ("erase_keys", self.keys), ("erase_texts", self.texts)):
             conn.register(name, pa.table({"value": pa.array(sorted(values), pa.string())}))
-        conn.register("erase_paths", pa.table({"value": pa.array(list(self.paths), pa.string()),
-                                               "redacted": pa.array(list(self.paths.values()), pa.string())}))
+        conn.register("erase_paths", pa.table({"value": pa.array(list(self.paths), pa.string()), "redacted": pa.array(list(self.paths.values()), pa.string())}))
 
 
 def find_identities(
-    conn: duckdb.DuckDBPyConnection, source: str, columns: Iterable[str],
-    erased: Callable[[str, str], bool], redact: Callable[[str], str], keys: Iterable[str] = (),
+    conn: duckdb.DuckDBPyConnection,
+    source: str,
+    columns: Iterable[str],
+    erased: Callable[[str, str], bool],
+    redact: Callable[[str], str],
+    keys: Iterable[str] = (),
 ) -> Identities:
     """The identity values in `source` (a relation with `columns`) that `erased(kind, value)` says
     belong to forgotten people (kind: "email" or "serial", value normalized); `keys` are the
@@ -136,7 +148,7 @@ def find_identities(
     found = Identities(keys=set(keys))
 
     def distinct(sql: str) -> list[str]:
-        return [v for v, in conn.execute(sql).fetchall() if v is not None]
+        return [v for (v,) in conn.execute(sql).fetchall() if v is not None]
 
     for column in roles["email"]:
         found.emails |= {v for v in distinct(f"SELECT DISTINCT lower(trim({quote(column)})) FROM {source}") if erased("email", v)}
@@ -183,10 +195,7 @@ def touched_sql(columns: Iterable[str]) -> str:
 def kept_rows_sql(source: str, columns: list[str]) -> str:
     """The rows of `source` that stay, with file names that name the people redacted."""
     condition = match_sql(columns)
-    replaced = [
-        f"coalesce((SELECT redacted FROM erase_paths WHERE value = {quote(c)}), {quote(c)}) AS {quote(c)}"
-        for c in identity_columns(columns)["path"]
-    ]
+    replaced = [f"coalesce((SELECT redacted FROM erase_paths WHERE value = {quote(c)}), {quote(c)}) AS {quote(c)}" for c in identity_columns(columns)["path"]]
     select = f"* REPLACE ({', '.join(replaced)})" if replaced else "*"
     return f"SELECT {select} FROM {source}" + (f" WHERE NOT {condition}" if condition else "")
 

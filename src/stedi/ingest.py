@@ -102,6 +102,7 @@ def discover(storage: Storage) -> tuple[dict[str, list[FileInfo]], list[str], di
     def skip(path: str, reason: str) -> None:
         if not path.rsplit("/", 1)[-1].startswith("."):
             skipped[path] = reason
+
     for child in storage.list_dir(root):
         location = storage.join(child)
         if child.startswith((".", "_")) or not storage.is_dir(location):
@@ -138,9 +139,7 @@ def read_ledger(lake: Lake) -> tuple[dict[str, LedgerEntry], set[str]]:
         return {}, set()
     conn = lake.connect()
     register_tables(conn, {LEDGER_TABLE: TableInput(state.files, LEDGER_COLUMNS)})
-    rows = conn.execute(
-        f"SELECT path, size, mtime_ns, sha256, run_id FROM {LEDGER_TABLE} ORDER BY ingested_at, run_id"
-    ).fetchall()
+    rows = conn.execute(f"SELECT path, size, mtime_ns, sha256, run_id FROM {LEDGER_TABLE} ORDER BY ingested_at, run_id").fetchall()
     conn.close()
     return {path: LedgerEntry(size, mtime, sha) for path, size, mtime, sha, _ in rows}, {row[4] for row in rows}
 
@@ -191,9 +190,7 @@ def _batches(files: list[FileInfo]) -> Iterator[list[FileInfo]]:
         yield batch
 
 
-def ingest(
-    lake: Lake, source: str, engine: Engine, on_progress: ProgressCallback | None = None, run_id: str | None = None
-) -> IngestReport:
+def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallback | None = None, run_id: str | None = None) -> IngestReport:
     """Ingest every new feed file under `source`. The caller holds the lake's write lock; what an
     interrupted command left behind (an unfinished erasure first) is repaired before anything else."""
     recover(lake)
@@ -248,10 +245,20 @@ def ingest(
                 feed_report.rejected += rejected
                 feed_report.erased += erased_lines
                 ledger_rows.append(
-                    {"feed": feed.name, "path": tombstones.recorded_path(info.path) if tombstones else info.path,
-                     "size": landed.size, "mtime_ns": landed.mtime_ns, "sha256": landed.sha256, "non_blank_lines": landed.non_blank,
-                     "accepted": accepted, "rejected": rejected, "erased": erased_lines, "problem": landed.problem,
-                     "run_id": run_id, "ingested_at": ingested_at}
+                    {
+                        "feed": feed.name,
+                        "path": tombstones.recorded_path(info.path) if tombstones else info.path,
+                        "size": landed.size,
+                        "mtime_ns": landed.mtime_ns,
+                        "sha256": landed.sha256,
+                        "non_blank_lines": landed.non_blank,
+                        "accepted": accepted,
+                        "rejected": rejected,
+                        "erased": erased_lines,
+                        "problem": landed.problem,
+                        "run_id": run_id,
+                        "ingested_at": ingested_at,
+                    }
                 )
                 done += info.size
             if on_progress:
@@ -268,4 +275,3 @@ def ingest(
         lake.write_parquet(pa.Table.from_pylist(ledger_rows, schema=LEDGER_SCHEMA), ledger_path)
         lake.publish(LEDGER_TABLE, [ledger_path], properties)
     return report
-

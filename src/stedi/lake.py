@@ -57,8 +57,11 @@ ICEBERG_TYPES = {
     "timestamptz": TimestamptzType(),
 }
 ARROW_TYPES = {
-    "string": pa.string(), "long": pa.int64(), "double": pa.float64(),
-    "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"),
+    "string": pa.string(),
+    "long": pa.int64(),
+    "double": pa.float64(),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
 }
 
 # Snapshot summary keys stedi writes on every commit: who made it and from what.
@@ -148,8 +151,9 @@ class Lake:
         if self.catalog_kind == "glue" and not is_s3(self.location):
             raise LakeError(f"the Glue catalog needs a lake on S3 (s3://bucket/prefix), not {self.location}")
         if self.catalog_kind == "sql" and is_s3(self.location) and not self.catalog_uri:
-            raise LakeError("a lake on S3 keeps its catalog in AWS Glue (STEDI_CATALOG=glue) or in a SQL database "
-                            "named by STEDI_CATALOG_URI; SQLite cannot live in S3")
+            raise LakeError(
+                "a lake on S3 keeps its catalog in AWS Glue (STEDI_CATALOG=glue) or in a SQL database named by STEDI_CATALOG_URI; SQLite cannot live in S3"
+            )
         self._loaded: dict[str, Table] = {}
         self.interrupted_before = False  # set by `writing`
         self._states: dict[tuple[str, int], TableState] = {}
@@ -235,16 +239,16 @@ class Lake:
         with owner_only_files(), self._exclusive(wait=True):
             strays = {name: location for name, location in metadata_locations(catalog).items() if not self.holds(location)}
             relocations = {name: self._relocation(name, location) for name, location in strays.items()}
-            set_metadata_locations(catalog, {
-                name: (relocation.write(), relocation.move(relocation.previous)) for name, relocation in relocations.items()
-            })
+            set_metadata_locations(catalog, {name: (relocation.write(), relocation.move(relocation.previous)) for name, relocation in relocations.items()})
 
     def _relocation(self, name: str, metadata_location: str) -> Relocation:
         """The table's metadata tree, read from this folder, ready to be written re-rooted."""
         old_root = lake_root_of(metadata_location)
         if old_root is None:
-            raise LakeError(f"the table '{name}' of the lake at {self.location} is kept at {metadata_location}, "
-                            "outside the lake; stedi reads and writes only a lake's own tables")
+            raise LakeError(
+                f"the table '{name}' of the lake at {self.location} is kept at {metadata_location}, "
+                "outside the lake; stedi reads and writes only a lake's own tables"
+            )
         try:
             return Relocation(PyArrowFileIO(), metadata_location, self._mover(old_root))
         except FileNotFoundError as missing:
@@ -262,9 +266,10 @@ class Lake:
             if self.holds(path):
                 return path
             if within(path, old_root):
-                return root + path[len(old_root):]
-            raise LakeError(f"the lake at {self.location}, moved or copied from {old_root}, has a table file "
-                            f"outside both folders ({location}); nothing was changed")
+                return root + path[len(old_root) :]
+            raise LakeError(
+                f"the lake at {self.location}, moved or copied from {old_root}, has a table file outside both folders ({location}); nothing was changed"
+            )
 
         return move
 
@@ -304,8 +309,9 @@ class Lake:
             except NoSuchTableError:
                 raise LakeError(f"no table '{name}' in the lake at {self.location}") from None
             if not self.holds(table.metadata_location):  # a catalog shared with another lake
-                raise LakeError(f"the table '{name}' is kept at {table.location()}, outside the lake at "
-                                f"{self.location}; stedi reads and writes only a lake's own tables")
+                raise LakeError(
+                    f"the table '{name}' is kept at {table.location()}, outside the lake at {self.location}; stedi reads and writes only a lake's own tables"
+                )
             self._loaded[name] = table
         return self._loaded[name]
 
@@ -319,9 +325,7 @@ class Lake:
     def ensure_table(self, name: str, columns: Iterable[tuple[str, str]]) -> Table:
         if self.has_table(name):
             return self.table(name)
-        schema = Schema(
-            *(NestedField(i, col, ICEBERG_TYPES[kind], required=False) for i, (col, kind) in enumerate(columns, 1))
-        )
+        schema = Schema(*(NestedField(i, col, ICEBERG_TYPES[kind], required=False) for i, (col, kind) in enumerate(columns, 1)))
         self._loaded[name] = self.catalog.create_table(
             (NAMESPACE, name),
             schema=schema,
@@ -366,7 +370,11 @@ class Lake:
         pq.write_table(table, where, filesystem=filesystem, compression="zstd")
 
     def publish(
-        self, name: str, files: list[str], properties: dict[str, str], replace: bool = False,
+        self,
+        name: str,
+        files: list[str],
+        properties: dict[str, str],
+        replace: bool = False,
         remove: Iterable[str] = (),
     ) -> int:
         """Commit new Parquet files to a table in one atomic Iceberg commit; returns the snapshot id.

@@ -159,13 +159,9 @@ def _whole_lines(pieces: Iterator[bytes]) -> Iterator[bytearray]:
 
 # The table both engines judge: the non-blank lines of each file and, for a file that could not be
 # read to its end, a row that says why (no line number, no line).
-LINES_SCHEMA = pa.schema(
-    [("_file", pa.int32()), ("_source_line", pa.int64()), ("line", pa.large_string()), ("problem", pa.string())]
-)
+LINES_SCHEMA = pa.schema([("_file", pa.int32()), ("_source_line", pa.int64()), ("line", pa.large_string()), ("problem", pa.string())])
 # What each file of a stream was, as read: kept apart from its lines, which would each carry it.
-FILE_FACTS_SCHEMA = pa.schema(
-    [("_file", pa.int32()), ("sha256", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("problem", pa.string())]
-)
+FILE_FACTS_SCHEMA = pa.schema([("_file", pa.int32()), ("sha256", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("problem", pa.string())])
 
 
 def _line_batch(index: int, text: bytearray, first_line: int) -> tuple[pa.RecordBatch, int]:
@@ -267,8 +263,13 @@ class FileStream:
             for batch in numbered_lines(index, text):
                 if not _hand_over(chunks, batch, stopped):
                     return
-            self._facts[index] = {"_file": index, "sha256": hashlib.sha256(raw).hexdigest(), "size": read.size,
-                                  "mtime_ns": read.mtime_ns, "problem": text.problem}
+            self._facts[index] = {
+                "_file": index,
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "size": read.size,
+                "mtime_ns": read.mtime_ns,
+                "problem": text.problem,
+            }
         finally:
             _hand_over(chunks, _END_OF_FILE, stopped)
 

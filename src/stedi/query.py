@@ -70,7 +70,10 @@ def lake_connection(lake: Lake, snapshots: Mapping[str, int | None] | None = Non
 
 
 def query_lake(
-    lake: Lake, sql: str, snapshots: Mapping[str, int | None] | None = None, max_rows: int | None = None,
+    lake: Lake,
+    sql: str,
+    snapshots: Mapping[str, int | None] | None = None,
+    max_rows: int | None = None,
 ) -> tuple[list[str], list[tuple]]:
     """Column names and rows (the first `max_rows` of them, if given) of one read-only statement
     over the lake. The result streams: the first rows of the largest table come at once, and

@@ -104,9 +104,7 @@ class Relocation:
         properties = {key: move(value) if key in PATH_PROPERTIES else value for key, value in metadata.properties.items()}
         provider = load_location_provider(move(metadata.location), properties)
         # Iceberg's codec names (gzip, zstd, ...), which pyiceberg's writers map to Avro's; its type names Avro's alone.
-        compression = cast(
-            AvroCompressionCodec, properties.get(TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT)
-        )
+        compression = cast(AvroCompressionCodec, properties.get(TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT))
         commit = uuid.uuid4()
         written: dict[str, ManifestFile] = {}  # by listed path
         snapshots = []
@@ -120,25 +118,29 @@ class Relocation:
                     written[manifest.manifest_path] = self._write_manifest(manifest, schema, target, compression)
             manifest_list = provider.new_metadata_location(f"snap-{snapshot.snapshot_id}-1-{commit}.avro")
             with write_manifest_list(
-                metadata.format_version, self.io.new_output(manifest_list), snapshot.snapshot_id,
-                snapshot.parent_snapshot_id, snapshot.sequence_number, compression,
+                metadata.format_version,
+                self.io.new_output(manifest_list),
+                snapshot.snapshot_id,
+                snapshot.parent_snapshot_id,
+                snapshot.sequence_number,
+                compression,
             ) as writer:
                 writer.add_manifests([written[m.manifest_path] for m in self.listed[snapshot.snapshot_id]])
             snapshots.append(snapshot.model_copy(update={"manifest_list": manifest_list}))
 
-        relocated = metadata.model_copy(update={
-            "location": move(metadata.location),
-            "properties": properties,
-            "snapshots": snapshots,
-            "metadata_log": [
-                *(entry.model_copy(update={"metadata_file": move(entry.metadata_file)}) for entry in metadata.metadata_log),
-                MetadataLogEntry(metadata_file=move(self.previous), timestamp_ms=metadata.last_updated_ms),
-            ],
-            "statistics": [s.model_copy(update={"statistics_path": move(s.statistics_path)}) for s in metadata.statistics],
-            "partition_statistics": [
-                s.model_copy(update={"statistics_path": move(s.statistics_path)}) for s in metadata.partition_statistics
-            ],
-        })
+        relocated = metadata.model_copy(
+            update={
+                "location": move(metadata.location),
+                "properties": properties,
+                "snapshots": snapshots,
+                "metadata_log": [
+                    *(entry.model_copy(update={"metadata_file": move(entry.metadata_file)}) for entry in metadata.metadata_log),
+                    MetadataLogEntry(metadata_file=move(self.previous), timestamp_ms=metadata.last_updated_ms),
+                ],
+                "statistics": [s.model_copy(update={"statistics_path": move(s.statistics_path)}) for s in metadata.statistics],
+                "partition_statistics": [s.model_copy(update={"statistics_path": move(s.statistics_path)}) for s in metadata.partition_statistics],
+            }
+        )
         location = provider.new_table_metadata_file_location(_version(self.previous) + 1)
         ToOutputFile.table_metadata(relocated, self.io.new_output(location))
         return location
@@ -147,7 +149,12 @@ class Relocation:
         spec = self.metadata.specs()[manifest.partition_spec_id]
         assert manifest.added_snapshot_id is not None  # a required field of every manifest list format
         with write_manifest(
-            self.metadata.format_version, spec, schema, self.io.new_output(target), manifest.added_snapshot_id, compression,
+            self.metadata.format_version,
+            spec,
+            schema,
+            self.io.new_output(target),
+            manifest.added_snapshot_id,
+            compression,
         ) as writer:
             for entry in self.entries[manifest.manifest_path]:
                 writer.add_entry(entry)

@@ -86,8 +86,10 @@ class RunReport:
         """GateFailure, naming the tables that failed, when a table failed its quality gates."""
         failed = [t.name for t in self.tables if t.status == "failed"]
         if failed:
-            raise GateFailure(f"run {self.run_id} failed quality gates ({', '.join(failed)}): those tables kept their "
-                              "previous snapshot, and the tables built from them were skipped")
+            raise GateFailure(
+                f"run {self.run_id} failed quality gates ({', '.join(failed)}): those tables kept their "
+                "previous snapshot, and the tables built from them were skipped"
+            )
 
     @property
     def changed(self) -> bool:
@@ -215,8 +217,7 @@ def _query(lake: Lake, model: Model, inputs: Mapping[str, TableState], how: Rebu
     return (*growth_sql(model, sorted(how.grown), [name for name, _ in held.columns]), tables)
 
 
-def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableState], how: Rebuild | Append,
-          run_id: str, settings: pa.Table) -> Written:
+def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableState], how: Rebuild | Append, run_id: str, settings: pa.Table) -> Written:
     stages, sql, tables = _query(lake, model, inputs, how)
     path = lake.new_data_file(model.name, run_id)
     rows = engine.build(sql, tables, settings, path, stages, scratch=lake.scratch, storage=lake.storage)
@@ -299,8 +300,12 @@ TableCallback = Callable[[TableRun], None]
 
 
 def run(
-    lake: Lake, engine: Engine, source: str | None = None, consent_scope: str | None = None,
-    on_progress=None, on_table: TableCallback | None = None,
+    lake: Lake,
+    engine: Engine,
+    source: str | None = None,
+    consent_scope: str | None = None,
+    on_progress=None,
+    on_table: TableCallback | None = None,
 ) -> RunReport:
     """Ingest `source` if given, then build the zones. The caller holds the lake's write lock; what
     an interrupted command left behind (an unfinished erasure first) is repaired before anything else."""
@@ -350,10 +355,7 @@ def recover_interrupted_runs(lake: Lake) -> None:
     holds the lake's write lock."""
     for record in records.read_all(lake.storage, UNFINISHED_RUNS):
         recorded = {table["name"] for table in record["tables"]}
-        late = [
-            published for model in run_order(load_models())
-            if model.name not in recorded and (published := _published_by(lake, model, record["run_id"]))
-        ]
+        late = [published for model in run_order(load_models()) if model.name not in recorded and (published := _published_by(lake, model, record["run_id"]))]
         record["tables"] += [table.as_dict() for table in late]
         if record["changed"] or late:
             records.write(lake.storage, RUNS, record["run_id"], {**record, "changed": True, "interrupted": True})
@@ -372,7 +374,11 @@ def _published_by(lake: Lake, model: Model, run_id: str) -> TableRun | None:
     assert summary is not None  # found by the run id its summary holds
     inputs = json.loads(summary.get(INPUTS_PROPERTY, "{}"))
     return TableRun(
-        model.name, model.zone, "built", inputs, made.snapshot_id,
+        model.name,
+        model.zone,
+        "built",
+        inputs,
+        made.snapshot_id,
         rows_in=sum(_rows_at(lake, name, snapshot_id) for name, snapshot_id in inputs.items()),
         rows_out=int(summary.get("total-records", 0)),
         note="published as the run was interrupted: its check results were not recorded",

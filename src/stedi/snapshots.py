@@ -42,13 +42,15 @@ def snapshot_files(lake: Lake, name: str) -> list[SnapshotFiles]:
                 mentioned.add(entry.data_file.file_path)
                 if entry.status != ManifestEntryStatus.DELETED:
                     live.add(entry.data_file.file_path)
-        found.append(SnapshotFiles(snapshot.snapshot_id, snapshot.timestamp_ms, snapshot.manifest_list,
-                                   frozenset(manifests), frozenset(live), frozenset(mentioned)))
+        found.append(
+            SnapshotFiles(snapshot.snapshot_id, snapshot.timestamp_ms, snapshot.manifest_list, frozenset(manifests), frozenset(live), frozenset(mentioned))
+        )
     return found
 
 
-def rewrite(lake: Lake, name: str, properties: dict[str, str], remove: Iterable[str], add: Iterable[str],
-            expire: Iterable[int], table_properties: dict[str, str]) -> int | None:
+def rewrite(
+    lake: Lake, name: str, properties: dict[str, str], remove: Iterable[str], add: Iterable[str], expire: Iterable[int], table_properties: dict[str, str]
+) -> int | None:
     """Expire the `expire` snapshots and set `table_properties`, in one atomic commit; returns the
     current snapshot id after it.
 

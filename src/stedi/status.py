@@ -21,25 +21,23 @@ def status(lake: Lake) -> dict:
         table = lake.table(name)
         snapshot = table.current_snapshot()
         props = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
-        tables.append({
-            "table": name,
-            "rows": lake.state(name).rows,
-            "snapshots": len(table.snapshots()),
-            "last_commit": _utc(snapshot.timestamp_ms) if snapshot else None,
-            "run_id": props.get(RUN_PROPERTY),
-        })
+        tables.append(
+            {
+                "table": name,
+                "rows": lake.state(name).rows,
+                "snapshots": len(table.snapshots()),
+                "last_commit": _utc(snapshot.timestamp_ms) if snapshot else None,
+                "run_id": props.get(RUN_PROPERTY),
+            }
+        )
     last_ingest = None
     if lake.has_table(LEDGER_TABLE) and lake.state(LEDGER_TABLE).files:
         conn = lake_connection(lake)
-        row = conn.execute(
-            f"SELECT run_id, count(*), sum(accepted), sum(rejected) FROM {LEDGER_TABLE} "
-            "GROUP BY run_id ORDER BY run_id DESC LIMIT 1"
-        ).fetchone()
+        row = conn.execute(f"SELECT run_id, count(*), sum(accepted), sum(rejected) FROM {LEDGER_TABLE} GROUP BY run_id ORDER BY run_id DESC LIMIT 1").fetchone()
         conn.close()
         if row is not None:  # none when the ledger's files hold no row
             last_ingest = dict(zip(["run_id", "files", "accepted", "rejected"], row))
-    return {"lake": lake.location, "tables": tables, "last_ingest": last_ingest, "last_run": latest_run(lake),
-            "pending_erasure": pending_erasure(lake)}
+    return {"lake": lake.location, "tables": tables, "last_ingest": last_ingest, "last_run": latest_run(lake), "pending_erasure": pending_erasure(lake)}
 
 
 def history(lake: Lake, name: str) -> list[dict]:
@@ -47,11 +45,13 @@ def history(lake: Lake, name: str) -> list[dict]:
     rows = []
     for snapshot in table.snapshots():
         summary = snapshot.summary
-        rows.append({
-            "snapshot_id": snapshot.snapshot_id,
-            "committed_at": _utc(snapshot.timestamp_ms),
-            "operation": summary.operation.value if summary else None,
-            "run_id": summary.additional_properties.get(RUN_PROPERTY) if summary else None,
-            "rows": int(summary.get("total-records", 0)) if summary else None,
-        })
+        rows.append(
+            {
+                "snapshot_id": snapshot.snapshot_id,
+                "committed_at": _utc(snapshot.timestamp_ms),
+                "operation": summary.operation.value if summary else None,
+                "run_id": summary.additional_properties.get(RUN_PROPERTY) if summary else None,
+                "rows": int(summary.get("total-records", 0)) if summary else None,
+            }
+        )
     return rows

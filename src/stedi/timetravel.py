@@ -36,9 +36,7 @@ def parse_time(text: str) -> int:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise LakeError(
-            f"cannot read the time '{text}': give ISO 8601 such as 2024-05-01T12:00:00Z (UTC when no offset) or epoch milliseconds"
-        ) from None
+        raise LakeError(f"cannot read the time '{text}': give ISO 8601 such as 2024-05-01T12:00:00Z (UTC when no offset) or epoch milliseconds") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)

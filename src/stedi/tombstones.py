@@ -84,8 +84,7 @@ def load_tombstones(lake: Lake) -> Tombstones | None:
 
 def save_tombstones(lake: Lake, tombstones: Tombstones) -> None:
     data = {
-        "about": "keyed hashes (HMAC-SHA256 with the lake secret) of forgotten customers' normalized "
-                 "emails and serial numbers; ingestion drops their rows",
+        "about": "keyed hashes (HMAC-SHA256 with the lake secret) of forgotten customers' normalized emails and serial numbers; ingestion drops their rows",
         "emails": sorted(tombstones.emails),
         "serial_numbers": sorted(tombstones.serials),
     }

@@ -20,9 +20,18 @@ from stedi.cli import app
 
 REGION = "us-east-1"
 CLEARED = (
-    "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_GLUE",
-    "STEDI_LAKE", "STEDI_CATALOG", "STEDI_CATALOG_URI", "STEDI_S3_ANONYMOUS", "STEDI_S3_ENDPOINT",
-    "STEDI_GLUE_ENDPOINT", "STEDI_CONFIG",
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_GLUE",
+    "STEDI_LAKE",
+    "STEDI_CATALOG",
+    "STEDI_CATALOG_URI",
+    "STEDI_S3_ANONYMOUS",
+    "STEDI_S3_ENDPOINT",
+    "STEDI_GLUE_ENDPOINT",
+    "STEDI_CONFIG",
 )
 
 
@@ -37,8 +46,14 @@ class Aws:
             self.s3.create_bucket(Bucket=name, ACL="public-read")
             policy = {
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:ListBucket"],
-                               "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"]}],
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": ["s3:GetObject", "s3:ListBucket"],
+                        "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"],
+                    }
+                ],
             }
             self.s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
         else:
@@ -52,7 +67,7 @@ class Aws:
             relative = path.relative_to(folder).as_posix()
             for old, new in (rename or {}).items():
                 if relative.startswith(old + "/"):
-                    relative = new + relative[len(old):]
+                    relative = new + relative[len(old) :]
             key = f"{prefix.strip('/')}/{relative}" if prefix.strip("/") else relative
             self.s3.upload_file(str(path), bucket, key)
             keys.append(key)

@@ -28,8 +28,11 @@ REJECTIONS = [
     ("customer", '{"email": "a@x.com", "phone": [1]}', "field phone: expected a string or a number, got an array"),
     ("customer", '{"email": "a@x.com", "shareWithResearchAsOfDate": "2020-01-01"}', "field shareWithResearchAsOfDate: expected a whole number, got a string"),
     ("step_trainer", '{"sensorReadingTime": 1, "serialNumber": "s"}', "missing required field: distanceFromObject"),
-    ("step_trainer", '{"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": "far"}',
-     "field distanceFromObject: expected a whole number, got a string"),
+    (
+        "step_trainer",
+        '{"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": "far"}',
+        "field distanceFromObject: expected a whole number, got a string",
+    ),
     ("step_trainer", '{"sensorReadingTime": 1, "serialNumber": 7, "distanceFromObject": 1}', "field serialNumber: expected a string, got an integer"),
     # What DuckDB's parser takes and JSON does not: NaN, Infinity, trailing commas.
     ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": NaN, "y": 2, "z": 3}', "field x: expected a number, got NaN"),
@@ -39,11 +42,17 @@ REJECTIONS = [
     ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": 1, "y": 2, "z": 3, "battery": NaN}', "not valid JSON: NaN and Infinity are not JSON numbers"),
     ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": 1, "y": 2, "z": 3,}', "not valid JSON"),
     ("accelerometer", '{"user": "a@x.com", "timestamp": 1, "x": 1, "y": 2, "z": 3, "tags": [1, 2,]}', "not valid JSON"),
-    ("accelerometer", '{"user": "a@x.com", "timestamp": 1655564444103.0000001, "x": 1, "y": 2, "z": 3}',
-     "field timestamp: expected a whole number, got a number"),
+    (
+        "accelerometer",
+        '{"user": "a@x.com", "timestamp": 1655564444103.0000001, "x": 1, "y": 2, "z": 3}',
+        "field timestamp: expected a whole number, got a number",
+    ),
     ("customer", '{"email": "a@x.com", "phone": NaN}', "field phone: expected a string or a number, got NaN"),
-    ("step_trainer", '{"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": 1e400}',
-     "field distanceFromObject: expected a whole number, got a number too large for a double"),
+    (
+        "step_trainer",
+        '{"sensorReadingTime": 1, "serialNumber": "s", "distanceFromObject": 1e400}',
+        "field distanceFromObject: expected a whole number, got a number too large for a double",
+    ),
 ]
 
 

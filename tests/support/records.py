@@ -6,9 +6,17 @@ from __future__ import annotations
 CONSENT = 1_000
 
 
-def customer(email, serial="S-" , consent=CONSENT, updated=10, **extra):
-    record = {"customerName": email.split("@")[0], "email": email, "phone": "8015551212", "birthDay": "1990-01-01",
-              "serialNumber": serial, "registrationDate": 1, "lastUpdateDate": updated, **extra}
+def customer(email, serial="S-", consent=CONSENT, updated=10, **extra):
+    record = {
+        "customerName": email.split("@")[0],
+        "email": email,
+        "phone": "8015551212",
+        "birthDay": "1990-01-01",
+        "serialNumber": serial,
+        "registrationDate": 1,
+        "lastUpdateDate": updated,
+        **extra,
+    }
     if consent is not None:
         record["shareWithResearchAsOfDate"] = consent
     return record

@@ -90,9 +90,7 @@ def _landing_relation(feed: Feed, database: str, alias: str) -> exp.Expression:
     if feed.required_one_of:
         required.append("(" + " OR ".join(f'"{name}" IS NOT NULL' for name in feed.required_one_of) + ")")
     where = f" WHERE {' AND '.join(required)}" if required else ""
-    select = sqlglot.parse_one(
-        f'SELECT *, {lineage}, CAST(NULL AS VARCHAR) AS _extra FROM "{database}"."{feed.landing_table}"{where}', read="duckdb"
-    )
+    select = sqlglot.parse_one(f'SELECT *, {lineage}, CAST(NULL AS VARCHAR) AS _extra FROM "{database}"."{feed.landing_table}"{where}', read="duckdb")
     return exp.Subquery(this=select, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
@@ -152,8 +150,7 @@ def view_ddl(model: Model, database: str, consent_scope: str, depends_on: list[s
     return DdlFile(f"{model.name}.sql", "view", "\n".join(header) + "\n" + statement + "\n")
 
 
-def athena_ddl(feed_locations: dict[str, str], database: str = DEFAULT_DATABASE,
-               consent_scope: str = "since-consent") -> list[DdlFile]:
+def athena_ddl(feed_locations: dict[str, str], database: str = DEFAULT_DATABASE, consent_scope: str = "since-consent") -> list[DdlFile]:
     """Every file, in the order to run them: database, landing tables, views by dependency."""
     files = [database_ddl(database)]
     files += [landing_table_ddl(feed, database, feed_locations[feed.name]) for feed in FEEDS]

@@ -17,16 +17,24 @@ app = command_group("stedi on AWS: Athena DDL generated from the models, and the
 
 @app.command("athena-ddl")
 def athena_ddl_command(
-    source: Annotated[str, typer.Option(
-        "--source", metavar="S3_URI",
-        help="The raw feeds (s3://bucket/prefix holding customer(s)/, accelerometer/, step_trainer/).",
-    )],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            metavar="S3_URI",
+            help="The raw feeds (s3://bucket/prefix holding customer(s)/, accelerometer/, step_trainer/).",
+        ),
+    ],
     out: Annotated[Optional[Path], typer.Option("--out", help="Write one .sql file per object into this folder.")] = None,
     database: Annotated[str, typer.Option(help="Athena (Glue) database of the tables and views.")] = "stedi_athena",
     consent_scope: Annotated[str, typer.Option("--consent-scope", help="Inlined into the views: since-consent or all.")] = "since-consent",
-    detect: Annotated[bool, typer.Option(
-        "--detect/--no-detect", help="List the source to find each feed's folder (customers/ or customer/, landing/).",
-    )] = True,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect/--no-detect",
+            help="List the source to find each feed's folder (customers/ or customer/, landing/).",
+        ),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Athena DDL: landing tables over the raw JSON, and the trusted/curated models as views (sqlglot, Trino)."""
@@ -50,8 +58,7 @@ def athena_ddl_command(
         except OSError as error:
             raise ConfigError(f"cannot write to {out}: {error.strerror}") from None
     if as_json:
-        emit_json({"database": database, "locations": locations, "notes": notes,
-                   "files": [{"name": f.name, "kind": f.kind, "sql": f.sql} for f in files]})
+        emit_json({"database": database, "locations": locations, "notes": notes, "files": [{"name": f.name, "kind": f.kind, "sql": f.sql} for f in files]})
         return
     if out is None:  # the statements themselves, unwrapped, ready to pipe
         for file in files:
@@ -68,9 +75,13 @@ def deploy_command(
     bucket: Annotated[str, typer.Option("--bucket", help="Bucket for the wheel and the job script (and the default lake).")],
     role: Annotated[str, typer.Option("--role", metavar="ARN", help="IAM role the Glue job runs as.")],
     region: Annotated[Optional[str], typer.Option("--region", help="AWS region (default: AWS_REGION, stedi.toml).")] = None,
-    lake: Annotated[Optional[str], typer.Option(
-        "--lake", help="The job's lake (default: STEDI_LAKE if on S3, else s3://BUCKET/stedi/lakehouse).",
-    )] = None,
+    lake: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lake",
+            help="The job's lake (default: STEDI_LAKE if on S3, else s3://BUCKET/stedi/lakehouse).",
+        ),
+    ] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="s3:// feeds the job ingests on every run.")] = None,
     job_name: Annotated[str, typer.Option("--job-name", help="Name of the Glue job.")] = "stedi-run",
     prefix: Annotated[str, typer.Option("--prefix", help="Key prefix of the wheel and the script in the bucket.")] = "stedi/glue",
@@ -89,8 +100,7 @@ def deploy_command(
         return
     title = f"{'Plan (dry run)' if dry_run else 'Deployed'} · Glue job {report.job_name} · region {report.region}"
     verb = (lambda a: {"create": "would create", "update": "would update"}.get(a, a)) if dry_run else (lambda a: a)
-    console.print(table(title, ["resource", "name", "action", "detail"],
-                        [(s.resource, s.name, verb(s.action), s.detail) for s in report.steps]))
+    console.print(table(title, ["resource", "name", "action", "detail"], [(s.resource, s.name, verb(s.action), s.detail) for s in report.steps]))
     if not report.changed:
         console.print("Nothing to change: the deployment is up to date.")
     elif dry_run:

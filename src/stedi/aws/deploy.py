@@ -76,8 +76,7 @@ class DeployReport:
         return any(step.action != "unchanged" for step in self.steps)
 
     def as_dict(self) -> dict:
-        return {**{k: v for k, v in asdict(self).items() if k != "steps"},
-                "changed": self.changed, "steps": [asdict(s) for s in self.steps]}
+        return {**{k: v for k, v in asdict(self).items() if k != "steps"}, "changed": self.changed, "steps": [asdict(s) for s in self.steps]}
 
 
 # ---- the wheel ----------------------------------------------------------------------------------
@@ -90,8 +89,9 @@ def project_root() -> Path:
         pyproject = candidate / "pyproject.toml"
         if pyproject.is_file() and 'name = "stedi"' in pyproject.read_text(encoding="utf-8"):
             return candidate
-    raise DeployError("building the stedi wheel needs its source tree (pyproject.toml), and this stedi is installed "
-                      "without one: build it elsewhere and pass --wheel PATH")
+    raise DeployError(
+        "building the stedi wheel needs its source tree (pyproject.toml), and this stedi is installed without one: build it elsewhere and pass --wheel PATH"
+    )
 
 
 def build_wheel(out_dir: Path) -> Path:
@@ -104,14 +104,12 @@ def build_wheel(out_dir: Path) -> Path:
             if (root / name).is_file():
                 shutil.copy2(root / name, tree / name)
         env = {**os.environ, "SOURCE_DATE_EPOCH": REPRODUCIBLE_EPOCH, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-                   "-w", str(out_dir), str(tree)]
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", str(out_dir), str(tree)]
         result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     wheels = sorted(out_dir.glob("stedi-*.whl"))
     if result.returncode != 0 or not wheels:
         tail = " ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
-        raise DeployError(f"building the stedi wheel failed ({tail}); it needs setuptools and wheel "
-                          "(pip install 'stedi[aws]'), or pass --wheel PATH")
+        raise DeployError(f"building the stedi wheel failed ({tail}); it needs setuptools and wheel (pip install 'stedi[aws]'), or pass --wheel PATH")
     return wheels[-1]
 
 
@@ -170,8 +168,7 @@ def _object_exists(clients: Clients, bucket: str, key: str) -> bool:
         raise
 
 
-def job_definition(role: str, script_uri: str, wheel_uri: str, lake: str, region: str, source: str | None,
-                   workers: int, worker_type: str) -> dict:
+def job_definition(role: str, script_uri: str, wheel_uri: str, lake: str, region: str, source: str | None, workers: int, worker_type: str) -> dict:
     arguments = {
         "--additional-python-modules": wheel_uri,
         "--job-language": "python",
@@ -207,9 +204,18 @@ def _job_differences(existing: dict, desired: dict) -> list[str]:
 
 
 def deploy(
-    bucket: str, role: str, region: str | None = None, lake: str | None = None, source: str | None = None,
-    job_name: str = JOB_NAME, prefix: str = DEFAULT_PREFIX, wheel: Path | None = None, workers: int = 2,
-    worker_type: str = "G.1X", dry_run: bool = False, on_step: Callable[[Step], None] | None = None,
+    bucket: str,
+    role: str,
+    region: str | None = None,
+    lake: str | None = None,
+    source: str | None = None,
+    job_name: str = JOB_NAME,
+    prefix: str = DEFAULT_PREFIX,
+    wheel: Path | None = None,
+    workers: int = 2,
+    worker_type: str = "G.1X",
+    dry_run: bool = False,
+    on_step: Callable[[Step], None] | None = None,
 ) -> DeployReport:
     config = load_config()
     if not bucket or "/" in bucket or bucket.startswith("s3:"):
@@ -283,8 +289,10 @@ def deploy(
                 clients.glue.create_database(DatabaseInput=database)
             step("glue database", NAMESPACE, "create", database["LocationUri"])
         elif (existing.get("LocationUri") or "").rstrip("/") != database["LocationUri"]:
-            raise DeployError(f"the Glue database '{NAMESPACE}' belongs to the lake at {existing.get('LocationUri')}, "
-                              f"not {database['LocationUri']}: deploy with that --lake, or in another account or region")
+            raise DeployError(
+                f"the Glue database '{NAMESPACE}' belongs to the lake at {existing.get('LocationUri')}, "
+                f"not {database['LocationUri']}: deploy with that --lake, or in another account or region"
+            )
         elif existing.get("Description") != database["Description"]:
             if not dry_run:
                 clients.glue.update_database(Name=NAMESPACE, DatabaseInput={**database, "Parameters": existing.get("Parameters", {})})

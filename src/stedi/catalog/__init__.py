@@ -41,8 +41,7 @@ def load(kind: str, storage: Storage, config: Config) -> Catalog:
     from pyiceberg.catalog import load_catalog
     from pyiceberg.exceptions import NotInstalledError
 
-    properties = {"type": kind, "warehouse": storage.uri(storage.join("warehouse")), **storage.iceberg_properties(),
-                  **_kind(kind).properties(storage, config)}
+    properties = {"type": kind, "warehouse": storage.uri(storage.join("warehouse")), **storage.iceberg_properties(), **_kind(kind).properties(storage, config)}
     try:
         return load_catalog(NAMESPACE, **properties)
     except NotInstalledError as missing:

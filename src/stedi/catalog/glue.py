@@ -59,9 +59,7 @@ def claim_namespace(catalog: Catalog, storage: Storage) -> None:
     """Creates the Glue database, with the lake's location, on first use."""
     with aws_errors("open the Glue Data Catalog"):
         if not _owned(catalog, storage):
-            catalog.create_namespace(
-                NAMESPACE, {"location": database_location(storage.root), "Description": database_description(storage.root)}
-            )
+            catalog.create_namespace(NAMESPACE, {"location": database_location(storage.root), "Description": database_description(storage.root)})
 
 
 def lake_exists(storage: Storage, config: Config, catalog: Callable[[], Catalog]) -> bool:

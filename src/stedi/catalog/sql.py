@@ -54,8 +54,9 @@ def metadata_locations(catalog: Catalog) -> dict[str, str]:
 
     with Session(_sql_catalog(catalog).engine) as session:
         rows = session.execute(
-            select(IcebergTables.table_name, IcebergTables.metadata_location)
-            .where(IcebergTables.catalog_name == NAMESPACE, IcebergTables.table_namespace == NAMESPACE)
+            select(IcebergTables.table_name, IcebergTables.metadata_location).where(
+                IcebergTables.catalog_name == NAMESPACE, IcebergTables.table_namespace == NAMESPACE
+            )
         ).all()
     return {name: location for name, location in rows if location}
 
@@ -70,7 +71,6 @@ def set_metadata_locations(catalog: Catalog, locations: Mapping[str, tuple[str, 
         for name, (current, previous) in locations.items():
             session.execute(
                 update(IcebergTables)
-                .where(IcebergTables.catalog_name == NAMESPACE, IcebergTables.table_namespace == NAMESPACE,
-                       IcebergTables.table_name == name)
+                .where(IcebergTables.catalog_name == NAMESPACE, IcebergTables.table_namespace == NAMESPACE, IcebergTables.table_name == name)
                 .values(metadata_location=current, previous_metadata_location=previous)
             )

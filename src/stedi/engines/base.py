@@ -55,8 +55,14 @@ class Engine(ABC):
 
     @abstractmethod
     def build(
-        self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
-        stages: Mapping[str, str] | None = None, scratch: str | None = None, storage: Storage | None = None,
+        self,
+        sql: str,
+        inputs: Mapping[str, TableInput],
+        settings: pa.Table,
+        out_path: str,
+        stages: Mapping[str, str] | None = None,
+        scratch: str | None = None,
+        storage: Storage | None = None,
     ) -> int:
         """Run a model's SELECT (DuckDB dialect) over its input tables and the one-row `run_settings`
         and write the result as one Parquet file; returns the number of rows written.

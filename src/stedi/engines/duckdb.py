@@ -105,9 +105,7 @@ def _value(field: Field, not_whole_numbers: str | None = None) -> str:
 
 
 def _problem(field: Field) -> str:
-    expected = {Kind.STRING: "a string", Kind.STRING_OR_NUMBER: "a string or a number", Kind.DOUBLE: "a number"}.get(
-        field.kind, "a whole number"
-    )
+    expected = {Kind.STRING: "a string", Kind.STRING_OR_NUMBER: "a string or a number", Kind.DOUBLE: "a number"}.get(field.kind, "a whole number")
     wrong = (
         f"WHEN j_{field.key} IS NOT NULL AND v_{field.key} IS NULL THEN "
         f"{literal(f'field {field.name}: expected {expected}, got ')} || {json_type_name(f'j_{field.key}')}"
@@ -189,7 +187,7 @@ FROM (
     SELECT _file, _source_line, problem, line, {fields},
            CASE WHEN compact THEN {one_of}
                 ELSE coalesce(doc IS NOT NULL AND starts_with(line, '{{') AND key_count = {present}
-                              AND coalesce({', '.join(_problems(feed))}) IS NULL, false) END AS fits
+                              AND coalesce({", ".join(_problems(feed))}) IS NULL, false) END AS fits
     FROM (
         SELECT *,
                {values}
@@ -270,7 +268,7 @@ SELECT *,
          WHEN doc IS NULL THEN 'not valid JSON'
          WHEN doc_type <> 'OBJECT' THEN 'not a JSON object: the line holds ' || {line_holds}
          WHEN contract_doc IS NULL THEN 'field names collide when compared case-insensitively'
-         ELSE coalesce(nullif(concat_ws('; ', {', '.join(_problems(feed))}), ''),
+         ELSE coalesce(nullif(concat_ws('; ', {", ".join(_problems(feed))}), ''),
                        CASE WHEN regexp_matches(raw, {literal(NON_FINITE_NUMBER)}) THEN 'not valid JSON: NaN and Infinity are not JSON numbers' END)
     END AS reason
 FROM checked
@@ -287,10 +285,7 @@ def land_lines(conn: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     """
     values = ", ".join(f"v_{f.key}" for f in feed.fields)
     conn.execute(f"CREATE TEMP TABLE first_look AS {first_look_sql(feed)}")
-    conn.execute(
-        "CREATE TEMP VIEW suspect_lines AS "
-        "SELECT _file, _source_line, raw AS line, problem FROM first_look WHERE NOT fits"
-    )
+    conn.execute("CREATE TEMP VIEW suspect_lines AS SELECT _file, _source_line, raw AS line, problem FROM first_look WHERE NOT fits")
     conn.execute(f"""
         CREATE TEMP TABLE judged AS
         SELECT _file, _source_line, reason, _extra, {values}, CASE WHEN reason IS NOT NULL THEN rtrim(raw) END AS raw
@@ -321,12 +316,10 @@ def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, thre
     conn.register("file_facts", files.file_facts())
     conn.register("files", pa.table({"_file": pa.array(range(len(batch.files)), pa.int32()), "_source_file": batch.files}))
     conn.execute(
-        "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, size, mtime_ns, problem "
-        "FROM files JOIN file_facts USING (_file)"
+        "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, size, mtime_ns, problem FROM files JOIN file_facts USING (_file)"
     )
     lineage = (
-        f"_source_file, _source_line, _source_sha256, CAST({literal(batch.ingested_at)} AS TIMESTAMPTZ) AS _ingested_at, "
-        f"{literal(batch.run_id)} AS _ingest_run"
+        f"_source_file, _source_line, _source_sha256, CAST({literal(batch.ingested_at)} AS TIMESTAMPTZ) AS _ingested_at, {literal(batch.run_id)} AS _ingest_run"
     )
     fields = ", ".join(f"v_{f.key} AS {quote(f.name)}" for f in batch.feed.fields)
     conn.execute(
@@ -365,8 +358,14 @@ class DuckDBEngine(Engine):
         return Landed(land_batch(batch, accepted_path, rejected_path), [accepted_path], [rejected_path])
 
     def build(
-        self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
-        stages: Mapping[str, str] | None = None, scratch: str | None = None, storage: Storage | None = None,
+        self,
+        sql: str,
+        inputs: Mapping[str, TableInput],
+        settings: pa.Table,
+        out_path: str,
+        stages: Mapping[str, str] | None = None,
+        scratch: str | None = None,
+        storage: Storage | None = None,
     ) -> int:
         conn = connect(scratch, storage)
         register_tables(conn, inputs)

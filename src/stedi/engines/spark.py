@@ -139,10 +139,7 @@ class SparkEngine(Engine):
         batch, into a Parquet file pair of its own: only per-file counts pass through the driver."""
         spark = self.session
         shares = min(len(batch.files), spark.sparkContext.defaultParallelism)
-        tasks = [
-            (list(batch.files[task::shares]), numbered(accepted_path, task), numbered(rejected_path, task))
-            for task in range(shares)
-        ]
+        tasks = [(list(batch.files[task::shares]), numbered(accepted_path, task), numbered(rejected_path, task)) for task in range(shares)]
         one_per_partition = spark.sparkContext.parallelize(tasks, shares)
         frame = spark.createDataFrame(one_per_partition, "sources ARRAY<STRING>, accepted STRING, rejected STRING")
         landed = frame.mapInArrow(partial(_land_on_executor, batch), from_arrow_schema(LANDED_FILE)).collect()
@@ -156,8 +153,14 @@ class SparkEngine(Engine):
 
     # ---- models -------------------------------------------------------------------------------
     def build(
-        self, sql: str, inputs: Mapping[str, TableInput], settings: pa.Table, out_path: str,
-        stages: Mapping[str, str] | None = None, scratch: str | None = None, storage: Storage | None = None,
+        self,
+        sql: str,
+        inputs: Mapping[str, TableInput],
+        settings: pa.Table,
+        out_path: str,
+        stages: Mapping[str, str] | None = None,
+        scratch: str | None = None,
+        storage: Storage | None = None,
     ) -> int:
         # Spark spills where its session's spark.local.dir says, and reaches S3 through its own
         # filesystems: a cluster's own business.
@@ -209,9 +212,17 @@ class SparkEngine(Engine):
 
 # What a landing task returns per feed file, or the one error that stopped it (a file it could not read).
 LANDED_FILE = pa.schema(
-    [("source", pa.string()), ("sha256", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
-     ("problem", pa.string()), ("non_blank", pa.int64()),
-     ("accepted", pa.int64()), ("rejected", pa.int64()), ("error", pa.string())]
+    [
+        ("source", pa.string()),
+        ("sha256", pa.string()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("problem", pa.string()),
+        ("non_blank", pa.int64()),
+        ("accepted", pa.int64()),
+        ("rejected", pa.int64()),
+        ("error", pa.string()),
+    ]
 )
 
 

@@ -129,15 +129,14 @@ def compile_sql(sql: str) -> str:
     used = sorted({t.name for t in tree.find_all(exp.Table) if t.name in staging and t.name not in own})
     if not used:
         return sql
-    ctes = [exp.CTE(this=sqlglot.parse_one(staging[name], read="duckdb"), alias=exp.TableAlias(this=exp.to_identifier(name)))
-            for name in used]
+    ctes = [exp.CTE(this=sqlglot.parse_one(staging[name], read="duckdb"), alias=exp.TableAlias(this=exp.to_identifier(name))) for name in used]
     existing = tree.args.get("with_")
     tree.set("with_", exp.With(expressions=[*ctes, *(existing.expressions if existing else [])]))
     return tree.sql(dialect="duckdb", pretty=True)
 
 
 def _parse_check(entry: dict) -> CheckSpec:
-    (kind, params), = entry.items()
+    ((kind, params),) = entry.items()
     if isinstance(params, str):
         params = {"column": params}
     params = dict(params or {})
@@ -170,10 +169,18 @@ def load_models() -> tuple[Model, ...]:
     for zone in zones:
         for name, written, doc in _model_files(zone):
             sql = compile_sql(written)
-            models.append(Model(
-                name, zone, sql, (doc.get("description") or "").strip(), tuple(_parse_check(c) for c in doc.get("checks", [])),
-                tables_read(sql), bool(doc.get("incremental")), tables_read(written) & load_staging().keys(),
-            ))
+            models.append(
+                Model(
+                    name,
+                    zone,
+                    sql,
+                    (doc.get("description") or "").strip(),
+                    tuple(_parse_check(c) for c in doc.get("checks", [])),
+                    tables_read(sql),
+                    bool(doc.get("incremental")),
+                    tables_read(written) & load_staging().keys(),
+                )
+            )
     return tuple(models)
 
 

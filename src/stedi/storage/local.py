@@ -38,8 +38,7 @@ def printable_path(path: str) -> str:
     return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"))
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
 def _kind_of(mode: int) -> str:
@@ -161,9 +160,7 @@ class LocalStorage(Storage):
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
-                raise LakeBusyError(
-                    "another stedi process is writing this lake; try again when it has finished"
-                ) from None
+                raise LakeBusyError("another stedi process is writing this lake; try again when it has finished") from None
             try:
                 yield
             finally:

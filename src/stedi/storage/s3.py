@@ -41,8 +41,7 @@ NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 NO_BUCKET = {"NoSuchBucket"}
 LOCK_TAKEN = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 NO_CREDENTIALS_HINT = (
-    "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a role; "
-    "for a public bucket, STEDI_S3_ANONYMOUS=1"
+    "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a role; for a public bucket, STEDI_S3_ANONYMOUS=1"
 )
 
 
@@ -50,7 +49,7 @@ def split_s3(location: str) -> tuple[str, str]:
     """`s3://bucket/some/key` as ('bucket', 'some/key')."""
     if not location.startswith("s3://"):
         raise S3Error(f"not an s3:// location: {location!r}")
-    bucket, _, key = location[len("s3://"):].partition("/")
+    bucket, _, key = location[len("s3://") :].partition("/")
     if not bucket:
         raise S3Error(f"no bucket in {location!r}: write s3://bucket/prefix")
     return bucket, key.lstrip("/")
@@ -204,8 +203,8 @@ class S3Storage(Storage):
         names: set[str] = set()
         with self._calling("list", location):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-                names.update(p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", []))
-                names.update(o["Key"][len(prefix):] for o in page.get("Contents", []) if o["Key"] != prefix)
+                names.update(p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", []))
+                names.update(o["Key"][len(prefix) :] for o in page.get("Contents", []) if o["Key"] != prefix)
         return sorted(n for n in names if n)
 
     def walk_files(self, location: str, on_skipped: SkipCallback | None = None) -> Iterator[FileInfo]:
@@ -271,10 +270,14 @@ class S3Storage(Storage):
 
         bucket, key = split_s3(location)
         token = uuid.uuid4().hex
-        body = json.dumps({
-            "token": token, "host": socket.gethostname(), "pid": os.getpid(),
-            "acquired_at": datetime.now(UTC).isoformat(),
-        }).encode()
+        body = json.dumps(
+            {
+                "token": token,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "acquired_at": datetime.now(UTC).isoformat(),
+            }
+        ).encode()
         while True:
             with self._calling("lock", location):
                 try:
