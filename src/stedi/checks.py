@@ -27,6 +27,11 @@ PII_COLUMNS = ("email", "user", "customername", "phone", "birthday", "serialnumb
 
 @dataclass(frozen=True)
 class CheckResult:
+    """The outcome of one check on one table: how many rows broke its rule.
+
+    `judged` says whether all the table's rows were judged or, after an append, only the new ones.
+    """
+
     name: str
     severity: str
     violations: int
@@ -34,13 +39,16 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
+        """Whether no row broke the rule."""
         return self.violations == 0
 
     @property
     def blocks_publish(self) -> bool:
+        """Whether the check failed with severity "error": the table is then not published."""
         return not self.passed and self.severity == "error"
 
     def as_dict(self) -> dict:
+        """The result as run manifests and `--json` carry it, `passed` included."""
         return {**asdict(self), "passed": self.passed}
 
 
@@ -132,6 +140,7 @@ ROW_BY_ROW = frozenset({"not_null", "consenting_rows", "references", "unambiguou
 
 
 def check_sql(table: str, check: CheckSpec) -> str:
+    """The query that counts the rows of `table` breaking the check's rule."""
     return CHECKS[check.kind](f'"{table}"', **check.params)
 
 

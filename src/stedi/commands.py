@@ -40,6 +40,7 @@ class CtrlC:
 
     @classmethod
     def on_sigint(cls, signum, frame) -> None:
+        """The SIGINT handler: on the first press only, note it and raise KeyboardInterrupt."""
         if cls.pressed:  # pressed again while the command unwinds: once is enough
             return
         cls.pressed = True
@@ -53,6 +54,7 @@ class Debug:
 
     @classmethod
     def enable(cls) -> None:
+        """Turn debug mode on: DEBUG logs on stderr and tracebacks for internal errors."""
         cls.on = True
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -85,6 +87,11 @@ class Commands(TyperGroup):
     (`stedi.errors`)."""
 
     def invoke(self, ctx: ClickContext):
+        """Run the command with stedi's Ctrl-C handler, ending any error with its exit code.
+
+        typer's own exits and usage errors pass through unchanged; the previous SIGINT handler
+        is put back whatever happens.
+        """
         CtrlC.pressed = False
         previous = signal.signal(signal.SIGINT, CtrlC.on_sigint)
         try:

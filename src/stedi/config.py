@@ -43,6 +43,11 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 @dataclass(frozen=True)
 class Config:
+    """The settings in force, each from its environment variable or else from stedi.toml.
+
+    A field left None means "not set": the code that reads it picks the default.
+    """
+
     lake: str | None = None
     catalog: str | None = None  # None: glue for an s3:// lake, sql otherwise
     catalog_uri: str | None = None  # a SQLAlchemy URL for the SQL catalog; default <lake>/catalog.db
@@ -54,6 +59,7 @@ class Config:
     source: str = ""  # where the file part came from, for messages
 
     def catalog_for(self, lake_location: str) -> str:
+        """The lake's catalog kind: the one set, else glue for an s3:// lake and sql otherwise."""
         if self.catalog is not None:
             return self.catalog
         return "glue" if is_s3(lake_location) else "sql"
@@ -65,6 +71,7 @@ def lake_location(location: str | None) -> str:
 
 
 def is_s3(location: str) -> bool:
+    """Whether a location is on S3 (an s3:// URI)."""
     return location.startswith("s3://")
 
 

@@ -53,6 +53,11 @@ PROGRESS_PROPERTY = "stedi.erasure-progress"
 
 @dataclass
 class TableErasure:
+    """One table's part of an erasure: the data files to rewrite and the snapshots to expire.
+
+    `found` holds the identities found in the table; it stays in memory and is never written.
+    """
+
     name: str
     files: dict[str, int] = field(default_factory=dict)  # current data file → rows of the customers in it
     expire: list[int] = field(default_factory=list)  # snapshots that hold the customers
@@ -63,15 +68,26 @@ class TableErasure:
 
     @property
     def rows_now(self) -> int:
+        """The customers' rows in the table's current data files, which this attempt removes."""
         return sum(self.files.values())
 
     @property
     def rows(self) -> int:
+        """The customers' rows the erasure removes from the table, over all its attempts.
+
+        This attempt's rows count once its commit is made (in a dry run, at once).
+        """
         return self.rows_earlier + (self.rows_now if self.committed else 0)
 
 
 @dataclass
 class ErasureReport:
+    """What an erasure did, or in a dry run would do: the audit record and the command's output.
+
+    `requested` and `unknown` hold emails for the user who typed them; `audit_record` leaves them
+    out, so the audit record holds no identity.
+    """
+
     erasure_id: str
     dry_run: bool
     started_at: str
@@ -90,14 +106,17 @@ class ErasureReport:
 
     @property
     def rows_removed(self) -> dict[str, int]:
+        """Rows removed, by table name."""
         return {t.name: t.rows for t in self.tables}
 
     @property
     def files_rewritten(self) -> int:
+        """How many data files were replaced by filtered copies (or dropped, when emptied)."""
         return sum(len(t.files) for t in self.tables)
 
     @property
     def snapshots_expired(self) -> int:
+        """How many snapshots were expired, over all tables."""
         return sum(t.snapshots_expired for t in self.tables)
 
     def audit_record(self) -> dict:
@@ -123,6 +142,10 @@ class ErasureReport:
         }
 
     def as_dict(self) -> dict:
+        """The report as `--json` prints it: the audit record, dry-run flag and unknown emails.
+
+        The expired snapshots' ids are left out: the audit record keeps them for time travel.
+        """
         record = self.audit_record()
         del record["expired_snapshots"]
         return {**record, "dry_run": self.dry_run, "unknown_emails": self.unknown}

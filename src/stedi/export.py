@@ -38,6 +38,12 @@ HASH_METHOD = (
 
 @dataclass(frozen=True)
 class Source:
+    """The snapshot of machine_learning_curated an export reads, and the run it belongs to.
+
+    `requested_snapshot_id` is the one asked for; `snapshot_id` the retained one holding its rows,
+    which differs when an erasure re-committed the same rows under a new snapshot.
+    """
+
     snapshot_id: int
     requested_snapshot_id: int
     run: dict | None  # the run manifest the snapshot is tied to, if the lake has it

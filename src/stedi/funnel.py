@@ -49,6 +49,13 @@ READINGS = "readings"
 
 @dataclass(frozen=True)
 class ReadingFunnel:
+    """How a reading feed's funnel is counted: its landing and trusted tables and the fates' SQL.
+
+    `fates_sql` reads the view `readings` and counts each fate, with the consent scope as the
+    query parameter `$scope`. `growth_affects` lets counts be built on the last run's (see the
+    module docstring).
+    """
+
     landing: str
     trusted: str
     # Per reading, what became of it; `in_scope` readings are kept, once each, in `trusted`.
@@ -64,6 +71,7 @@ class ReadingFunnel:
 
     @property
     def tables(self) -> frozenset[str]:
+        """Every table the feed's counts depend on: landing, quarantine, trusted and attribution."""
         return self.attribution | {self.landing, f"{self.landing}_rejected", self.trusted}
 
 

@@ -94,6 +94,8 @@ _GARBAGE_LINES = (
 
 @dataclass(frozen=True)
 class GeneratedFeeds:
+    """What `generate_feeds` wrote: the source root, each feed's files and lines, the bytes."""
+
     root: Path
     files: dict[str, int]  # feed name -> number of files written
     records: dict[str, int]  # feed name -> number of JSON lines written (all lines incl. defect lines)

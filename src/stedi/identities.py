@@ -128,6 +128,10 @@ class Identities:
         return bool(self.emails or self.serials or self.keys or self.texts or self.paths)
 
     def register(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """Register the found values on the connection, as the tables `match_sql` reads.
+
+        The `erase_*` tables live in that connection's memory only: no identity reaches a file.
+        """
         for name, values in (("erase_emails", self.emails), ("erase_serials", self.serials), ("erase_keys", self.keys), ("erase_texts", self.texts)):
             conn.register(name, pa.table({"value": pa.array(sorted(values), pa.string())}))
         conn.register("erase_paths", pa.table({"value": pa.array(list(self.paths), pa.string()), "redacted": pa.array(list(self.paths.values()), pa.string())}))
@@ -201,8 +205,10 @@ def kept_rows_sql(source: str, columns: list[str]) -> str:
 
 
 def column_names(conn: duckdb.DuckDBPyConnection, source: str) -> list[str]:
+    """The column names of a relation, read without scanning any row."""
     return [d[0] for d in conn.execute(f"SELECT * FROM {source} LIMIT 0").description]
 
 
 def parquet_source(paths: Iterable[str]) -> str:
+    """A DuckDB relation over these Parquet files, their columns united by name."""
     return f"read_parquet([{', '.join(literal(p) for p in paths)}], union_by_name = true)"

@@ -82,6 +82,11 @@ MANIFEST_MERGING = {"commit.manifest-merge.enabled": "true", "commit.manifest.mi
 
 @dataclass(frozen=True)
 class TableState:
+    """What one snapshot of a table holds: its row count, summary properties and data files.
+
+    `snapshot_id` is None for a table with no snapshot yet (see `empty`).
+    """
+
     name: str
     snapshot_id: int | None
     rows: int
@@ -113,6 +118,7 @@ def local_path(location: str) -> str:
 
 
 def within(location: str, folder: str) -> bool:
+    """Whether a location is the folder or lies under it, compared as text (no link followed)."""
     return location == folder or location.startswith(folder.rstrip("/") + "/")
 
 
@@ -142,6 +148,12 @@ def parquet_columns(path: str, storage: Storage | None = None) -> list[tuple[str
 
 
 class Lake:
+    """One lake: its storage, its catalog and its tables, at a location or the configured one.
+
+    Raises LakeError when the catalog kind cannot serve the location (Glue needs a lake on S3; a
+    lake on S3 cannot keep a SQLite catalog). The catalog is opened, and folders made, when needed.
+    """
+
     def __init__(self, location: str | None = None) -> None:
         self.location = lake_location(location)
         self.storage: Storage = open_storage(self.location, for_lake=True)
@@ -162,12 +174,18 @@ class Lake:
     # ---- layout -------------------------------------------------------------------------------
     @property
     def meta_dir(self) -> str:
+        """The folder of stedi's own files beside the warehouse: records, lock and secret."""
         return self.storage.join("_stedi")
 
     def exists(self) -> bool:
+        """Whether the catalog knows this lake; asking creates nothing."""
         return lake_exists(self.catalog_kind, self.storage, self.config)
 
     def create(self) -> None:
+        """Make the lake's warehouse and `_stedi` folders, private, where they are missing.
+
+        Raises LakeError when they cannot be made or a local lake folder is not writable.
+        """
         try:
             self.storage.make_dirs(self.storage.join("warehouse"))
             self.storage.make_dirs(self.meta_dir)
@@ -178,6 +196,7 @@ class Lake:
             raise LakeError(f"the lake folder {self.location} is not writable")
 
     def require(self) -> None:
+        """Raise LakeError, naming the commands that make a lake, when there is none here."""
         if not self.exists():
             raise LakeError(f"no lake at {self.location}: run `stedi ingest SOURCE` or `stedi run SOURCE` first")
 
@@ -193,6 +212,11 @@ class Lake:
 
     @cached_property
     def catalog(self) -> Catalog:
+        """The lake's catalog, opened once, with the `stedi` namespace.
+
+        A folder's own SQLite catalog is made private on open and, if the folder was moved or
+        copied, its tables are re-rooted first (LakeError when that cannot be done whole).
+        """
         catalog = open_catalog(self.catalog_kind, self.storage, self.config)
         if self.catalog_kind == "sql" and not self.catalog_uri:  # the catalog is the folder's own: it moved with it
             self._keep_private()
@@ -295,9 +319,11 @@ class Lake:
 
     # ---- tables -------------------------------------------------------------------------------
     def table_names(self) -> list[str]:
+        """Names of the lake's tables, sorted."""
         return sorted(name for _, name in self.catalog.list_tables(NAMESPACE))
 
     def has_table(self, name: str) -> bool:
+        """Whether the lake has a table of that name, loaded or in the catalog."""
         return name in self._loaded or self.catalog.table_exists((NAMESPACE, name))
 
     def table(self, name: str) -> Table:
@@ -316,6 +342,7 @@ class Lake:
         return self._loaded[name]
 
     def refresh(self) -> None:
+        """Forget the tables loaded so far: the next use reads each from the catalog again."""
         self._loaded.clear()
 
     def ensure_table_like(self, name: str, parquet_file: str) -> Table:
@@ -323,6 +350,11 @@ class Lake:
         return self.ensure_table(name, parquet_columns(parquet_file, self.storage))
 
     def ensure_table(self, name: str, columns: Iterable[tuple[str, str]]) -> Table:
+        """The table, created with these (name, kind) columns if it does not exist yet.
+
+        Every column is optional, and Parquet columns are matched by name: DuckDB and Spark write no
+        Iceberg field ids. A kind is a key of ICEBERG_TYPES.
+        """
         if self.has_table(name):
             return self.table(name)
         schema = Schema(*(NestedField(i, col, ICEBERG_TYPES[kind], required=False) for i, (col, kind) in enumerate(columns, 1)))
@@ -335,6 +367,11 @@ class Lake:
         return self._loaded[name]
 
     def state(self, name: str, snapshot_id: int | None = None) -> TableState:
+        """What the table's current snapshot, or the given one, holds.
+
+        Raises LakeError for a snapshot that is no longer retained. A snapshot never changes, so its
+        files are planned once per process.
+        """
         table = self.table(name)
         snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id else table.current_snapshot()
         if snapshot_id and snapshot is None:
@@ -351,6 +388,7 @@ class Lake:
         return self._states[key]
 
     def columns(self, name: str) -> tuple[tuple[str, str], ...]:
+        """The table's columns as (name, kind), each kind a key of ICEBERG_TYPES."""
         kinds = {str(t): kind for kind, t in ICEBERG_TYPES.items()}
         return tuple((f.name, kinds[str(f.field_type)]) for f in self.table(name).schema().fields)
 

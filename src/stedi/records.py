@@ -23,10 +23,12 @@ def _path(storage: Storage, kind: str, key: str) -> str:
 
 
 def write(storage: Storage, kind: str, key: str, record: dict) -> None:
+    """File a record under its kind and key, replacing any record of the same key atomically."""
     storage.write_bytes(_path(storage, kind, key), json.dumps(record, indent=2).encode())
 
 
 def delete(storage: Storage, kind: str, key: str) -> None:
+    """Remove a record; one that is already gone is not an error."""
     storage.delete(_path(storage, kind, key))
 
 

@@ -50,6 +50,12 @@ MODEL_PROPERTY = "stedi.model"
 
 @dataclass
 class TableRun:
+    """What a run did with one model's table, as its manifest records it.
+
+    `inputs` are the input snapshots it was built from; `status` is built, unchanged, failed or
+    skipped, and `note` says why.
+    """
+
     name: str
     zone: str
     status: str  # built | unchanged | failed | skipped
@@ -63,11 +69,14 @@ class TableRun:
     incremental: bool = False  # built by adding the rows its grown inputs add, not in full
 
     def as_dict(self) -> dict:
+        """The table's entry in the run manifest, its check results included."""
         return {**{k: v for k, v in vars(self).items() if k != "checks"}, "checks": [c.as_dict() for c in self.checks]}
 
 
 @dataclass
 class RunReport:
+    """What a run did: its ingest, each model's table, and the zone funnel it counted."""
+
     run_id: str
     engine: str
     consent_scope: str
@@ -80,6 +89,7 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
+        """Whether no table failed its quality gates."""
         return not any(t.status == "failed" for t in self.tables)
 
     def raise_if_failed(self) -> None:
@@ -93,9 +103,14 @@ class RunReport:
 
     @property
     def changed(self) -> bool:
+        """Whether the run ingested a new file or built, failed or skipped a table.
+
+        Only a run that changed something leaves a manifest.
+        """
         return any(t.status != "unchanged" for t in self.tables) or bool(self.ingest and self.ingest.new_files)
 
     def as_dict(self) -> dict:
+        """The run manifest, as `_stedi/runs/<run_id>.json` and `--json` hold it."""
         return {
             "run_id": self.run_id,
             "engine": self.engine,
@@ -125,10 +140,15 @@ def consent_scope_of(lake: Lake, requested: str | None) -> str:
 
 
 def run_settings_table(lake: Lake, consent_scope: str) -> pa.Table:
+    """The one-row `run_settings` the models read: the consent scope and the lake secret.
+
+    It is handed to the engine in memory, never written: the secret stays out of every table.
+    """
     return pa.table({"consent_scope": [consent_scope], "key_secret": [lake.secret.decode()]})
 
 
 def published_inputs(lake: Lake, names: list[str]) -> dict[str, TableInput]:
+    """The named tables that exist, as SQL reads them at their current snapshots."""
     inputs = {}
     for name in names:
         if lake.has_table(name):
@@ -196,6 +216,8 @@ def plan(lake: Lake, model: Model, inputs: Mapping[str, TableState], scope: str)
 # ---- write: the new rows, as one Parquet file -------------------------------------------------------
 @dataclass(frozen=True)
 class Written:
+    """A model's new rows as the engine wrote them: one Parquet file, not yet published."""
+
     path: str  # the data file the engine wrote, not yet published
     rows: int
     kept: TableState  # the rows the table keeps besides it: all of them for an append, none for a rebuild
@@ -218,6 +240,7 @@ def _query(lake: Lake, model: Model, inputs: Mapping[str, TableState], how: Rebu
 
 
 def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableState], how: Rebuild | Append, run_id: str, settings: pa.Table) -> Written:
+    """Have the engine write the model's new rows: all of them, or for an append the added ones."""
     stages, sql, tables = _query(lake, model, inputs, how)
     path = lake.new_data_file(model.name, run_id)
     rows = engine.build(sql, tables, settings, path, stages, scratch=lake.scratch, storage=lake.storage)
@@ -244,6 +267,12 @@ def audit(lake: Lake, model: Model, written: Written, appended: bool, settings: 
 
 # ---- publish: one Iceberg commit that records what the table was built from -----------------------
 def publish(lake: Lake, model: Model, written: Written, appended: bool, inputs: Mapping[str, int | None], run_id: str, scope: str) -> int:
+    """Commit the written file to the model's table, creating the table if need be.
+
+    The snapshot records the run, the input snapshots, the consent scope and the model's
+    fingerprint, which the next `plan` reads. A rebuild replaces the table's content; an append
+    that found no new row commits no file, only those facts. Returns the new snapshot id.
+    """
     lake.ensure_table_like(model.name, written.path)
     properties = {
         RUN_PROPERTY: run_id,
@@ -402,4 +431,5 @@ def _funnel(lake: Lake, scope: str) -> tuple[dict, dict]:
 
 
 def latest_run(lake: Lake) -> dict | None:
+    """The manifest of the lake's last run that changed something, or None."""
     return records.latest(lake.storage, RUNS)

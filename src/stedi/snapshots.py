@@ -22,6 +22,12 @@ from stedi.lake import Lake, local_path
 
 @dataclass(frozen=True)
 class SnapshotFiles:
+    """One retained snapshot of a table and every file it references.
+
+    `live` is what the snapshot reads; `mentioned` adds the deleted entries its manifests still
+    list, whose column bounds may hold a forgotten customer's values.
+    """
+
     snapshot_id: int
     committed_ms: int
     manifest_list: str

@@ -31,6 +31,11 @@ def mark(secret: bytes, kind: str, value: str) -> str:
 
 @dataclass
 class Tombstones:
+    """The lake's tombstones: keyed hashes of forgotten emails and serial numbers, never the values.
+
+    False when empty. `secret` is the lake's key, which makes the hashes.
+    """
+
     secret: bytes
     emails: set[str] = field(default_factory=set)
     serials: set[str] = field(default_factory=set)
@@ -47,6 +52,7 @@ class Tombstones:
         return len(new_emails), len(new_serials)
 
     def erased(self, kind: str, value: str) -> bool:
+        """Whether a normalized identity of that kind ("email" or "serial") is tombstoned."""
         return mark(self.secret, kind, value) in (self.emails if kind == "email" else self.serials)
 
     def names_someone(self, path: str) -> bool:
@@ -67,6 +73,10 @@ class Tombstones:
         return self.redact(path) if self.names_someone(path) else path
 
     def find(self, conn, source: str, columns: list[str], keys: Iterable[str] = ()) -> Identities:
+        """The identity values in `source` that belong to forgotten people (see `find_identities`).
+
+        `keys` are the customer_key pseudonyms to look for too.
+        """
         return find_identities(conn, source, columns, self.erased, self.redact, keys)
 
 
@@ -83,6 +93,7 @@ def load_tombstones(lake: Lake) -> Tombstones | None:
 
 
 def save_tombstones(lake: Lake, tombstones: Tombstones) -> None:
+    """Write the lake's tombstones to `_stedi/tombstones.json`, atomically, as a private file."""
     data = {
         "about": "keyed hashes (HMAC-SHA256 with the lake secret) of forgotten customers' normalized emails and serial numbers; ingestion drops their rows",
         "emails": sorted(tombstones.emails),

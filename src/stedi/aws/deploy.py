@@ -55,6 +55,8 @@ main(sys.argv[1:])
 
 @dataclass
 class Step:
+    """One resource a deploy looked at, and what it did (or, in a dry run, would do) to it."""
+
     resource: str  # s3 object | glue database | glue job
     name: str
     action: str  # create | update | unchanged
@@ -63,6 +65,8 @@ class Step:
 
 @dataclass
 class DeployReport:
+    """What a deploy did to each resource, in order, and where the job's wheel and script are."""
+
     dry_run: bool
     region: str
     lake: str
@@ -73,9 +77,11 @@ class DeployReport:
 
     @property
     def changed(self) -> bool:
+        """Whether any resource was (or, in a dry run, would be) created or updated."""
         return any(step.action != "unchanged" for step in self.steps)
 
     def as_dict(self) -> dict:
+        """The report as `--json` prints it, with `changed` added."""
         return {**{k: v for k, v in asdict(self).items() if k != "steps"}, "changed": self.changed, "steps": [asdict(s) for s in self.steps]}
 
 
@@ -133,6 +139,11 @@ def _code(error: Any) -> str:
 
 
 class Clients:
+    """The boto3 S3 and Glue clients a deploy uses, for one region and any configured endpoints.
+
+    Raises DeployError, saying what to install, when boto3 is missing.
+    """
+
     def __init__(self, region: str, config: Config) -> None:
         try:
             import boto3
@@ -169,6 +180,10 @@ def _object_exists(clients: Clients, bucket: str, key: str) -> bool:
 
 
 def job_definition(role: str, script_uri: str, wheel_uri: str, lake: str, region: str, source: str | None, workers: int, worker_type: str) -> dict:
+    """The Glue job's settings, as create_job and update_job take them.
+
+    The stedi wheel is installed as an extra Python module, and one run at a time is allowed.
+    """
     arguments = {
         "--additional-python-modules": wheel_uri,
         "--job-language": "python",
@@ -217,6 +232,12 @@ def deploy(
     dry_run: bool = False,
     on_step: Callable[[Step], None] | None = None,
 ) -> DeployReport:
+    """Create or update the wheel, job script, Glue database and Glue job; idempotent.
+
+    Each resource is compared with what is there first, so a second deploy changes nothing. With
+    `dry_run`, AWS is read but not written (the wheel is still built). Raises DeployError for
+    wrong arguments, a Glue database that belongs to another lake, or any AWS failure.
+    """
     config = load_config()
     if not bucket or "/" in bucket or bucket.startswith("s3:"):
         raise DeployError(f"--bucket takes a bucket name, not {bucket!r}")

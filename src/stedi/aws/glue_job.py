@@ -17,6 +17,7 @@ from stedi.engines.base import Engine
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The job's own arguments; the ones Glue adds (--JOB_ID and the like) are ignored."""
     parser = argparse.ArgumentParser(prog="stedi-glue-job", add_help=False)
     parser.add_argument("--lake", required=True)
     parser.add_argument("--source", default=None)
@@ -27,6 +28,11 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str], engine: Engine | None = None) -> dict:
+    """Run stedi on the job's Spark session (or `engine`); print the report and return it.
+
+    Raises GateFailure when a quality gate failed, so the Glue job fails too; LakeBusyError when
+    another process is writing the lake.
+    """
     arguments = parse_arguments(argv)
     if arguments.region:
         os.environ.setdefault("AWS_REGION", arguments.region)

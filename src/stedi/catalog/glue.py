@@ -22,14 +22,20 @@ if TYPE_CHECKING:
 
 
 def database_location(lake_location: str) -> str:
+    """Where the lake's Glue database lives: `<lake>/warehouse/stedi.db`.
+
+    The location marks the database as this lake's: one found with another location is refused.
+    """
     return f"{lake_location.rstrip('/')}/warehouse/{NAMESPACE}.db"
 
 
 def database_description(lake_location: str) -> str:
+    """The description the Glue database carries, naming the lake it belongs to."""
     return f"stedi lakehouse at {lake_location.rstrip('/')}: Iceberg tables written by stedi"
 
 
 def properties(storage: Storage, config: Config) -> dict[str, str]:
+    """The pyiceberg properties a Glue catalog adds: the lake bucket's region, and any endpoint."""
     s3: Any = storage  # a Glue lake is on S3 (`stedi.lake` checks): its region is the catalog's
     found = {"glue.region": s3.region}
     if config.glue_endpoint:
@@ -63,5 +69,6 @@ def claim_namespace(catalog: Catalog, storage: Storage) -> None:
 
 
 def lake_exists(storage: Storage, config: Config, catalog: Callable[[], Catalog]) -> bool:
+    """Whether the Glue database exists and is this lake's; one of another lake raises LakeError."""
     with aws_errors("read the Glue Data Catalog"):
         return _owned(catalog(), storage)

@@ -23,14 +23,20 @@ CATALOG_FILE = "catalog.db"
 
 
 def properties(storage: Storage, config: Config) -> dict[str, str]:
+    """The pyiceberg properties a SQL catalog adds: `catalog_uri`, else the lake's SQLite file."""
     return {"uri": config.catalog_uri or f"sqlite:///{storage.join(CATALOG_FILE)}"}
 
 
 def claim_namespace(catalog: Catalog, storage: Storage) -> None:
+    """Create the `stedi` namespace if the catalog does not have it yet."""
     catalog.create_namespace_if_not_exists(NAMESPACE)
 
 
 def lake_exists(storage: Storage, config: Config, catalog: Callable[[], Catalog]) -> bool:
+    """Whether the catalog holds this lake; asking never creates the lake's SQLite file.
+
+    With a `catalog_uri`, the lake exists once the namespace has a table; else once the file does.
+    """
     if config.catalog_uri:
         return bool(catalog().list_tables(NAMESPACE))
     return storage.exists(storage.join(CATALOG_FILE))  # without opening it: that would create the file

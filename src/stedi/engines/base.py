@@ -1,3 +1,5 @@
+"""The interface every engine implements, and the batches and results that pass through it."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -39,12 +41,20 @@ class LandedFile:
 
 @dataclass(frozen=True)
 class Landed:
+    """What landing a batch gave: per source file what landed, and the Parquet files written."""
+
     files: dict[str, LandedFile]  # by source file
     accepted: list[str]  # the Parquet files written for the landing table
     rejected: list[str]  # and for its quarantine
 
 
 class Engine(ABC):
+    """What runs the work: it lands feed batches and builds models, as Parquet files.
+
+    An engine writes at (or named after) the paths it is given and commits nothing: `stedi.lake`
+    publishes the files.
+    """
+
     name: str
 
     @abstractmethod

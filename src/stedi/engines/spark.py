@@ -105,6 +105,12 @@ def spark_sql(duckdb_sql: str) -> str:
 
 
 class SparkEngine(Engine):
+    """The Spark engine, on a session it is given or on a local one it starts when first used.
+
+    Raises EngineUnavailable when pyspark is not installed, or, without a given session, when no
+    Java can start. A given session is set to write Parquet timestamps pyiceberg can read.
+    """
+
     name = "spark"
 
     def __init__(self, session: SparkSession | None = None) -> None:
@@ -162,6 +168,11 @@ class SparkEngine(Engine):
         scratch: str | None = None,
         storage: Storage | None = None,
     ) -> int:
+        """Run the model's SQL, transpiled to Spark's dialect, and write one Parquet file.
+
+        The inputs, `run_settings` and stages are temporary views, dropped afterwards whatever
+        happens; Spark plans the stages and `sql` as one query. `scratch` and `storage` are unused.
+        """
         # Spark spills where its session's spark.local.dir says, and reaches S3 through its own
         # filesystems: a cluster's own business.
         spark = self.session

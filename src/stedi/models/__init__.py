@@ -37,18 +37,26 @@ LANDING_TABLES = frozenset(feed.landing_table for feed in FEEDS)
 
 @dataclass(frozen=True)
 class CheckSpec:
+    """A check as a model's YAML declares it: its kind, its parameters and its severity."""
+
     kind: str
     params: dict
     severity: str  # "error" or "warn"
 
     @property
     def name(self) -> str:
+        """The check as reports name it: its kind and its parameters' values, `not_null(email)`."""
         detail = ", ".join(f"{v}" for k, v in self.params.items())
         return f"{self.kind}({detail})" if detail else self.kind
 
 
 @dataclass(frozen=True)
 class Model:
+    """One model: the table it builds, its compiled SQL, its checks and the tables it reads.
+
+    `sql` already has its staging models inlined, so `reads` names tables of the lake only.
+    """
+
     name: str
     zone: str
     sql: str
@@ -66,6 +74,11 @@ class Model:
 
 @cache  # the same model, check and funnel SQL is parsed on every run, some of it more than once
 def tables_read(sql: str) -> frozenset[str]:
+    """The tables a SQL statement reads, found by parsing it (DuckDB dialect).
+
+    Its own CTEs and `run_settings` are not tables and are left out. Cached: the same SQL is parsed
+    on every run.
+    """
     tree = sqlglot.parse_one(sql, read="duckdb")
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     return frozenset(t.name for t in tree.find_all(exp.Table) if t.name not in ctes and t.name != RUN_SETTINGS)
@@ -185,6 +198,11 @@ def load_models() -> tuple[Model, ...]:
 
 
 def run_order(models: tuple[Model, ...]) -> list[Model]:
+    """The models in an order where each comes after every model it reads.
+
+    Raises ModelError when a model reads a table that is neither a model nor a landing table, or
+    when models read each other in a cycle.
+    """
     by_name = {m.name: m for m in models}
     for model in models:
         unknown = model.reads - by_name.keys() - LANDING_TABLES

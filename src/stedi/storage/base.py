@@ -1,3 +1,5 @@
+"""The interface every storage backend implements, and the facts a listing reports about a file."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -9,6 +11,11 @@ from typing import Any
 
 @dataclass(frozen=True)
 class FileInfo:
+    """A file as a listing or a read found it: its location, size and modification time.
+
+    `mtime_ns` is `UNKNOWN_MTIME` when the bytes were read while the file was changing.
+    """
+
     path: str  # full location, as `read_bytes` accepts it
     size: int
     mtime_ns: int
@@ -27,6 +34,7 @@ class Storage(ABC):
     root: str
 
     def join(self, *parts: str) -> str:
+        """A location under the root, from parts whose outer slashes are dropped."""
         return "/".join([self.root.rstrip("/"), *(p.strip("/") for p in parts)])
 
     @abstractmethod
@@ -34,10 +42,12 @@ class Storage(ABC):
         """The location as a URI that pyiceberg and DuckDB understand."""
 
     @abstractmethod
-    def exists(self, location: str) -> bool: ...
+    def exists(self, location: str) -> bool:
+        """Whether a file or a folder is at the location."""
 
     @abstractmethod
-    def is_dir(self, location: str) -> bool: ...
+    def is_dir(self, location: str) -> bool:
+        """Whether the location is a folder."""
 
     @abstractmethod
     def list_dir(self, location: str) -> list[str]:
@@ -49,7 +59,8 @@ class Storage(ABC):
         FIFO, a socket, a device, a dangling link, a name that is not UTF-8) is given to `on_skipped`."""
 
     @abstractmethod
-    def read_bytes(self, location: str) -> bytes: ...
+    def read_bytes(self, location: str) -> bytes:
+        """A file's whole content; raises FileNotFoundError when there is no file."""
 
     @abstractmethod
     def read_file(self, location: str) -> tuple[bytes, FileInfo]:
@@ -62,10 +73,12 @@ class Storage(ABC):
         """Write atomically: readers see the old content or the new one, never a part."""
 
     @abstractmethod
-    def delete(self, location: str) -> None: ...
+    def delete(self, location: str) -> None:
+        """Remove a file; one that is already gone is not an error."""
 
     @abstractmethod
-    def make_dirs(self, location: str) -> None: ...
+    def make_dirs(self, location: str) -> None:
+        """Create a folder and its missing parents (private ones, where the backend has modes)."""
 
     def arrow_file(self, location: str) -> tuple[str, Any]:
         """A data file as pyarrow opens it: (path, filesystem), the filesystem None for a local file."""

@@ -70,21 +70,27 @@ def _what_entry_names(entry: os.DirEntry) -> os.stat_result | str:
 
 
 class LocalStorage(Storage):
+    """Files in a folder on this machine, private to their owner when they are a lake's."""
+
     def __init__(self, root: str) -> None:
         self.root = str(Path(root).expanduser().absolute())
 
     def uri(self, location: str) -> str:
+        """The location as an absolute path."""
         # A plain path, not a file:// URI: pyiceberg does not decode URIs, so a lake in a folder
         # whose name has a space would write its tables into `name%20with%20space`, beside it.
         return str(Path(location).absolute())
 
     def exists(self, location: str) -> bool:
+        """Whether anything is at the path; a dangling link counts as nothing."""
         return os.path.exists(location)
 
     def is_dir(self, location: str) -> bool:
+        """Whether the path is a folder, or a link to one."""
         return os.path.isdir(location)
 
     def list_dir(self, location: str) -> list[str]:
+        """Names of the folder's entries, sorted."""
         return sorted(os.listdir(location))
 
     def walk_files(self, location: str, on_skipped: SkipCallback | None = None) -> Iterator[FileInfo]:
@@ -112,9 +118,14 @@ class LocalStorage(Storage):
             folders.extend(reversed(subfolders))
 
     def read_bytes(self, location: str) -> bytes:
+        """The file's content."""
         return Path(location).read_bytes()
 
     def read_file(self, location: str) -> tuple[bytes, FileInfo]:
+        """Read a regular file, checking that its size and mtime did not move meanwhile.
+
+        An entry that is not a regular file raises OSError (EINVAL) at once, a FIFO included.
+        """
         # Opening a FIFO for reading waits for a writer, unless non-blocking; a regular file reads the same either way.
         fd = os.open(location, os.O_RDONLY | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
@@ -127,6 +138,10 @@ class LocalStorage(Storage):
         return data, FileInfo(location, len(data), after.st_mtime_ns if unchanged else UNKNOWN_MTIME)
 
     def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:
+        """Write through a hidden `.NAME.partial` file renamed into place, so the write is atomic.
+
+        The file is made 0600 and any new parent folder 0700 whether or not `private` is set.
+        """
         path = Path(location)
         self.make_dirs(str(path.parent))
         partial = path.with_name(f".{path.name}.partial")
@@ -137,14 +152,20 @@ class LocalStorage(Storage):
         os.replace(partial, path)
 
     def delete(self, location: str) -> None:
+        """Remove the file; one that is already gone is not an error."""
         Path(location).unlink(missing_ok=True)
 
     def make_dirs(self, location: str) -> None:
+        """Create the folder and its missing parents, each one 0700 whatever the umask."""
         missing = list(takewhile(lambda folder: not folder.exists(), (Path(location), *Path(location).parents)))
         for folder in reversed(missing):  # each one private: `mkdir(parents=True)` gives the parents the umask's mode
             folder.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
 
     def make_private(self, location: str) -> None:
+        """Narrow a file to 0600 or a folder to 0700 when this user owns it.
+
+        A missing location is ignored, and another user's file is left as it is.
+        """
         try:
             found = os.stat(location)
         except FileNotFoundError:
@@ -155,6 +176,11 @@ class LocalStorage(Storage):
 
     @contextmanager
     def exclusive_lock(self, location: str, wait: bool) -> Iterator[None]:
+        """Hold an exclusive flock on the lock file, created if need be.
+
+        Without `wait`, raises LakeBusyError when another process holds it. The kernel drops the
+        lock when its process dies, so a crashed writer leaves nothing to clean up.
+        """
         self.make_dirs(str(Path(location).parent))
         with open(os.open(location, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE), "a") as handle:
             try:

@@ -69,6 +69,12 @@ def _code(error: Any) -> str:
 
 
 class S3Storage(Storage):
+    """Objects under `s3://bucket/prefix`, reached through boto3 and pyarrow's S3 filesystem.
+
+    With `anonymous` None, the configuration decides; without a setting there, requests are unsigned
+    only when the AWS chain finds no credentials. Raises S3Error when boto3 is not installed.
+    """
+
     def __init__(self, root: str, anonymous: bool | None = None, config: Config | None = None) -> None:
         try:
             import boto3
@@ -116,6 +122,7 @@ class S3Storage(Storage):
 
     @cached_property
     def client(self) -> Any:
+        """The boto3 S3 client for this region, endpoint and signing, made once."""
         return self._session.client("s3", region_name=self.region, endpoint_url=self.endpoint, config=self._boto_config())
 
     @cached_property
@@ -135,6 +142,7 @@ class S3Storage(Storage):
         return _data_files_filesystem(self.arrow_filesystem)
 
     def arrow_file(self, location: str) -> tuple[str, Any]:
+        """The object as pyarrow opens it: its `bucket/key` path and the S3 filesystem."""
         return location.removeprefix("s3://"), self.arrow_filesystem
 
     def iceberg_properties(self) -> dict[str, str]:
@@ -168,9 +176,14 @@ class S3Storage(Storage):
 
     # ---- Storage --------------------------------------------------------------------------------
     def uri(self, location: str) -> str:
+        """The location itself: pyiceberg and DuckDB read s3:// URIs."""
         return location
 
     def exists(self, location: str) -> bool:
+        """Whether an object has the location as its key, or any object is under it as a prefix.
+
+        A missing bucket counts as nothing there; any other failure raises S3Error.
+        """
         from botocore.exceptions import ClientError
 
         bucket, key = split_s3(location)
@@ -185,6 +198,10 @@ class S3Storage(Storage):
         return self.is_dir(location)
 
     def is_dir(self, location: str) -> bool:
+        """Whether any object is under the location as a prefix.
+
+        The bucket's root counts as a folder whenever the bucket exists; a missing bucket has none.
+        """
         from botocore.exceptions import ClientError
 
         bucket, key = split_s3(location)
@@ -198,6 +215,7 @@ class S3Storage(Storage):
         return not key.strip("/") or found.get("KeyCount", 0) > 0
 
     def list_dir(self, location: str) -> list[str]:
+        """Names of the objects and sub-prefixes directly under the prefix, sorted."""
         bucket, key = split_s3(location)
         prefix = _folder(key)
         names: set[str] = set()
@@ -208,6 +226,7 @@ class S3Storage(Storage):
         return sorted(n for n in names if n)
 
     def walk_files(self, location: str, on_skipped: SkipCallback | None = None) -> Iterator[FileInfo]:
+        """Every object under the prefix, in key order, without folder placeholders."""
         # Every object is a file with a UTF-8 key: S3 has nothing to skip.
         bucket, key = split_s3(location)
         with self._calling("list", location):
@@ -219,9 +238,14 @@ class S3Storage(Storage):
                 yield FileInfo(path=f"s3://{bucket}/{obj['Key']}", size=int(obj["Size"]), mtime_ns=_mtime_ns(obj["LastModified"]))
 
     def read_bytes(self, location: str) -> bytes:
+        """The object's content."""
         return self.read_file(location)[0]
 
     def read_file(self, location: str) -> tuple[bytes, FileInfo]:
+        """The object's content and date, read in one GET, so never a mix of two versions.
+
+        Raises FileNotFoundError for a missing key and S3Error for any other failure.
+        """
         from botocore.exceptions import ClientError
 
         bucket, key = split_s3(location)
@@ -237,6 +261,7 @@ class S3Storage(Storage):
         return data, FileInfo(location, len(data), _mtime_ns(found["LastModified"]))
 
     def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:
+        """Write the object in one PUT, which S3 makes atomic; `private` changes nothing here."""
         # One PUT: readers see the old object or the new one, never a part. Objects are private
         # unless the bucket's policy says otherwise; `private` files (the lake's secret) need a
         # bucket that grants no public or broad read on the lake prefix.
@@ -245,6 +270,7 @@ class S3Storage(Storage):
             self.client.put_object(Bucket=bucket, Key=key, Body=data)
 
     def delete(self, location: str) -> None:
+        """Delete the object; S3 answers the same whether or not it existed."""
         bucket, key = split_s3(location)
         with self._calling("delete", location):
             self.client.delete_object(Bucket=bucket, Key=key)
@@ -266,6 +292,12 @@ class S3Storage(Storage):
 
     @contextmanager
     def exclusive_lock(self, location: str, wait: bool) -> Iterator[None]:
+        """Hold the lock object, created with a conditional put so one writer alone gets it.
+
+        Without `wait`, raises LakeBusyError naming the holder and its age; with it, tries again
+        every LOCK_POLL_SECONDS. On exit the object is deleted only if it still holds this writer's
+        token. Best-effort: a killed process leaves the object behind (see the module docstring).
+        """
         from botocore.exceptions import ClientError
 
         bucket, key = split_s3(location)
