@@ -32,6 +32,7 @@ app = command_group("The STEDI lakehouse: raw Step Trainer and phone feeds into 
 
 @app.callback()
 def options(debug: Annotated[bool, typer.Option("--debug", help="DEBUG logs on stderr, and the traceback of an internal error.")] = False) -> None:
+    """Options every command shares: `--debug` turns on DEBUG logs and internal tracebacks."""
     if debug:
         Debug.enable()
 
@@ -70,6 +71,7 @@ def _progress_callback(progress: Progress):
 
 
 def print_ingest(report: IngestReport) -> None:
+    """Print what an ingest did per feed: new and skipped files, lines, accepted, rejected (and erased)."""
     erased = any(f.erased for f in report.feeds.values())  # lines of forgotten customers, dropped
     rows = [(f.feed, f.files_new, f.files_skipped, f.lines, f.accepted, f.rejected, *([f.erased] if erased else [])) for f in report.feeds.values()]
     columns = ["feed", "new files", "skipped", "lines", "accepted", "rejected", *(["erased"] if erased else [])]
@@ -84,6 +86,7 @@ def print_ingest(report: IngestReport) -> None:
 
 
 def print_run(report: RunReport) -> None:
+    """Print a run's summary: its ingest, then each table built, how, and its checks."""
     if report.ingest:
         print_ingest(report.ingest)
     rows = [
@@ -118,6 +121,7 @@ def _failed_checks(t: TableRun) -> str:
 
 
 def print_funnel(funnel: dict) -> None:
+    """Print the zone funnel: where each feed's rows went, step by step."""
     if not funnel:
         return
     rows = [(feed, step.replace("_", " "), count) for feed, steps in funnel.items() for step, count in steps.items()]
@@ -304,6 +308,7 @@ def query_command(
 
 
 def print_erasure(report: ErasureReport) -> None:
+    """Print what an erasure removed (or, for a dry run, would remove), table by table."""
     verb = "would remove" if report.dry_run else "rows removed"
     console.print(
         table(
@@ -447,6 +452,7 @@ app.add_typer(aws_app, name="aws")
 
 
 def main() -> None:
+    """The `stedi` console script: run the CLI, then exit without reacting to a late Ctrl-C."""
     try:
         app()
     finally:

@@ -21,11 +21,14 @@ class Kind(Enum):
 
     @property
     def column_type(self) -> str:
+        """The Iceberg column type a value of this kind lands as."""
         return {Kind.EPOCH_MS: "long", Kind.INTEGER: "long", Kind.DOUBLE: "double"}.get(self, "string")
 
 
 @dataclass(frozen=True)
 class Field:
+    """One field of a feed's contract: its canonical name, kind, and whether a line needs it."""
+
     name: str
     kind: Kind
     required: bool = False
@@ -38,6 +41,8 @@ class Field:
 
 @dataclass(frozen=True)
 class Feed:
+    """A feed of the landing zone: the folders its files come in and the fields of its lines."""
+
     name: str
     folders: tuple[str, ...]
     fields: tuple[Field, ...]
@@ -46,10 +51,12 @@ class Feed:
 
     @property
     def landing_table(self) -> str:
+        """The table its accepted lines land in."""
         return f"{self.name}_landing"
 
     @property
     def rejected_table(self) -> str:
+        """The quarantine table of its refused lines, each with its raw text and reason."""
         return f"{self.name}_landing_rejected"
 
 
@@ -108,8 +115,10 @@ LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def landing_columns(feed: Feed) -> list[tuple[str, str]]:
+    """A feed's landing table columns: its fields, `_extra` for unknown fields, and lineage."""
     return [(f.name, f.kind.column_type) for f in feed.fields] + [("_extra", "string"), *LINEAGE_COLUMNS]
 
 
 def rejected_columns() -> list[tuple[str, str]]:
+    """A quarantine table's columns: the raw line, why it was refused, and lineage."""
     return [("raw", "string"), ("reason", "string"), *LINEAGE_COLUMNS]

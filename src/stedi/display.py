@@ -26,6 +26,7 @@ def safe(value: object) -> Text:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
+    """A rich table whose every cell and column name is escaped, as values may come from the data."""
     out = Table(title=title, title_justify="left", header_style="bold")
     for name in columns:  # column names may come from the data too (a query's, a JSON key)
         out.add_column(safe(name), overflow="fold")
@@ -35,4 +36,5 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) 
 
 
 def emit_json(payload: object) -> None:
+    """Write a command's machine-readable result to stdout (values JSON cannot hold become text)."""
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")

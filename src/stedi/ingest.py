@@ -50,6 +50,8 @@ ProgressCallback = Callable[[str, int, int], None]  # feed, bytes done, bytes to
 
 @dataclass
 class FeedReport:
+    """What an ingest did with one feed's files and lines."""
+
     feed: str
     files_new: int = 0
     files_skipped: int = 0
@@ -62,6 +64,8 @@ class FeedReport:
 
 @dataclass
 class IngestReport:
+    """What an ingest did, per feed, and the entries under the source it did not read."""
+
     run_id: str
     source: str
     feeds: dict[str, FeedReport]
@@ -70,9 +74,11 @@ class IngestReport:
 
     @property
     def new_files(self) -> int:
+        """How many files this ingest landed, over all feeds."""
         return sum(r.files_new for r in self.feeds.values())
 
     def as_dict(self) -> dict:
+        """The report as JSON-ready data, for `--json` and the run records."""
         return {
             "run_id": self.run_id,
             "source": self.source,
@@ -127,6 +133,8 @@ def discover(storage: Storage) -> tuple[dict[str, list[FileInfo]], list[str], di
 # ---- the ledger --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LedgerEntry:
+    """What the ledger knows of an ingested file, to tell whether it changed since."""
+
     size: int
     mtime_ns: int
     sha256: str
@@ -145,6 +153,9 @@ def read_ledger(lake: Lake) -> tuple[dict[str, LedgerEntry], set[str]]:
 
 
 def is_already_ingested(info: FileInfo, entry: LedgerEntry | None, sha256: Callable[[], str]) -> bool:
+    """Whether a listed file is the one the ledger holds: same size and mtime, else same content.
+
+    `sha256` is only called (the file read) when size matches and mtime does not."""
     if entry is None:
         return False
     if entry.size == info.size and entry.mtime_ns == info.mtime_ns:
@@ -158,6 +169,7 @@ def _file_sha256(storage: Storage, path: str) -> str:
 
 # ---- ingestion ---------------------------------------------------------------------------------
 def ensure_landing_tables(lake: Lake) -> None:
+    """Create the landing, quarantine and ledger tables a lake does not have yet."""
     for feed in FEEDS:
         lake.ensure_table(feed.landing_table, landing_columns(feed))
         lake.ensure_table(feed.rejected_table, rejected_columns())
@@ -165,10 +177,12 @@ def ensure_landing_tables(lake: Lake) -> None:
 
 
 def landing_tables() -> list[str]:
+    """The landing and quarantine tables, in feed order."""
     return [name for feed in FEEDS for name in (feed.landing_table, feed.rejected_table)]
 
 
 def recover_interrupted_ingest(lake: Lake, completed_runs: set[str]) -> None:
+    """Remove data files of ingests that never committed their ledger rows (interrupted ones)."""
     for name in landing_tables():
         state: TableState = lake.state(name)
         orphans = [path for path in state.files if run_of_data_file(path) not in completed_runs]

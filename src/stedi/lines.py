@@ -243,9 +243,11 @@ class FileStream:
         self._facts: list[dict | None] = [None] * len(paths)
 
     def reader(self) -> pa.RecordBatchReader:
+        """The stream of numbered lines, to be read once."""
         return pa.RecordBatchReader.from_batches(LINES_SCHEMA, self._batches())
 
     def raise_if_failed(self) -> None:
+        """Raise the error of a file that could not be read, after the stream was read."""
         if self.error:
             raise self.error
 

@@ -26,6 +26,9 @@ EXPLAIN_PREFIX = re.compile(r"^\s*explain\s+(?:analyze\s+)?", re.IGNORECASE)
 
 
 def require_read_only(sql: str) -> None:
+    """Refuse any SQL but one read-only statement (SELECT, DESCRIBE, SHOW, EXPLAIN of those).
+
+    Raises QueryError: `stedi query` must never change the lake."""
     statement = _one_statement(sql)
     # The type: ignores: duckdb's stub names the members EXPLAIN_STATEMENT, SELECT_STATEMENT, ...; at run time they are EXPLAIN, SELECT.
     while statement.type == duckdb.StatementType.EXPLAIN:  # type: ignore[attr-defined]  # EXPLAIN ANALYZE runs what it explains

@@ -19,6 +19,8 @@ from stedi.snapshots import unreferenced_files
 
 @dataclass(frozen=True)
 class Recovery:
+    """What repairing an interrupted command did: the erasure it finished, the files it deleted."""
+
     erasure: ErasureReport | None  # the interrupted erasure that was finished
     files_deleted: int
 

@@ -33,6 +33,7 @@ CHECK = ("_stedi", "secret-check")
 
 
 def new_secret() -> bytes:
+    """A fresh random lake secret (the key of the pseudonyms), as hex text."""
     return secrets.token_hex(32).encode()
 
 
@@ -60,6 +61,7 @@ def _embedded(storage: Storage) -> bytes:
 
 
 def check_value(secret: bytes) -> str:
+    """A value that tells whether a secret is the lake's own without revealing it."""
     return hmac.new(secret, b"stedi lake secret check", hashlib.sha256).hexdigest()
 
 

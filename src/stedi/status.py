@@ -16,6 +16,8 @@ def _utc(ms: int) -> str:
 
 
 def status(lake: Lake) -> dict:
+    """Every table with its rows, snapshots, last commit and the run that made it; the last ingest,
+    the last run, and an erasure still pending, if any."""
     tables = []
     for name in lake.table_names():
         table = lake.table(name)
@@ -41,6 +43,7 @@ def status(lake: Lake) -> dict:
 
 
 def history(lake: Lake, name: str) -> list[dict]:
+    """A table's snapshots, oldest first, with the run and operation of each."""
     table = lake.table(name)
     rows = []
     for snapshot in table.snapshots():

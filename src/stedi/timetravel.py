@@ -22,6 +22,8 @@ from stedi.records import ERASURES
 
 @dataclass(frozen=True)
 class Expiry:
+    """An erasure that expired a table's older snapshots: past it, time travel cannot go back."""
+
     erasure_id: str
     finished_at: str
     committed_ms: int
@@ -43,6 +45,7 @@ def parse_time(text: str) -> int:
 
 
 def utc_text(ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 text in UTC, to the millisecond, with a `Z`."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -89,8 +92,10 @@ def snapshot_as_of(lake: Lake, name: str, when_ms: int) -> int | None:
 
 
 def snapshots_as_of(lake: Lake, when_ms: int) -> dict[str, int | None]:
+    """Each table's snapshot current at `when_ms` (None for a table that did not exist yet)."""
     return {name: snapshot_as_of(lake, name, when_ms) for name in lake.table_names()}
 
 
 def query_lake_as_of(lake: Lake, sql: str, when_ms: int) -> tuple[list[str], list[tuple]]:
+    """Run a read-only query against the lake as it was at `when_ms`."""
     return query_lake(lake, sql, snapshots_as_of(lake, when_ms))

@@ -352,9 +352,12 @@ def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, thre
 
 
 class DuckDBEngine(Engine):
+    """The default engine: DuckDB in this process, for landing and for the models."""
+
     name = "duckdb"
 
     def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> Landed:
+        """Land a batch of feed files into one accepted and one rejected Parquet file."""
         return Landed(land_batch(batch, accepted_path, rejected_path), [accepted_path], [rejected_path])
 
     def build(
@@ -367,6 +370,7 @@ class DuckDBEngine(Engine):
         scratch: str | None = None,
         storage: Storage | None = None,
     ) -> int:
+        """Run a model's SQL over its inputs into `out_path` as Parquet; returns its row count."""
         conn = connect(scratch, storage)
         register_tables(conn, inputs)
         conn.register(RUN_SETTINGS, settings)
