@@ -10,24 +10,12 @@ import json
 
 from stedi.aws.glue_job import main as glue_job_main
 from stedi.engines import open_engine
+from stedi.ingest import LEDGER_TABLE, landing_tables
 from support.aws import Aws, ok_json, stedi
+from support.lakes import MODEL_TABLES
 
 LAKE = "s3://stedi-lake/zones"
-TABLES = {
-    "customer_landing",
-    "accelerometer_landing",
-    "step_trainer_landing",
-    "customer_landing_rejected",
-    "accelerometer_landing_rejected",
-    "step_trainer_landing_rejected",
-    "ingested_files",
-    "customer_trusted",
-    "serial_number_owners",
-    "accelerometer_trusted",
-    "customers_curated",
-    "step_trainer_trusted",
-    "machine_learning_curated",
-}
+TABLES = {*landing_tables(), LEDGER_TABLE, *MODEL_TABLES}
 CHECK = (
     "SELECT (SELECT count(*) FROM customer_trusted), (SELECT count(*) FROM accelerometer_trusted), "
     "(SELECT count(*) FROM step_trainer_trusted), (SELECT count(*) FROM machine_learning_curated), "

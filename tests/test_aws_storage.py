@@ -14,7 +14,7 @@ from stedi.cli import app
 from stedi.config import load_config
 from stedi.engines import open_engine
 from stedi.errors import ConfigError, LakeBusyError
-from stedi.ingest import ingest
+from stedi.ingest import ingest, landing_tables
 from stedi.lake import Lake
 from stedi.query import query_lake
 from stedi.storage import open_storage
@@ -30,15 +30,7 @@ def stedi(*args: str):
 
 
 def landing_counts(lake: Lake) -> dict[str, int]:
-    tables = [
-        "customer_landing",
-        "accelerometer_landing",
-        "step_trainer_landing",
-        "customer_landing_rejected",
-        "accelerometer_landing_rejected",
-        "step_trainer_landing_rejected",
-    ]
-    return {name: query_lake(lake, f"SELECT count(*) FROM {name}")[1][0][0] for name in tables}
+    return {name: query_lake(lake, f"SELECT count(*) FROM {name}")[1][0][0] for name in landing_tables()}
 
 
 def test_ingest_from_an_s3_source_lands_what_the_same_local_files_land(aws: Aws, feeds, tmp_path):

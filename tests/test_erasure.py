@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 from stedi import records
 from stedi.cli import app
 from stedi.erasure import customer_key, forget
+from stedi.ingest import landing_tables
 from stedi.records import ERASURES
-from support.lakes import LakeHarness, killed_before_commit
+from support.lakes import MODEL_TABLES, LakeHarness, killed_before_commit
+from support.records import customer as customer_record
 
 CONSENT = 1_000
 ERIN = "erin.gone@example.org"
@@ -29,18 +31,7 @@ ERIN_IDENTITY = [ERIN, "Erin Gone", ERIN_SERIAL, ERIN_OLD_SERIAL, "8015550199", 
 
 
 def customer(email, name, serial, consent=CONSENT, updated=10, phone="8015551212", birthday="1990-01-01"):
-    record = {
-        "customerName": name,
-        "email": email,
-        "phone": phone,
-        "birthDay": birthday,
-        "serialNumber": serial,
-        "registrationDate": 1,
-        "lastUpdateDate": updated,
-    }
-    if consent is not None:
-        record["shareWithResearchAsOfDate"] = consent
-    return record
+    return customer_record(email, serial, consent, updated, customerName=name, phone=phone, birthDay=birthday)
 
 
 def reading(user, t, serial=None):
@@ -103,20 +94,7 @@ def write_feeds(harness):
     )
 
 
-TABLES = [
-    "customer_landing",
-    "customer_landing_rejected",
-    "accelerometer_landing",
-    "accelerometer_landing_rejected",
-    "step_trainer_landing",
-    "step_trainer_landing_rejected",
-    "customer_trusted",
-    "serial_number_owners",
-    "accelerometer_trusted",
-    "customers_curated",
-    "step_trainer_trusted",
-    "machine_learning_curated",
-]
+TABLES = [*landing_tables(), *MODEL_TABLES]
 # Before: Erin 2 records + Ann + Bob; Erin's readings 2000-2002 (the last by serial only) and Ann's
 # two, since consent; Erin's three steps on her new serial (the old one has no owner) and Ann's two.
 BEFORE = dict(zip(TABLES, [4, 2, 6, 2, 7, 2, 2, 3, 5, 2, 5, 5]))
@@ -277,14 +255,7 @@ def test_reingesting_old_raw_files_does_not_resurrect(lake):
     # Conservation holds for every file of the ledger, erased lines included.
     assert lake.rows("SELECT count(*) FROM ingested_files WHERE accepted + rejected + coalesce(erased, 0) <> non_blank_lines") == [(0,)]
     # Landing holds Ann's and Bob's copies; the curated zones collapse the exact duplicates.
-    landing = [
-        "customer_landing",
-        "customer_landing_rejected",
-        "accelerometer_landing",
-        "accelerometer_landing_rejected",
-        "step_trainer_landing",
-        "step_trainer_landing_rejected",
-    ]
+    landing = landing_tables()
     assert counts(lake) == {name: after[name] * 2 if name in landing else after[name] for name in TABLES}
     assert files_holding(Path(lake.lake.location), [ERIN, ERIN_SERIAL, ERIN_OLD_SERIAL, "Erin Gone"]) == {}
 

@@ -15,6 +15,7 @@ import duckdb
 
 from stedi import run as run_module
 from stedi.engines import open_engine
+from stedi.engines.base import ModelBuild
 from stedi.funnel import funnel
 from stedi.generate import generate_feeds
 from stedi.lake import parquet_columns
@@ -31,7 +32,7 @@ def assert_every_model_is_its_sql(harness, tmp_path: Path) -> None:
     settings = run_settings_table(harness.lake, "since-consent")
     for model in load_models():
         out = str(tmp_path / f"full-{model.name}.parquet")
-        engine.build(model.sql, published_inputs(harness.lake, sorted(model.reads)), settings, out)
+        engine.build(ModelBuild(model.sql, published_inputs(harness.lake, sorted(model.reads)), settings, out))
         columns = ", ".join(f'"{name}"' for name, _ in parquet_columns(out))
         full = Counter(duckdb.sql(f"SELECT {columns} FROM read_parquet('{out}')").fetchall())
         assert Counter(harness.rows(f"SELECT {columns} FROM {model.name}")) == full, model.name

@@ -377,154 +377,112 @@ PAIR_COLUMNS = "customer_key VARCHAR, timestamp BIGINT, distanceFromObject BIGIN
 READINGS = "user VARCHAR, timestamp BIGINT"
 KEPT = "email VARCHAR, lastUpdateDate BIGINT, shareWithResearchAsOfDate BIGINT"
 
+
+def case(kind: str, params: dict, tables: dict, violations: int, why: str):
+    """A check case, named after the check and why it counts what it counts."""
+    return pytest.param(kind, params, tables, violations, id=f"{kind}-{why}")
+
+
 # (check kind, its parameters, the tables it reads with their rows, the violations it counts)
 CHECKS = [
-    pytest.param("not_null", {"column": "email"}, audited("email VARCHAR", ("a",), (None,), (None,)), 2, id="not_null-counts-the-nulls"),
-    pytest.param("unique", {"column": "email"}, audited("email VARCHAR", ("a",), ("a",), ("a",), ("b",)), 1, id="unique-counts-a-value-held-three-times-once"),
-    pytest.param("unique", {"column": "email"}, audited("email VARCHAR", ("a",), ("a",), ("b",), ("b",), ("c",)), 2, id="unique-counts-each-repeated-value"),
-    pytest.param("unique", {"column": "email"}, audited("email VARCHAR", (None,), (None,), ("a",)), 1, id="unique-counts-a-repeated-null-as-a-repeated-value"),
-    pytest.param("not_empty", {}, audited("x INTEGER"), 1, id="not_empty-an-empty-table-is-one-violation"),
-    pytest.param("not_empty", {}, audited("x INTEGER", (1,)), 0, id="not_empty-one-row-passes"),
-    pytest.param(
+    case("not_null", {"column": "email"}, audited("email VARCHAR", ("a",), (None,), (None,)), 2, "counts-the-nulls"),
+    case("unique", {"column": "email"}, audited("email VARCHAR", ("a",), ("a",), ("a",), ("b",)), 1, "counts-a-value-held-three-times-once"),
+    case("unique", {"column": "email"}, audited("email VARCHAR", ("a",), ("a",), ("b",), ("b",), ("c",)), 2, "counts-each-repeated-value"),
+    case("unique", {"column": "email"}, audited("email VARCHAR", (None,), (None,), ("a",)), 1, "counts-a-repeated-null-as-a-repeated-value"),
+    case("not_empty", {}, audited("x INTEGER"), 1, "an-empty-table-is-one-violation"),
+    case("not_empty", {}, audited("x INTEGER", (1,)), 0, "one-row-passes"),
+    case(
         "no_pii_columns",
         {},
         audited('customer_key VARCHAR, "Email" VARCHAR, SerialNumber VARCHAR, x DOUBLE'),
         2,
-        id="no_pii_columns-counts-identifying-columns-named-in-any-case",
+        "counts-identifying-columns-named-in-any-case",
     ),
-    pytest.param(
-        "no_pii_columns",
-        {},
-        audited('"user" VARCHAR, customerName VARCHAR, phone VARCHAR, birthDay VARCHAR'),
-        4,
-        id="no_pii_columns-user-name-phone-and-birthday-identify",
-    ),
-    pytest.param(
-        "no_pii_columns",
-        {},
-        audited("customer_key VARCHAR, timestamp BIGINT, x DOUBLE, distanceFromObject BIGINT"),
-        0,
-        id="no_pii_columns-a-pseudonym-and-readings-pass",
-    ),
-    pytest.param(
+    case("no_pii_columns", {}, audited('"user" VARCHAR, customerName VARCHAR, phone VARCHAR, birthDay VARCHAR'), 4, "user-name-phone-and-birthday-identify"),
+    case("no_pii_columns", {}, audited("customer_key VARCHAR, timestamp BIGINT, x DOUBLE, distanceFromObject BIGINT"), 0, "a-pseudonym-and-readings-pass"),
+    case(
         "references",
         {"column": "email", "table": "other", "key": "k"},
         {**audited("email VARCHAR", ("a",), ("b",), (None,)), "other": ("k VARCHAR", [("a",)])},
         1,
-        id="references-a-value-missing-from-the-other-table-counts-a-null-is-not-judged",
+        "a-value-missing-from-the-other-table-counts-a-null-is-not-judged",
     ),
-    pytest.param(
-        "latest_record_with_consent",
-        {},
-        {**audited(KEPT, ("a@x.com", 10, None)), **landing(("a@x.com", 10))},
-        1,
-        id="latest_record_with_consent-a-kept-record-without-consent-counts",
-    ),
-    pytest.param(
+    case("latest_record_with_consent", {}, {**audited(KEPT, ("a@x.com", 10, None)), **landing(("a@x.com", 10))}, 1, "a-kept-record-without-consent-counts"),
+    case(
         "latest_record_with_consent",
         {},
         {**audited(KEPT, ("a@x.com", 10, 1000)), **landing(("a@x.com", 10), (" A@X.com ", 20))},
         1,
-        id="latest_record_with_consent-a-newer-record-matched-trimmed-and-lower-cased-counts",
+        "a-newer-record-matched-trimmed-and-lower-cased-counts",
     ),
-    pytest.param(
+    case(
         "latest_record_with_consent",
         {},
         {**audited(KEPT, ("a@x.com", 10, 1000)), **landing(("a@x.com", 10), ("A@x.com", 10))},
         0,
-        id="latest_record_with_consent-a-record-as-old-is-not-newer",
+        "a-record-as-old-is-not-newer",
     ),
-    pytest.param(
+    case(
         "latest_record_with_consent",
         {},
         {**audited(KEPT, ("a@x.com", 10, 1000)), **landing(("a@x.com", 10), ("b@x.com", 99))},
         0,
-        id="latest_record_with_consent-another-customers-newer-record-does-not-count",
+        "another-customers-newer-record-does-not-count",
     ),
-    pytest.param(
+    case(
         "consenting_rows",
         {"email": "user", "time": "timestamp"},
         {**audited(READINGS, ("a@x.com", 2000), ("z@x.com", 2000), (None, 2000)), **trusted(("a@x.com", 1000)), **settings()},
         1,
-        id="consenting_rows-a-row-of-no-trusted-customer-counts-a-null-is-not-judged",
+        "a-row-of-no-trusted-customer-counts-a-null-is-not-judged",
     ),
-    pytest.param(
+    case(
         "consenting_rows",
         {"email": "user", "time": "timestamp"},
         {**audited(READINGS, ("a@x.com", 999), ("a@x.com", 1000)), **trusted(("a@x.com", 1000)), **settings("since-consent")},
         1,
-        id="consenting_rows-since-consent-a-row-before-the-consent-counts-one-at-it-does-not",
+        "since-consent-a-row-before-the-consent-counts-one-at-it-does-not",
     ),
-    pytest.param(
+    case(
         "consenting_rows",
         {"email": "user", "time": "timestamp"},
         {**audited(READINGS, ("a@x.com", 999), ("a@x.com", 1000)), **trusted(("a@x.com", 1000)), **settings("all")},
         0,
-        id="consenting_rows-all-a-row-before-the-consent-passes",
+        "all-a-row-before-the-consent-passes",
     ),
-    pytest.param(
+    case(
         "consenting_rows",
         {"email": "email"},
         {**audited("email VARCHAR", ("a@x.com",), ("z@x.com",)), **trusted(("a@x.com", 1000)), **settings()},
         1,
-        id="consenting_rows-without-a-time-only-membership-counts",
+        "without-a-time-only-membership-counts",
     ),
-    pytest.param(
+    case(
         "unambiguous_serial_numbers",
         {},
         {**audited("serialNumber VARCHAR, email VARCHAR", ("S1", "a")), **owners(("S1", 1, "a"))},
         0,
-        id="unambiguous_serial_numbers-a-reading-of-its-numbers-one-owner-passes",
+        "a-reading-of-its-numbers-one-owner-passes",
     ),
-    pytest.param(
+    case(
         "unambiguous_serial_numbers",
         {},
         {**audited("serialNumber VARCHAR, email VARCHAR", ("S2", "a")), **owners(("S2", 2, None))},
         1,
-        id="unambiguous_serial_numbers-a-number-of-two-customers-counts",
+        "a-number-of-two-customers-counts",
     ),
-    pytest.param(
-        "unambiguous_serial_numbers",
-        {},
-        {**audited("serialNumber VARCHAR, email VARCHAR", ("S3", "a")), **owners()},
-        1,
-        id="unambiguous_serial_numbers-a-number-nobody-carries-counts",
-    ),
-    pytest.param(
+    case("unambiguous_serial_numbers", {}, {**audited("serialNumber VARCHAR, email VARCHAR", ("S3", "a")), **owners()}, 1, "a-number-nobody-carries-counts"),
+    case(
         "unambiguous_serial_numbers",
         {},
         {**audited("serialNumber VARCHAR, email VARCHAR", ("S1", "b")), **owners(("S1", 1, "a"))},
         1,
-        id="unambiguous_serial_numbers-a-reading-tagged-with-another-customer-than-the-owner-counts",
+        "a-reading-tagged-with-another-customer-than-the-owner-counts",
     ),
-    pytest.param(
-        "same_customer_pairs",
-        {},
-        {**audited(PAIR_COLUMNS, (key("a@x.com"), 5000, 11)), **PAIRS},
-        0,
-        id="same_customer_pairs-a-customers-phone-with-their-own-step-trainer-passes",
-    ),
-    pytest.param(
-        "same_customer_pairs",
-        {},
-        {**audited(PAIR_COLUMNS, (key("a@x.com"), 5000, 22)), **PAIRS},
-        1,
-        id="same_customer_pairs-another-customers-distance-at-the-same-time-counts",
-    ),
-    pytest.param(
-        "same_customer_pairs",
-        {},
-        {**audited(PAIR_COLUMNS, (key("a@x.com"), 6000, 11)), **PAIRS},
-        1,
-        id="same_customer_pairs-a-time-the-customers-step-trainer-did-not-read-counts",
-    ),
-    pytest.param(
-        "same_customer_pairs",
-        {},
-        {**audited(PAIR_COLUMNS, (key("z@x.com"), 5000, 11)), **PAIRS},
-        1,
-        id="same_customer_pairs-a-key-of-no-curated-customer-counts",
-    ),
+    case("same_customer_pairs", {}, {**audited(PAIR_COLUMNS, (key("a@x.com"), 5000, 11)), **PAIRS}, 0, "a-customers-phone-with-their-own-step-trainer-passes"),
+    case("same_customer_pairs", {}, {**audited(PAIR_COLUMNS, (key("a@x.com"), 5000, 22)), **PAIRS}, 1, "another-customers-distance-at-the-same-time-counts"),
+    case("same_customer_pairs", {}, {**audited(PAIR_COLUMNS, (key("a@x.com"), 6000, 11)), **PAIRS}, 1, "a-time-the-customers-step-trainer-did-not-read-counts"),
+    case("same_customer_pairs", {}, {**audited(PAIR_COLUMNS, (key("z@x.com"), 5000, 11)), **PAIRS}, 1, "a-key-of-no-curated-customer-counts"),
 ]
 
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 from stedi import records
 from stedi.checks import CheckResult, run_check, validate_checks
 from stedi.config import CONSENT_SCOPES, DEFAULT_SCOPE
-from stedi.engines.base import Engine
+from stedi.engines.base import Engine, ModelBuild
 from stedi.errors import GateFailure, LakeError
 from stedi.funnel import funnel
 from stedi.ingest import IngestReport, ingest, new_run_id
@@ -243,7 +243,7 @@ def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableSt
     """Have the engine write the model's new rows: all of them, or for an append the added ones."""
     stages, sql, tables = _query(lake, model, inputs, how)
     path = lake.new_data_file(model.name, run_id)
-    rows = engine.build(sql, tables, settings, path, stages, scratch=lake.scratch, storage=lake.storage)
+    rows = engine.build(ModelBuild(sql, tables, settings, path, stages, scratch=lake.scratch, storage=lake.storage))
     return Written(path, rows, lake.state(model.name) if isinstance(how, Append) else TableState.empty(model.name))
 
 

@@ -17,6 +17,9 @@ from stedi.lake import Lake
 from stedi.query import query_lake
 from stedi.run import run
 
+# The tables the models build, in the order they are built.
+MODEL_TABLES = ("customer_trusted", "serial_number_owners", "accelerometer_trusted", "customers_curated", "step_trainer_trusted", "machine_learning_curated")
+
 
 def write_feed_file(root: Path, relative: str, lines: list[object], newline: str = "\n") -> Path:
     """Write a feed file: dicts become JSON lines, strings are written as they are."""

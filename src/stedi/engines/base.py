@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -48,6 +48,19 @@ class Landed:
     rejected: list[str]  # and for its quarantine
 
 
+@dataclass(frozen=True)
+class ModelBuild:
+    """One model for an engine to build: its SQL, what it reads, and where it writes."""
+
+    sql: str
+    inputs: Mapping[str, TableInput]
+    settings: pa.Table  # the one-row `run_settings`
+    out_path: str
+    stages: Mapping[str, str] = field(default_factory=dict)
+    scratch: str | None = None  # where DuckDB spills (`Lake.scratch`)
+    storage: Storage | None = None  # the lake's, through which DuckDB reaches its data files
+
+
 class Engine(ABC):
     """What runs the work: it lands feed batches and builds models, as Parquet files.
 
@@ -64,18 +77,9 @@ class Engine(ABC):
         named after them), and say per file what landed, counted from the files written."""
 
     @abstractmethod
-    def build(
-        self,
-        sql: str,
-        inputs: Mapping[str, TableInput],
-        settings: pa.Table,
-        out_path: str,
-        stages: Mapping[str, str] | None = None,
-        scratch: str | None = None,
-        storage: Storage | None = None,
-    ) -> int:
+    def build(self, job: ModelBuild) -> int:
         """Run a model's SELECT (DuckDB dialect) over its input tables and the one-row `run_settings`
-        and write the result as one Parquet file; returns the number of rows written.
+        and write the result as one Parquet file at `job.out_path`; returns the rows written.
 
         `stages` are SELECTs that later stages and `sql` read by name, in order. An engine may
         compute each before the next: DuckDB does, so that its planner knows how many rows a stage

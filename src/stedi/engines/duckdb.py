@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 import duckdb
 import pyarrow as pa
 
 from stedi.contract import Feed, Field, Kind
-from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch
+from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, ModelBuild
 from stedi.lines import FileStream
 from stedi.models import RUN_SETTINGS
-from stedi.sql import TableInput, connect, literal, one_row, quote, register_tables
-from stedi.storage import Storage, open_storage
+from stedi.sql import connect, literal, one_row, quote, register_tables
+from stedi.storage import open_storage
 
 
 def json_type_name(text: str) -> str:
@@ -360,23 +359,14 @@ class DuckDBEngine(Engine):
         """Land a batch of feed files into one accepted and one rejected Parquet file."""
         return Landed(land_batch(batch, accepted_path, rejected_path), [accepted_path], [rejected_path])
 
-    def build(
-        self,
-        sql: str,
-        inputs: Mapping[str, TableInput],
-        settings: pa.Table,
-        out_path: str,
-        stages: Mapping[str, str] | None = None,
-        scratch: str | None = None,
-        storage: Storage | None = None,
-    ) -> int:
+    def build(self, job: ModelBuild) -> int:
         """Run a model's SQL over its inputs into `out_path` as Parquet; returns its row count."""
-        conn = connect(scratch, storage)
-        register_tables(conn, inputs)
-        conn.register(RUN_SETTINGS, settings)
-        for name, stage in (stages or {}).items():
+        conn = connect(job.scratch, job.storage)
+        register_tables(conn, job.inputs)
+        conn.register(RUN_SETTINGS, job.settings)
+        for name, stage in job.stages.items():
             conn.execute(f"CREATE TEMP TABLE {quote(name)} AS {stage}")
-        conn.execute(f"COPY ({sql}) TO {literal(out_path)} (FORMAT parquet, COMPRESSION zstd)")
-        rows = one_row(conn, f"SELECT count(*) FROM read_parquet({literal(out_path)})")[0]
+        conn.execute(f"COPY ({job.sql}) TO {literal(job.out_path)} (FORMAT parquet, COMPRESSION zstd)")
+        rows = one_row(conn, f"SELECT count(*) FROM read_parquet({literal(job.out_path)})")[0]
         conn.close()
         return rows

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import fields, replace
 from functools import cache, partial
 from pathlib import Path
@@ -23,13 +23,12 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch
+from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, ModelBuild
 from stedi.engines.duckdb import land_batch
 from stedi.errors import EngineUnavailable, SourceError
 from stedi.identities import LOWER_AS_DUCKDB, SPACE_SEPARATORS
 from stedi.models import RUN_SETTINGS
 from stedi.sql import TableInput
-from stedi.storage import Storage
 
 try:
     from pyspark.errors import PySparkRuntimeError
@@ -158,16 +157,7 @@ class SparkEngine(Engine):
         )
 
     # ---- models -------------------------------------------------------------------------------
-    def build(
-        self,
-        sql: str,
-        inputs: Mapping[str, TableInput],
-        settings: pa.Table,
-        out_path: str,
-        stages: Mapping[str, str] | None = None,
-        scratch: str | None = None,
-        storage: Storage | None = None,
-    ) -> int:
+    def build(self, job: ModelBuild) -> int:
         """Run the model's SQL, transpiled to Spark's dialect, and write one Parquet file.
 
         The inputs, `run_settings` and stages are temporary views, dropped afterwards whatever
@@ -176,14 +166,14 @@ class SparkEngine(Engine):
         # Spark spills where its session's spark.local.dir says, and reaches S3 through its own
         # filesystems: a cluster's own business.
         spark = self.session
-        views = [*inputs, RUN_SETTINGS, *(stages or {})]
+        views = [*job.inputs, RUN_SETTINGS, *job.stages]
         try:
-            for name, table in inputs.items():
+            for name, table in job.inputs.items():
                 self._table_frame(table).createOrReplaceTempView(name)
-            spark.createDataFrame(settings).createOrReplaceTempView(RUN_SETTINGS)
-            for name, stage in (stages or {}).items():
+            spark.createDataFrame(job.settings).createOrReplaceTempView(RUN_SETTINGS)
+            for name, stage in job.stages.items():
                 spark.sql(spark_sql(stage)).createOrReplaceTempView(name)
-            return self._write_one_parquet(spark.sql(spark_sql(sql)), out_path)
+            return self._write_one_parquet(spark.sql(spark_sql(job.sql)), job.out_path)
         finally:
             for name in views:
                 spark.catalog.dropTempView(name)
