@@ -37,6 +37,10 @@ CONFIG_FILE = "stedi.toml"
 CATALOG_KINDS = ("sql", "glue")
 DEFAULT_REGION = "us-east-1"
 
+# The keys stedi.toml may hold: any other is a typo, refused rather than silently ignored.
+KNOWN_KEYS = ("lake", "catalog", "catalog_uri", "secret_file", "aws")
+KNOWN_AWS_KEYS = ("region", "endpoint", "s3_endpoint", "glue_endpoint", "anonymous")
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -99,12 +103,21 @@ def _read_file() -> tuple[dict, str]:
         raise ConfigError(f"cannot read {path}: {error}") from None
 
 
+def _refuse_unknown_keys(table: dict, known: tuple[str, ...], source: str, section: str) -> None:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown)
+        raise ConfigError(f"{source}: unknown {section}key {names}: the known ones are {', '.join(known)}")
+
+
 def load_config() -> Config:
     """The configuration in force now (read afresh: it is small, and tests change the environment)."""
     data, source = _read_file()
     aws = data.get("aws", {})
     if not isinstance(aws, dict):
         raise ConfigError(f"{source}: [aws] must be a table")
+    _refuse_unknown_keys(data, KNOWN_KEYS, source, "")
+    _refuse_unknown_keys(aws, KNOWN_AWS_KEYS, source, "[aws] ")
     env = os.environ.get
 
     def first(*values: object) -> str | None:
