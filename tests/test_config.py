@@ -1,4 +1,4 @@
-"""stedi.toml as a user writes it: what it sets, and the mistakes it refuses with one clear line."""
+"""stedi.toml as a user writes it (what it sets, the mistakes it refuses with one clear line), and `stedi --version`."""
 
 from __future__ import annotations
 
@@ -48,3 +48,14 @@ def test_a_command_under_a_mistyped_stedi_toml_exits_2_with_one_line(workdir):
     assert result.exit_code == 2
     assert "unknown key 'lak'" in result.output and "Traceback" not in result.output
     assert not (workdir / "elsewhere").exists() and not (workdir / "lakehouse").exists()
+
+
+def test_stedi_version_prints_the_installed_version_and_exits_0():
+    from importlib.metadata import version
+
+    from typer.testing import CliRunner
+
+    from stedi.cli import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert (result.exit_code, result.output.strip()) == (0, f"stedi {version('stedi')}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+import stedi
 from stedi import display
 from stedi.aws.cli import app as aws_app
 from stedi.commands import Debug, JsonOption, LakeOption, WaitOption, command_group
@@ -30,8 +31,17 @@ if TYPE_CHECKING:
 app = command_group("The STEDI lakehouse: raw Step Trainer and phone feeds into privacy-safe training data.")
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        console.print(f"stedi {stedi.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def options(debug: Annotated[bool, typer.Option("--debug", help="DEBUG logs on stderr, and the traceback of an internal error.")] = False) -> None:
+def options(
+    debug: Annotated[bool, typer.Option("--debug", help="DEBUG logs on stderr, and the traceback of an internal error.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print stedi's version and exit.", callback=_print_version, is_eager=True)] = False,
+) -> None:
     """Options every command shares: `--debug` turns on DEBUG logs and internal tracebacks."""
     if debug:
         Debug.enable()
