@@ -226,12 +226,8 @@ def run_command(
 @app.command("status")
 def status_command(lake: LakeOption = None, as_json: JsonOption = False) -> None:
     """Tables, rows, snapshots, the last ingest and the last run's checks."""
-    from stedi.lake import Lake
-    from stedi.status import status
-
-    the_lake = Lake(lake)
-    the_lake.require()
-    result = status(the_lake)
+    the_lake = stedi.open(lake)
+    result = the_lake.status()
     if as_json:
         emit_json(result)
         return
@@ -262,15 +258,38 @@ def status_command(lake: LakeOption = None, as_json: JsonOption = False) -> None
         )
 
 
+@app.command("runs")
+def runs_command(lake: LakeOption = None, as_json: JsonOption = False) -> None:
+    """The run history: each run that changed something, its tables, checks and duration."""
+    history = stedi.open(lake).runs()
+    if as_json:
+        emit_json(history)
+        return
+    console.print(
+        table(
+            "Runs, oldest first (a run id is its start time in UTC)",
+            ["run", "time", "engine", "scope", "files", "built", "checks", "result"],
+            [
+                (
+                    r["run_id"],
+                    f"{r['duration_s']:.1f}s" if r["duration_s"] is not None else "",
+                    r["engine"],
+                    r["consent_scope"],
+                    r["files_ingested"],
+                    len(r["tables_built"]),
+                    f"{r['checks_passed']} ok" + (f", {r['checks_failed']} failed" if r["checks_failed"] else ""),
+                    ("failed: " + ", ".join(r["tables_failed"]) if not r["ok"] else "published") + (" · interrupted" if r["interrupted"] else ""),
+                )
+                for r in history
+            ],
+        )
+    )
+
+
 @app.command("history")
 def history_command(table_name: Annotated[str, typer.Argument(metavar="TABLE")], lake: LakeOption = None, as_json: JsonOption = False) -> None:
     """The snapshots of a table, with the run that made each one."""
-    from stedi.lake import Lake
-    from stedi.status import history
-
-    the_lake = Lake(lake)
-    the_lake.require()
-    snapshots = history(the_lake, table_name)
+    snapshots = stedi.open(lake).history(table_name)
     if as_json:
         emit_json(snapshots)
         return
@@ -283,11 +302,22 @@ def history_command(table_name: Annotated[str, typer.Argument(metavar="TABLE")],
     )
 
 
+QUERY_FORMATS = ("table", "vertical", "json", "csv")
+SHOWN_ROWS = 50  # the rows a terminal view shows unless --limit says otherwise
+
+
 @app.command("query")
 def query_command(
-    sql: Annotated[str, typer.Argument(help="A read-only SELECT over the lake's tables by their plain names.")],
+    sql: Annotated[str, typer.Argument(help="A read-only SELECT over the lake's tables, by name or as stedi.<table>.")],
     lake: LakeOption = None,
-    limit: Annotated[int, typer.Option(min=0, help="Rows to show in the table view.")] = 50,
+    limit: Annotated[
+        Optional[int],
+        typer.Option(min=0, help=f"At most this many rows (default: {SHOWN_ROWS} for table and vertical, all for json and csv)."),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="table, vertical (one column a line, as wide rows need), json or csv; table turns vertical when too wide."),
+    ] = "table",
     as_of: Annotated[
         Optional[str],
         typer.Option(
@@ -296,25 +326,31 @@ def query_command(
             help="Time travel: every table as it was then (ISO 8601, UTC unless an offset is given, or epoch ms).",
         ),
     ] = None,
-    as_json: JsonOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Read-only SQL over the lake (DuckDB): the local stand-in for Athena."""
+    """Read-only SQL over the lake (DuckDB): the local stand-in for Athena. The result streams."""
     from stedi.lake import Lake
-    from stedi.query import query_lake
+    from stedi.query import stream_query
     from stedi.timetravel import parse_time, snapshots_as_of
 
+    fmt = "json" if as_json else fmt
+    if fmt not in QUERY_FORMATS:
+        raise UserError(f"unknown format '{fmt}': choose {', '.join(QUERY_FORMATS)}")
     the_lake = Lake(lake)
     the_lake.require()
     snapshots = snapshots_as_of(the_lake, parse_time(as_of)) if as_of else None
-    # The table view fetches one row more than it shows, to know whether more follow.
-    columns, rows = query_lake(the_lake, sql, snapshots, max_rows=None if as_json else limit + 1)
-    if as_json:
-        emit_json([dict(zip(columns, row)) for row in rows])
-        return
-    more = len(rows) > limit
-    console.print(table(f"{min(len(rows), limit)} row(s){' shown' if more else ''}", columns, rows[:limit]))
+    with stream_query(the_lake, sql, snapshots) as result:
+        if fmt in ("json", "csv"):
+            write = display.write_json_rows if fmt == "json" else display.write_csv_rows
+            write(result.columns, result.rows(limit))
+            return
+        shown = SHOWN_ROWS if limit is None else limit
+        rows = list(result.rows(shown + 1))  # one more than shown, to know whether more follow
+    more = len(rows) > shown
+    title = f"{min(len(rows), shown)} row(s){' shown' if more else ''}"
+    display.print_rows(title, result.columns, rows[:shown], vertical=fmt == "vertical")
     if more:
-        console.print(f"the first {limit} rows; more follow: use --limit N for more, or --json for all of them")
+        console.print(f"the first {shown} rows; more follow: use --limit N for more, or --format json|csv for all of them")
 
 
 def print_erasure(report: ErasureReport) -> None:

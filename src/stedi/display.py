@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sys
@@ -38,3 +39,37 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) 
 def emit_json(payload: object) -> None:
     """Write a command's machine-readable result to stdout (values JSON cannot hold become text)."""
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def print_rows(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], vertical: bool = False) -> None:
+    """Rows as a table, or one `column  value` line each (as psql's \\x) when asked or when the
+    table would not fit the terminal."""
+    grid = table(title, columns, rows)
+    if not vertical and console.measure(grid, options=console.options.update_width(1 << 16)).maximum <= console.width:
+        console.print(grid)
+        return
+    console.print(Text(title, style="italic"))
+    width = max((len(name) for name in columns), default=0)
+    for number, row in enumerate(rows, start=1):
+        console.print(Text(f"-[ row {number} ]" + "-" * max(0, width - 6), style="dim"))
+        for name, value in zip(columns, row):
+            line = safe(name)
+            line.pad_right(width - len(line))
+            line.append(" | ")
+            line.append_text(safe(value))
+            console.print(line)
+
+
+def write_json_rows(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A JSON array of row objects on stdout, written as the rows come (not held in memory)."""
+    sys.stdout.write("[")
+    for number, row in enumerate(rows):
+        sys.stdout.write(("," if number else "") + "\n  " + json.dumps(dict(zip(columns, row)), default=str))
+    sys.stdout.write("\n]\n")
+
+
+def write_csv_rows(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """CSV with a header line on stdout, written as the rows come; NULL is an empty field."""
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(columns)
+    out.writerows(rows)

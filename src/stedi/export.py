@@ -122,19 +122,58 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export(
-    lake: Lake,
-    out: str,
-    fmt: str = "parquet",
-    run_id: str | None = None,
-    as_of: str | None = None,
-    split: float | None = None,
-    seed: int = 0,
-) -> dict:
-    """Write the ML table (at the chosen snapshot) and manifest.json into `out`; returns the manifest."""
+@dataclass(frozen=True)
+class TrainingData:
+    """The training data of one run in memory: what `stedi export` writes, with its manifest.
+
+    `parts` maps the file stem to its rows: `machine_learning_curated`, or `train` and `test` when
+    split by customer. The manifest is the one the export writes, without the file entries' names
+    and file hashes (there are no files)."""
+
+    parts: dict[str, pa.Table]
+    manifest: dict
+
+    @property
+    def table(self) -> pa.Table:
+        """Every row, whether split or not."""
+        return pa.concat_tables(self.parts.values())
+
+    @property
+    def train(self) -> pa.Table:
+        """The train side of a split by customer."""
+        return self._side("train")
+
+    @property
+    def test(self) -> pa.Table:
+        """The test side of a split by customer."""
+        return self._side("test")
+
+    def _side(self, side: str) -> pa.Table:
+        if side not in self.parts:
+            raise ExportError("the training data is not split: give split_by_customer=FRACTION")
+        return self.parts[side]
+
+
+@dataclass
+class _Selection:
+    """The snapshot an export reads, open in a DuckDB connection: the relation of each part (by
+    file stem) and the manifest so far."""
+
+    conn: duckdb.DuckDBPyConnection
+    relations: dict[str, str]
+    order: str
+    names: list[str]
+    manifest: dict
+
+    def part(self, relation: str) -> dict:
+        """Rows, customers and content hash of one part."""
+        count, digest = content_hash(self.conn, relation, self.names)
+        (customers,) = one_row(self.conn, f"SELECT count(DISTINCT customer_key) FROM {relation}")
+        return {"rows": count, "customers": customers, "content_sha256": digest}
+
+
+def _select(lake: Lake, run_id: str | None, as_of: str | None, split: float | None, seed: int) -> _Selection:
     lake.require()
-    if fmt not in EXPORT_FORMATS:
-        raise ExportError(f"unknown format '{fmt}': choose {' or '.join(EXPORT_FORMATS)}")
     if split is not None and not 0 < split < 1:
         raise ExportError(f"--split-by-customer must be a fraction between 0 and 1 (exclusive), not {split}")
     if pending_erasure(lake):
@@ -146,37 +185,19 @@ def export(
     state = lake.state(ML_TABLE, source.snapshot_id)
     columns = lake.columns(ML_TABLE)
     names = [name for name, _ in columns]
-    folder = _prepare_out(out)
-
     conn = lake.connect()
     register_tables(conn, {ML_TABLE: TableInput(state.files, columns)})
-    order = ", ".join(quote(n) for n in names)
-    copy_options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
     rows, digest = content_hash(conn, ML_TABLE, names)
-    customers = conn.execute(f"SELECT count(DISTINCT customer_key) FROM {ML_TABLE}").fetchone()[0]
+    (customers,) = one_row(conn, f"SELECT count(DISTINCT customer_key) FROM {ML_TABLE}")
 
-    def write(relation: str, stem: str) -> dict:
-        path = folder / f"{stem}.{fmt}"
-        conn.execute(f"COPY (SELECT * FROM {relation} ORDER BY {order}) TO {literal(str(path))} ({copy_options})")
-        count, part_digest = content_hash(conn, relation, names)
-        keys = conn.execute(f"SELECT count(DISTINCT customer_key) FROM {relation}").fetchone()[0]
-        return {"file": path.name, "rows": count, "customers": keys, "content_sha256": part_digest, "file_sha256": _file_sha256(path)}
-
-    files: list[dict] = []
+    relations = {ML_TABLE: ML_TABLE}
     split_info = None
-    if split is None:
-        files.append(write(ML_TABLE, ML_TABLE))
-    else:
+    if split is not None:
         keys = sorted(k for (k,) in conn.execute(f"SELECT DISTINCT customer_key FROM {ML_TABLE}").fetchall())
         sides = split_sides(keys, split, seed)
         conn.register("customer_sides", pa.table({"customer_key": list(sides), "side": list(sides.values())}))
-        parts = {}
-        for side in ("train", "test"):
-            relation = f"(SELECT m.* FROM {ML_TABLE} AS m JOIN customer_sides USING (customer_key) WHERE side = '{side}')"
-            parts[side] = write(relation, side)
-            files.append(parts[side])
-        split_info = {"by": "customer_key", "train_fraction": split, "seed": seed, **parts}
-    conn.close()
+        relations = {side: f"(SELECT m.* FROM {ML_TABLE} AS m JOIN customer_sides USING (customer_key) WHERE side = '{side}')" for side in ("train", "test")}
+        split_info = {"by": "customer_key", "train_fraction": split, "seed": seed}
 
     snapshot = lake.table(ML_TABLE).snapshot_by_id(source.snapshot_id)
     properties = state.properties
@@ -196,8 +217,7 @@ def export(
         "customers": customers,
         "content_sha256": digest,
         "content_hash_method": HASH_METHOD,
-        "format": fmt,
-        "files": files,
+        "files": [],
         "split": split_info,
         "exported_at": datetime.now(UTC).isoformat(),
         "stedi_version": getattr(stedi, "__version__", None),
@@ -208,6 +228,51 @@ def export(
         manifest["note"] = "the requested snapshot was re-committed unchanged by an erasure; its rows are served from snapshot_id"
     if ERASURE_PROPERTY in properties:
         manifest["erasure"] = properties[ERASURE_PROPERTY]
+    return _Selection(conn, relations, ", ".join(quote(n) for n in names), names, manifest)
+
+
+def _add_part(selection: _Selection, stem: str, entry: dict) -> None:
+    selection.manifest["files"].append(entry)
+    if selection.manifest["split"] is not None:
+        selection.manifest["split"][stem] = entry
+
+
+def training_data(lake: Lake, run_id: str | None = None, as_of: str | None = None, split: float | None = None, seed: int = 0) -> TrainingData:
+    """The training data `export` would write (at the chosen snapshot, split by customer if asked), in memory."""
+    selection = _select(lake, run_id, as_of, split, seed)
+    parts = {}
+    try:
+        for stem, relation in selection.relations.items():
+            parts[stem] = selection.conn.sql(f"SELECT * FROM {relation} ORDER BY {selection.order}").to_arrow_table()
+            _add_part(selection, stem, {"part": stem, **selection.part(relation)})
+    finally:
+        selection.conn.close()
+    return TrainingData(parts, selection.manifest)
+
+
+def export(
+    lake: Lake,
+    out: str,
+    fmt: str = "parquet",
+    run_id: str | None = None,
+    as_of: str | None = None,
+    split: float | None = None,
+    seed: int = 0,
+) -> dict:
+    """Write the ML table (at the chosen snapshot) and manifest.json into `out`; returns the manifest."""
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"unknown format '{fmt}': choose {' or '.join(EXPORT_FORMATS)}")
+    selection = _select(lake, run_id, as_of, split, seed)
+    copy_options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
+    try:
+        folder = _prepare_out(out)
+        for stem, relation in selection.relations.items():
+            path = folder / f"{stem}.{fmt}"
+            selection.conn.execute(f"COPY (SELECT * FROM {relation} ORDER BY {selection.order}) TO {literal(str(path))} ({copy_options})")
+            _add_part(selection, stem, {"file": path.name, **selection.part(relation), "file_sha256": _file_sha256(path)})
+    finally:
+        selection.conn.close()
+    manifest = {**selection.manifest, "format": fmt}
     manifest_path = folder / "manifest.json"
     partial = folder / ".manifest.json.partial"
     partial.write_text(json.dumps(manifest, indent=2, default=str) + "\n")

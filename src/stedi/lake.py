@@ -17,6 +17,7 @@ pyiceberg) is created while the umask is 077 (`owner_only_files`).
 
 from __future__ import annotations
 
+import difflib
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -333,7 +334,9 @@ class Lake:
             try:
                 table = self.catalog.load_table((NAMESPACE, name))
             except NoSuchTableError:
-                raise LakeError(f"no table '{name}' in the lake at {self.location}") from None
+                close = difflib.get_close_matches(name, self.table_names(), n=1)
+                hint = f": did you mean '{close[0]}'?" if close else f"; it has {', '.join(self.table_names()) or 'no tables yet'}"
+                raise LakeError(f"no table '{name}' in the lake at {self.location}{hint}") from None
             if not self.holds(table.metadata_location):  # a catalog shared with another lake
                 raise LakeError(
                     f"the table '{name}' is kept at {table.location()}, outside the lake at {self.location}; stedi reads and writes only a lake's own tables"

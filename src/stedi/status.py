@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from stedi import records
 from stedi.erasure import pending_erasure
 from stedi.ingest import LEDGER_TABLE
 from stedi.lake import RUN_PROPERTY, Lake
 from stedi.query import lake_connection
+from stedi.records import RUNS
 from stedi.run import latest_run
 
 
@@ -58,3 +60,32 @@ def history(lake: Lake, name: str) -> list[dict]:
             }
         )
     return rows
+
+
+def run_summary(manifest: dict) -> dict:
+    """One line of the run history: when, on what, what changed, how the checks went, and the funnel."""
+    tables = manifest.get("tables", [])
+    checks = [check for table in tables for check in table.get("checks", [])]
+    started, finished = manifest.get("started_at"), manifest.get("finished_at")
+    duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds() if started and finished else None
+    ingest = manifest.get("ingest") or {}
+    return {
+        "run_id": manifest["run_id"],
+        "started_at": started,
+        "duration_s": round(duration, 3) if duration is not None else None,
+        "engine": manifest.get("engine"),
+        "consent_scope": manifest.get("consent_scope"),
+        "ok": manifest.get("ok", True),
+        "interrupted": bool(manifest.get("interrupted")),
+        "files_ingested": sum(feed.get("files_new", 0) for feed in ingest.get("feeds", {}).values()),
+        "tables_built": sorted(t["name"] for t in tables if t.get("status") == "built"),
+        "tables_failed": sorted(t["name"] for t in tables if t.get("status") == "failed"),
+        "checks_passed": sum(1 for c in checks if c.get("passed")),
+        "checks_failed": sum(1 for c in checks if not c.get("passed")),
+        "funnel": manifest.get("funnel", {}),
+    }
+
+
+def runs(lake: Lake) -> list[dict]:
+    """The run history, oldest first: a summary of every run that changed something."""
+    return [run_summary(manifest) for manifest in records.read_all(lake.storage, RUNS)]
