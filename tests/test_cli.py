@@ -141,3 +141,55 @@ def test_a_second_writer_fails_clearly(tmp_path, source):
     with lake.writing():
         message = user_error(tmp_path, "ingest", str(source), "--lake", str(tmp_path / "lake"))
     assert "another stedi process is writing this lake" in message
+
+
+def test_runs_lists_the_run_history(tmp_path, source):
+    lake = ["--lake", str(tmp_path / "lake")]
+    first = json.loads(stedi("run", str(source), *lake, "--json").stdout)
+    stedi("run", *lake)  # nothing new: no record
+    history = json.loads(stedi("runs", *lake, "--json").stdout)
+    assert [r["run_id"] for r in history] == [first["run_id"]]
+    assert history[0]["files_ingested"] == 3 and history[0]["checks_failed"] == 0 and "machine_learning_curated" in history[0]["tables_built"]
+    shown = stedi("runs", *lake)
+    assert shown.exit_code == 0 and first["run_id"][:10] in shown.stdout and "published" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--format", "csv"], "email,serialNumber\na@x.com,S1\n"),
+        (["--format", "json"], '[\n  {"email": "a@x.com", "serialNumber": "S1"}\n]\n'),
+        (["--json", "--limit", "0"], "[\n]\n"),
+        (["--format", "vertical"], "email        | a@x.com"),
+    ],
+)
+def test_query_formats(tmp_path, source, args, expected):
+    stedi("run", str(source), "--lake", str(tmp_path / "lake"))
+    result = stedi("query", "SELECT email, serialNumber FROM stedi.customer_trusted", "--lake", str(tmp_path / "lake"), *args)
+    assert result.exit_code == 0, result.output
+    assert expected in result.stdout
+
+
+def test_query_limit_says_more_rows_follow(tmp_path, source):
+    stedi("run", str(source), "--lake", str(tmp_path / "lake"))
+    result = stedi("query", "SELECT * FROM range(5)", "--lake", str(tmp_path / "lake"), "--limit", "2")
+    assert "the first 2 rows; more follow" in result.stdout and "│ 1 " in result.stdout and "│ 2 " not in result.stdout
+    assert len(stedi("query", "SELECT * FROM range(5)", "--lake", str(tmp_path / "lake"), "--format", "csv", "--limit", "3").stdout.splitlines()) == 4
+
+
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("SELECT * FROM customer_trustd", 'Did you mean "customer_trusted"?'),
+        ("SELECT emial FROM customer_landing", 'Candidate bindings: "email"'),
+    ],
+)
+def test_query_keeps_duckdbs_hint(tmp_path, source, sql, message):
+    stedi("ingest", str(source), "--lake", str(tmp_path / "lake"))
+    stedi("run", "--lake", str(tmp_path / "lake"))
+    assert message in user_error(tmp_path, "query", sql, "--lake", str(tmp_path / "lake"))
+
+
+def test_query_refuses_an_unknown_format(tmp_path, source):
+    stedi("ingest", str(source), "--lake", str(tmp_path / "lake"))
+    assert "unknown format 'xml'" in user_error(tmp_path, "query", "SELECT 1", "--format", "xml", "--lake", str(tmp_path / "lake"))
