@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -193,3 +195,36 @@ def test_query_keeps_duckdbs_hint(tmp_path, source, sql, message):
 def test_query_refuses_an_unknown_format(tmp_path, source):
     stedi("ingest", str(source), "--lake", str(tmp_path / "lake"))
     assert "unknown format 'xml'" in user_error(tmp_path, "query", "SELECT 1", "--format", "xml", "--lake", str(tmp_path / "lake"))
+
+
+def test_run_select_builds_the_chosen_models_and_says_what_it_left(tmp_path, source):
+    lake = ["--lake", str(tmp_path / "lake")]
+    first = json.loads(stedi("run", str(source), *lake, "--select", "+customers_curated", "--json").stdout)
+    status = {t["name"]: t["status"] for t in first["tables"]}
+    assert status == {
+        "customer_trusted": "built",
+        "serial_number_owners": "built",
+        "accelerometer_trusted": "built",
+        "customers_curated": "built",
+        "step_trainer_trusted": "not selected",
+        "machine_learning_curated": "not selected",
+    }
+    assert "out of date" in next(t["note"] for t in first["tables"] if t["name"] == "step_trainer_trusted")
+    rest = stedi("run", *lake, "--exclude", "customer_trusted")
+    assert rest.exit_code == 0, rest.output
+    lines = {line.split()[1]: line for line in rest.stdout.splitlines() if line[:1] in "✓·✗–" and len(line.split()) > 1}
+    assert "built in full" in lines["machine_learning_curated"] and "checks 4/4" in lines["machine_learning_curated"]
+    assert "unchanged" in lines["customers_curated"] and "not selected" in lines["customer_trusted"]
+    assert json.loads(stedi("query", "SELECT count(*) AS n FROM machine_learning_curated", *lake, "--json").stdout) == [{"n": 1}]
+
+
+def test_verbose_logs_what_the_run_decided(tmp_path, source):
+    """In a process of its own, as logging is set up once per process."""
+
+    def stedi_process(*args):
+        return subprocess.run([sys.executable, "-c", "from stedi.cli import main; main()", *args], capture_output=True, text=True, timeout=120)
+
+    verbose = stedi_process("-v", "run", str(source), "--lake", str(tmp_path / "lake"))
+    assert verbose.returncode == 0, verbose.stderr
+    assert "plan for customer_trusted" in verbose.stderr and "Rebuild(reason='first build')" in verbose.stderr
+    assert "DEBUG" not in stedi_process("run", "--lake", str(tmp_path / "lake")).stderr  # quiet by default

@@ -39,3 +39,29 @@ DECODED_TEXT = [
 @pytest.mark.parametrize("data, expected", DECODED_TEXT, ids=[repr(d) for d, _ in DECODED_TEXT])
 def test_decoded_text(data, expected):
     assert b"".join(FileText(data, gzipped=False)) == expected
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
+def test_a_stream_says_how_far_it_read_within_large_files(tmp_path, gzipped):
+    """Progress moves within a file, not only from one file to the next, and ends at every byte."""
+    import gzip
+    import random
+
+    from stedi.lines import CHUNK_BYTES, FileStream
+    from stedi.storage import open_storage
+
+    rng = random.Random(1)
+    paths, sizes = [], []
+    for number in range(3):
+        text = b"".join(b'{"user": "u%d", "x": %f}\n' % (i, rng.random()) for i in range(CHUNK_BYTES // 8))
+        data = gzip.compress(text) if gzipped else text
+        path = tmp_path / f"f{number}.json{'.gz' if gzipped else ''}"
+        path.write_bytes(data)
+        paths.append(str(path))
+        sizes.append(len(data))
+    seen: list[int] = []
+    stream = FileStream(open_storage(str(tmp_path)), paths, seen.append)
+    lines = sum(batch.num_rows for batch in stream.reader())
+    assert lines == 3 * (CHUNK_BYTES // 8)
+    assert seen == sorted(seen) and seen[-1] == sum(sizes)
+    assert any(0 < value < sizes[0] for value in seen), "no progress reported inside the first file"

@@ -421,3 +421,17 @@ def test_a_file_that_disappears_mid_ingest_is_a_clear_error(tmp_path, monkeypatc
     delete_after_discovery(monkeypatch, gone)
     with pytest.raises(SourceError, match="accelerometer/a.json disappeared during the ingest"):
         harness.ingest()
+
+
+def test_a_local_session_keeps_sparks_log_noise_off_stderr():
+    """Only errors reach stderr (SPEC §8): not log4j's banner, not Spark's WARN lines. The JVM's own
+    notice of the incubator module Spark loads is printed by the java launcher, before any logging."""
+    from stedi.engines.spark import java_problem
+
+    if problem := java_problem():
+        pytest.skip(problem)
+    script = "from stedi.engines import open_engine\nprint(open_engine('spark').session.range(3).count())\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert result.stdout.strip() == "3", result.stderr
+    noise = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("WARNING: Using incubator modules")]
+    assert noise == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -39,12 +40,15 @@ def _print_version(asked: bool) -> None:
 
 @app.callback()
 def options(
-    debug: Annotated[bool, typer.Option("--debug", help="DEBUG logs on stderr, and the traceback of an internal error.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="stedi's DEBUG logs on stderr: what each step decided and why.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Also the libraries' DEBUG logs, and the traceback of an internal error.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print stedi's version and exit.", callback=_print_version, is_eager=True)] = False,
 ) -> None:
-    """Options every command shares: `--debug` turns on DEBUG logs and internal tracebacks."""
+    """Options every command shares: `-v` and `--debug` turn on DEBUG logs (quiet by default)."""
     if debug:
         Debug.enable()
+    elif verbose:
+        Debug.verbose()
 
 
 EngineOption = Annotated[str, typer.Option("--engine", help=f"Engine: {' or '.join(ENGINE_NAMES)}.")]
@@ -55,13 +59,15 @@ ScopeOption = Annotated[
 
 
 def _progress(quiet: bool) -> Progress:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(
         TextColumn("[bold]{task.description:<14}"),
         BarColumn(),
         DownloadColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         # Not into a log or a pipe: there a bar is noise, and stderr is kept for what went wrong.
         console=display.errors,
         disable=quiet or not display.errors.is_terminal,
@@ -95,35 +101,37 @@ def print_ingest(report: IngestReport) -> None:
         console.print(display.safe(f"skipped {path}: {reason}"), style="yellow")
 
 
-def print_run(report: RunReport) -> None:
-    """Print a run's summary: its ingest, then each table built, how, and its checks."""
+def print_table_line(t: TableRun) -> None:
+    """One line per model as the run builds it: name, rows, time, checks, and how it was built."""
+    mark = {"built": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]–[/]"}.get(t.status, "[dim]·[/]")
+    if t.status in ("built", "failed", "unchanged"):
+        checks = f"checks {sum(c.passed for c in t.checks)}/{len(t.checks)}" if t.checks else ""
+        facts = f"{t.rows_out:>9} rows {t.duration_s:6.2f}s  {checks:<11} " + (_failed_checks(t) or t.note or t.status)
+    else:
+        facts = t.note
+    console.print(f"{mark} {t.name:<25}", display.safe(facts))
+
+
+def print_run(report: RunReport, lines_printed: bool = True) -> None:
+    """Print a run's summary: its ingest, each table built (unless its line was printed as it
+    was built), the zone funnel and the outcome."""
     if report.ingest:
         print_ingest(report.ingest)
-    rows = [
-        (
-            t.zone,
-            t.name,
-            t.status,
-            t.rows_in,
-            t.rows_out,
-            f"{t.duration_s:.2f}s",
-            sum(c.passed for c in t.checks) if t.checks else "",
-            _failed_checks(t) or t.note,
-        )
-        for t in report.tables
-    ]
-    console.print(
-        table(
-            f"Run {report.run_id} · engine {report.engine} · consent scope {report.consent_scope}",
-            ["zone", "table", "status", "rows in", "rows out", "time", "checks passed", "notes"],
-            rows,
-        )
-    )
+    if not lines_printed:
+        for t in report.tables:
+            print_table_line(t)
     print_funnel(report.funnel)
+    built = sum(t.status == "built" for t in report.tables)
+    failed = [t.name for t in report.tables if t.status == "failed"]
+    checks = [c for t in report.tables for c in t.checks]
+    took = datetime.fromisoformat(report.finished_at) - datetime.fromisoformat(report.started_at)
+    counts = f"{built} table(s) built, {sum(c.passed for c in checks)}/{len(checks)} checks passed, {took.total_seconds():.1f}s"
     if not report.changed:
         console.print("Nothing new: every table is up to date (no-op).")
     elif report.ok:
-        console.print(f"[green]Run {report.run_id} published.[/] Consent scope: {report.consent_scope}.")
+        console.print(f"[green]Run {report.run_id} published[/] ({counts}). Engine {report.engine}, consent scope {report.consent_scope}.")
+    else:
+        console.print(f"[red]Run {report.run_id} failed quality gates in {', '.join(failed)}[/] ({counts}).")
 
 
 def _failed_checks(t: TableRun) -> str:
@@ -196,12 +204,30 @@ def ingest_command(
         print_ingest(report)
 
 
+SelectOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--select",
+        "-s",
+        metavar="MODEL",
+        help="Build only these models: MODEL, +MODEL (and what it is built from), MODEL+ (and what is built from it). Repeatable.",
+    ),
+]
+ExcludeOption = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="MODEL", help="Leave these models out (same syntax). Repeatable.")]
+
+
+def _selectors(values: list[str] | None) -> list[str]:
+    return [selector for value in values or [] for selector in value.split()]  # dbt's `--select "a+ b"` too
+
+
 @app.command("run")
 def run_command(
     source: Annotated[Optional[str], typer.Argument(help="Ingest this source (a folder or s3://bucket/prefix) first.")] = None,
     lake: LakeOption = None,
     engine: EngineOption = "duckdb",
     consent_scope: ScopeOption = None,
+    select: SelectOption = None,
+    exclude: ExcludeOption = None,
     wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -215,7 +241,16 @@ def run_command(
     if source is None:
         the_lake.require()
     with the_lake.writing(wait), _progress(as_json) as progress:
-        report = run(the_lake, the_engine, source, consent_scope, _progress_callback(progress))
+        report = run(
+            the_lake,
+            the_engine,
+            source,
+            consent_scope,
+            _progress_callback(progress),
+            on_table=None if as_json else print_table_line,
+            selected=_selectors(select),
+            excluded=_selectors(exclude),
+        )
     if as_json:
         emit_json(report.as_dict())
     else:

@@ -47,8 +47,12 @@ class CtrlC:
         raise KeyboardInterrupt
 
 
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
 class Debug:
-    """Set by `stedi --debug`: DEBUG logs on stderr, and the traceback of an internal error."""
+    """Set by `stedi --debug`: every DEBUG log on stderr, and the traceback of an internal error.
+    `stedi -v` shows stedi's own DEBUG logs only."""
 
     on = False
 
@@ -56,7 +60,13 @@ class Debug:
     def enable(cls) -> None:
         """Turn debug mode on: DEBUG logs on stderr and tracebacks for internal errors."""
         cls.on = True
-        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.basicConfig(level=logging.DEBUG, format=LOG_FORMAT)
+
+    @classmethod
+    def verbose(cls) -> None:
+        """stedi's DEBUG logs on stderr; the libraries stay at WARNING."""
+        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+        log.setLevel(logging.DEBUG)
 
 
 def exit_code_of(error: BaseException) -> int:

@@ -8,6 +8,7 @@ them, so an ingest interrupted between its commits is undone by the next one bef
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,8 @@ LEDGER_COLUMNS = (
 LEDGER_SCHEMA = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in LEDGER_COLUMNS])
 BATCH_BYTES = 256 * 1024 * 1024  # feed text handed to the engine at once; bounds memory
 GZIP_INFLATION = 8  # a gzipped feed file counts as this many times its size towards a batch
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int], None]  # feed, bytes done, bytes total
 
@@ -190,6 +193,10 @@ def recover_interrupted_ingest(lake: Lake, completed_runs: set[str]) -> None:
             lake.publish(name, [], {RUN_PROPERTY: "recovery"}, remove=orphans)
 
 
+def _batch_progress(on_progress: ProgressCallback, feed: str, done_before: int, total: int, read: int) -> None:
+    on_progress(feed, done_before + read, total)
+
+
 def _batches(files: list[FileInfo]) -> Iterator[list[FileInfo]]:
     """Files about BATCH_BYTES at a time, as stored (a gzipped file holds several times more text)."""
     batch: list[FileInfo] = []
@@ -231,13 +238,16 @@ def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallbac
             else:
                 new_files.append(info)
         total = sum(info.size for info in new_files)
+        log.debug("%s: %d new file(s) of %d bytes, %d already ingested", feed.name, len(new_files), total, feed_report.files_skipped)
         done = 0
         for batch in _batches(new_files):
             accepted_path = lake.new_data_file(feed.landing_table, run_id)
             rejected_path = lake.new_data_file(feed.rejected_table, run_id)
             paths = tuple(info.path for info in batch)
+            log.debug("%s: landing %d file(s) with the %s engine into %s", feed.name, len(paths), engine.name, accepted_path)
             landing = LandingBatch(feed, source, lake.location, paths, run_id, ingested_at.isoformat(), lake.scratch)
-            landed_batch = engine.land(landing, accepted_path, rejected_path)
+            on_read = partial(_batch_progress, on_progress, feed.name, done, total) if on_progress else None
+            landed_batch = engine.land(landing, accepted_path, rejected_path, on_read)
             written[feed.landing_table] += landed_batch.accepted
             written[feed.rejected_table] += landed_batch.rejected
             erased = drop_tombstoned(lake, tombstones, landed_batch.accepted + landed_batch.rejected) if tombstones else {}

@@ -14,7 +14,7 @@ import os
 import threading
 import zlib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from queue import Full, Queue
 
@@ -77,13 +77,15 @@ class FileText:
     """A feed file's text, decompressed, without its BOM and valid UTF-8, as chunks of whole lines
     of about CHUNK_BYTES (a longer line is a chunk of its own).
 
-    Once the chunks are read, `problem` says why the file could not be read to its end.
+    Once the chunks are read, `problem` says why the file could not be read to its end; while
+    they are read, `position` says how many bytes of the file the chunks so far came from.
     """
 
     def __init__(self, raw: bytes, gzipped: bool) -> None:
         self.raw = raw
         self.gzipped = gzipped or raw[:2] == GZIP_MAGIC
         self.problem: str | None = None
+        self.position = 0
 
     def __iter__(self) -> Iterator[bytearray]:
         chunks = _whole_lines(self._gunzipped()) if self.gzipped else self._plain()
@@ -98,6 +100,7 @@ class FileText:
             end = len(raw)
             if end - start > CHUNK_BYTES:
                 end = raw.rfind(b"\n", start, start + CHUNK_BYTES) + 1 or raw.find(b"\n", start + CHUNK_BYTES) + 1 or len(raw)
+            self.position = end
             yield bytearray(memoryview(raw)[start:end])
             start = end
 
@@ -121,9 +124,10 @@ class FileText:
                     yield _until_damage(before, data)
                     self.problem = f"corrupt gzip stream: {error}"
                     return
+                data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+                self.position = min(start + GZIP_INPUT_BYTES, len(raw)) - len(data)
                 if piece:
                     yield piece
-                data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
                 if not data and len(piece) < CHUNK_BYTES:  # else zlib may hold more text of the input it took
                     break
         if not inflater.eof:
@@ -236,11 +240,13 @@ class FileStream:
     and then `file_facts`.
     """
 
-    def __init__(self, storage: Storage, paths: Sequence[str]) -> None:
+    def __init__(self, storage: Storage, paths: Sequence[str], on_read: Callable[[int], None] | None = None) -> None:
         self.storage = storage
         self.paths = paths
         self.error: SourceError | None = None
         self._facts: list[dict | None] = [None] * len(paths)
+        self._on_read = on_read  # told the bytes of the files read so far, as the stream is read
+        self._positions = [0] * len(paths)
 
     def reader(self) -> pa.RecordBatchReader:
         """The stream of numbered lines, to be read once."""
@@ -263,7 +269,7 @@ class FileStream:
             raw, read = read_feed_file(self.storage, path)
             text = FileText(raw, gzipped=path.lower().endswith(".gz"))
             for batch in numbered_lines(index, text):
-                if not _hand_over(chunks, batch, stopped):
+                if not _hand_over(chunks, (batch, text.position), stopped):
                     return
             self._facts[index] = {
                 "_file": index,
@@ -285,9 +291,9 @@ class FileStream:
                     chunks: Queue = Queue(maxsize=CHUNKS_AHEAD)
                     ahead.append((pool.submit(self._read, index, chunks, stopped), chunks))
                     if len(ahead) > workers:
-                        yield from _file_batches(*ahead.popleft())
+                        yield from self._file_batches(index - workers, *ahead.popleft())
                 while ahead:
-                    yield from _file_batches(*ahead.popleft())
+                    yield from self._file_batches(len(self.paths) - len(ahead), *ahead.popleft())
             except SourceError as error:
                 self.error = error
             finally:
@@ -297,8 +303,17 @@ class FileStream:
                 for future, _ in ahead:
                     future.cancel()
 
+    def _file_batches(self, index: int, reading: Future[None], chunks: Queue) -> Iterator[pa.RecordBatch]:
+        """File `index`'s batches as its reader hands them over, telling `on_read` how far it got."""
+        while (item := chunks.get()) is not _END_OF_FILE:
+            batch, self._positions[index] = item
+            if self._on_read:
+                self._on_read(sum(self._positions))
+            yield batch
+        reading.result()  # raises the error that stopped the file's reading
 
-def _hand_over(chunks: Queue, item: pa.RecordBatch | None, stopped: threading.Event) -> bool:
+
+def _hand_over(chunks: Queue, item: tuple[pa.RecordBatch, int] | None, stopped: threading.Event) -> bool:
     while not stopped.is_set():
         try:
             chunks.put(item, timeout=0.1)
@@ -306,9 +321,3 @@ def _hand_over(chunks: Queue, item: pa.RecordBatch | None, stopped: threading.Ev
         except Full:
             continue
     return False
-
-
-def _file_batches(reading: Future[None], chunks: Queue) -> Iterator[pa.RecordBatch]:
-    while (batch := chunks.get()) is not _END_OF_FILE:
-        yield batch
-    reading.result()  # raises the error that stopped the file's reading

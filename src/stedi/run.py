@@ -15,8 +15,9 @@ summary), marks it interrupted and files it with the others (`recover_interrupte
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -41,11 +42,15 @@ from stedi.models import (
     load_models,
     run_order,
 )
+from stedi.models.selection import select
 from stedi.records import RUNS, UNFINISHED_RUNS
 from stedi.recovery import recover
 from stedi.sql import TableInput, register_tables
 
+log = logging.getLogger(__name__)
+
 MODEL_PROPERTY = "stedi.model"
+NOT_SELECTED = "not selected"  # the status of a model that `--select`/`--exclude` left out
 
 
 @dataclass
@@ -58,7 +63,7 @@ class TableRun:
 
     name: str
     zone: str
-    status: str  # built | unchanged | failed | skipped
+    status: str  # built | unchanged | failed | skipped | not selected
     inputs: dict[str, int | None] = field(default_factory=dict)
     output_snapshot: int | None = None
     rows_in: int = 0
@@ -107,7 +112,7 @@ class RunReport:
 
         Only a run that changed something leaves a manifest.
         """
-        return any(t.status != "unchanged" for t in self.tables) or bool(self.ingest and self.ingest.new_files)
+        return any(t.status not in ("unchanged", NOT_SELECTED) for t in self.tables) or bool(self.ingest and self.ingest.new_files)
 
     def as_dict(self) -> dict:
         """The run manifest, as `_stedi/runs/<run_id>.json` and `--json` hold it."""
@@ -298,6 +303,7 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     snapshot_ids = {name: state.snapshot_id for name, state in inputs.items()}
     result = TableRun(model.name, model.zone, "unchanged", snapshot_ids, rows_in=sum(s.rows for s in inputs.values()))
     how = plan(lake, model, inputs, scope)
+    log.debug("plan for %s from %s: %s", model.name, snapshot_ids, how)
     if isinstance(how, Unchanged):
         state = lake.state(model.name)
         result.output_snapshot, result.rows_out = state.snapshot_id, state.rows
@@ -335,9 +341,12 @@ def run(
     consent_scope: str | None = None,
     on_progress=None,
     on_table: TableCallback | None = None,
+    selected: Sequence[str] = (),
+    excluded: Sequence[str] = (),
 ) -> RunReport:
-    """Ingest `source` if given, then build the zones. The caller holds the lake's write lock; what
-    an interrupted command left behind (an unfinished erasure first) is repaired before anything else."""
+    """Ingest `source` if given, then build the zones: every model, or those the dbt-style
+    selectors pick (`stedi.models.selection`). The caller holds the lake's write lock; what an
+    interrupted command left behind (an unfinished erasure first) is repaired before anything else."""
     recover(lake)
     run_id = new_run_id()
     scope = consent_scope_of(lake, consent_scope)
@@ -345,6 +354,8 @@ def run(
     models = load_models()
     order = run_order(models)  # a mistake in a model stops the run before anything is ingested
     validate_checks(models)
+    chosen = select(models, selected, excluded)
+    log.debug("run %s, consent scope %s, models selected: %s", run_id, scope, ", ".join(m.name for m in order if m.name in chosen))
     if source is None and not lake.has_table("customer_landing"):
         raise LakeError(f"the lake at {lake.location} has no landing tables yet: give a SOURCE to ingest")
     recover_interrupted_runs(lake)
@@ -359,7 +370,9 @@ def run(
 
     blocked: set[str] = set()
     for model in order:
-        if model.name in blocked:
+        if model.name not in chosen:
+            table_run = not_selected(lake, model, scope)
+        elif model.name in blocked:
             table_run = TableRun(model.name, model.zone, "skipped", note="an upstream table failed its checks")
         else:
             table_run = build_model(lake, engine, model, run_id, scope, models)
@@ -375,6 +388,20 @@ def run(
         records.write(lake.storage, RUNS, run_id, report.as_dict())
     records.delete(lake.storage, UNFINISHED_RUNS, run_id)
     return report
+
+
+def not_selected(lake: Lake, model: Model, scope: str) -> TableRun:
+    """A model a selection left out, and whether that leaves its table behind its inputs: the
+    models built from it then read it as last published."""
+    result = TableRun(model.name, model.zone, NOT_SELECTED, note="not selected")
+    if all(lake.has_table(name) for name in model.reads):
+        how = plan(lake, model, {name: lake.state(name) for name in sorted(model.reads)}, scope)
+        if not isinstance(how, Unchanged):
+            result.note = f"not selected, so out of date: {how.reason if isinstance(how, Rebuild) else 'its inputs gained rows'}"
+    if lake.has_table(model.name):
+        state = lake.state(model.name)
+        result.output_snapshot, result.rows_out = state.snapshot_id, state.rows
+    return result
 
 
 def recover_interrupted_runs(lake: Lake) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -11,6 +11,8 @@ import pyarrow as pa
 from stedi.contract import Feed
 from stedi.sql import TableInput
 from stedi.storage import Storage
+
+ReadCallback = Callable[[int], None]  # bytes of a landing batch's files read so far
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,12 @@ class Engine(ABC):
     name: str
 
     @abstractmethod
-    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> Landed:
+    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str, on_read: ReadCallback | None = None) -> Landed:
         """Read the batch's files (`stedi.lines.numbered_lines`), judge every line against the feed
         contract, write accepted rows and quarantine rows as Parquet files (at the paths given, or
-        named after them), and say per file what landed, counted from the files written."""
+        named after them), and say per file what landed, counted from the files written.
+
+        `on_read`, if given, is told now and then how many bytes of the batch's files were read."""
 
     @abstractmethod
     def build(self, job: ModelBuild) -> int:

@@ -8,7 +8,7 @@ import duckdb
 import pyarrow as pa
 
 from stedi.contract import Feed, Field, Kind
-from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, ModelBuild
+from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, ModelBuild, ReadCallback
 from stedi.lines import FileStream
 from stedi.models import RUN_SETTINGS
 from stedi.sql import connect, literal, one_row, quote, register_tables
@@ -299,7 +299,9 @@ def land_lines(conn: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     """)
 
 
-def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, threads: int | None = None) -> dict[str, LandedFile]:
+def land_batch(
+    batch: LandingBatch, accepted_path: str, rejected_path: str, threads: int | None = None, on_read: ReadCallback | None = None
+) -> dict[str, LandedFile]:
     """Read, judge and land the batch's files into one accepted and one rejected Parquet file.
 
     The DuckDB engine lands a whole batch this way; each task of the Spark engine lands its share
@@ -308,7 +310,7 @@ def land_batch(batch: LandingBatch, accepted_path: str, rejected_path: str, thre
     conn = connect(batch.scratch, open_storage(batch.lake, for_lake=True))
     if threads:
         conn.execute(f"SET threads = {threads}")
-    files = FileStream(open_storage(batch.source), batch.files)
+    files = FileStream(open_storage(batch.source), batch.files, on_read)
     conn.register("lines", files.reader())
     land_lines(conn, batch.feed)
     files.raise_if_failed()
@@ -355,9 +357,9 @@ class DuckDBEngine(Engine):
 
     name = "duckdb"
 
-    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> Landed:
+    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str, on_read: ReadCallback | None = None) -> Landed:
         """Land a batch of feed files into one accepted and one rejected Parquet file."""
-        return Landed(land_batch(batch, accepted_path, rejected_path), [accepted_path], [rejected_path])
+        return Landed(land_batch(batch, accepted_path, rejected_path, on_read=on_read), [accepted_path], [rejected_path])
 
     def build(self, job: ModelBuild) -> int:
         """Run a model's SQL over its inputs into `out_path` as Parquet; returns its row count."""

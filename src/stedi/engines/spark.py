@@ -23,7 +23,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, ModelBuild
+from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, ModelBuild, ReadCallback
 from stedi.engines.duckdb import land_batch
 from stedi.errors import EngineUnavailable, SourceError
 from stedi.identities import LOWER_AS_DUCKDB, SPACE_SEPARATORS
@@ -50,8 +50,9 @@ LOCAL_SESSION_CONFIG = {
     "spark.ui.showConsoleProgress": "false",
     # In local mode the driver's heap is also the executors', where the models' joins and aggregations run.
     "spark.driver.memory": os.environ.get("STEDI_SPARK_DRIVER_MEMORY", "4g"),
-    # Spark's lower() follows the JVM's default locale beyond ASCII (Turkish turns I into ı).
-    "spark.driver.extraJavaOptions": "-Duser.language=en -Duser.country=US",
+    # Spark's lower() follows the JVM's default locale beyond ASCII (Turkish turns I into ı); and
+    # Spark's log4j noise stays out of stderr (log4j2.properties beside this module).
+    "spark.driver.extraJavaOptions": f"-Duser.language=en -Duser.country=US -Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}",
 }
 # Needed on every session, given or local: Spark's default INT96 timestamps cannot be read by pyiceberg.
 WRITE_CONFIG = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
@@ -139,9 +140,10 @@ class SparkEngine(Engine):
         return self._session
 
     # ---- landing ------------------------------------------------------------------------------
-    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str) -> Landed:
+    def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str, on_read: ReadCallback | None = None) -> Landed:
         """Each task lands a share of the batch's files on an executor, as the DuckDB engine lands a
-        batch, into a Parquet file pair of its own: only per-file counts pass through the driver."""
+        batch, into a Parquet file pair of its own: only per-file counts pass through the driver
+        (and no read progress: it is reported per batch)."""
         spark = self.session
         shares = min(len(batch.files), spark.sparkContext.defaultParallelism)
         tasks = [(list(batch.files[task::shares]), numbered(accepted_path, task), numbered(rejected_path, task)) for task in range(shares)]
