@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from stedi import models as models_module
 from stedi import run as run_module
-from stedi import status as status_module
+from stedi.api import Lakehouse
 from stedi.cli import app
 from stedi.errors import ConservationError, GateFailure, InternalError, LakeError, StediError, UserError
 from support.records import customer, reading
@@ -30,7 +30,7 @@ def raising(error: BaseException):
     return fail
 
 
-# What `stedi status` prints and returns when the work under it raises each kind of error.
+# What `stedi status` prints and returns when the work under it (`Lakehouse.status`) raises each kind of error.
 ENDINGS = [
     pytest.param(LakeError("no lake at /nowhere"), 2, "error: no lake at /nowhere", id="user error: one line, exit 2"),
     pytest.param(GateFailure("run 1 failed quality gates (t)"), 1, "run 1 failed quality gates (t)", id="gate failure: exit 1"),
@@ -53,7 +53,7 @@ ENDINGS = [
 def test_each_kind_of_error_ends_a_command_with_its_code_and_one_line(harness, monkeypatch, error, code, line):
     harness.feed("customer/c.json", [customer("a@x.com")])
     harness.run()
-    monkeypatch.setattr(status_module, "status", raising(error))
+    monkeypatch.setattr(Lakehouse, "status", raising(error))
     result = invoke("status", "--lake", harness.lake.location)
     assert (result.exit_code, result.stderr.splitlines()) == (code, [line])
     assert result.stdout == ""
@@ -62,14 +62,14 @@ def test_each_kind_of_error_ends_a_command_with_its_code_and_one_line(harness, m
 def test_debug_shows_the_traceback_of_an_internal_error_only(harness, monkeypatch):
     harness.feed("customer/c.json", [customer("a@x.com")])
     harness.run()
-    monkeypatch.setattr(status_module, "status", raising(ConservationError("3 lines lost")))
+    monkeypatch.setattr(Lakehouse, "status", raising(ConservationError("3 lines lost")))
     result = invoke("--debug", "status", "--lake", harness.lake.location)
     assert result.exit_code == 3
     assert result.stderr.startswith("Traceback (most recent call last):")
     assert "stedi.errors.ConservationError: 3 lines lost" in result.stderr
     assert result.stderr.rstrip().endswith("internal error: 3 lines lost")
 
-    monkeypatch.setattr(status_module, "status", raising(LakeError("no such table")))
+    monkeypatch.setattr(Lakehouse, "status", raising(LakeError("no such table")))
     result = invoke("--debug", "status", "--lake", harness.lake.location)
     assert (result.exit_code, result.stderr.splitlines()) == (2, ["error: no such table"])
 

@@ -20,7 +20,9 @@ from stedi.errors import LakeError
 from stedi.export import TrainingData, training_data
 from stedi.lake import Lake
 from stedi.query import stream_query, table_dataset
+from stedi.models import load_models
 from stedi.records import RUNS
+from stedi.run import consent_scope_of, offending_rows
 from stedi.status import history, runs, status
 from stedi.timetravel import parse_time, retained_snapshot, snapshot_as_of, snapshots_as_of
 
@@ -82,6 +84,14 @@ class Lakehouse:
         `run`), split so that each customer is wholly in train or in test when a fraction is given,
         with the manifest that makes it reproducible."""
         return training_data(self._lake, run, None, split_by_customer, seed)
+
+    def failing_rows(self, table: str, check: str, limit: int = 3) -> pa.Table | None:
+        """The first rows of a model's table, as published, that break one of its checks (by the
+        check's name); None when the check counts no rows or the table is not built yet."""
+        model = next((m for m in load_models() if m.name == table), None)
+        if model is None:
+            raise LakeError(f"'{table}' is not a model's table: only those have checks")
+        return offending_rows(self._lake, model, check, consent_scope_of(self._lake, None), limit)
 
     def runs(self) -> list[dict[str, Any]]:
         """The run history, oldest first, as `stedi runs --json` prints it: each run that changed

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import duckdb
+import sqlglot
+from sqlglot import exp
 
 from stedi.errors import ModelError
 from stedi.models import CheckSpec, Model, tables_read, upstream_of
@@ -142,6 +144,24 @@ ROW_BY_ROW = frozenset({"not_null", "consenting_rows", "references", "unambiguou
 def check_sql(table: str, check: CheckSpec) -> str:
     """The query that counts the rows of `table` breaking the check's rule."""
     return CHECKS[check.kind](f'"{table}"', **check.params)
+
+
+def offending_rows_sql(table: str, check: CheckSpec, limit: int) -> str | None:
+    """A query for the first `limit` rows breaking the check's rule: its counting query with the
+    rows in place of `count(*)`. None for a check that does not count rows (`not_empty`)."""
+    try:
+        tree = sqlglot.parse_one(check_sql(table, check), read="duckdb")
+    except sqlglot.errors.ParseError:
+        return None
+    if not isinstance(tree, exp.Select) or len(tree.expressions) != 1:
+        return None
+    counted = tree.expressions[0]
+    if not isinstance(counted, exp.Count) or not isinstance(counted.this, exp.Star):
+        return None
+    audited = tree.find(exp.From)
+    alias = audited.this.alias if audited else ""
+    # The audited table's columns only: never those of what it is joined to (run_settings holds the lake's secret).
+    return tree.select(f"{alias}.*" if alias else "*", append=False).limit(limit).sql("duckdb")
 
 
 def validate_checks(models: tuple[Model, ...]) -> None:

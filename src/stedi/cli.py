@@ -497,6 +497,23 @@ def export_command(
     )
 
 
+@app.command("report")
+def report_command(
+    out: Annotated[str, typer.Argument(metavar="OUT.html", help="The page to write (replaced if it exists).")],
+    lake: LakeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One self-contained HTML page of the lake: funnel, tables, lineage, checks, quarantine, drift, runs, consent."""
+    from stedi.report import write_report
+
+    report = write_report(lake, out)
+    if as_json:
+        emit_json(vars(report))
+        return
+    failed = f", {report.failed_checks} failed check(s)" if report.failed_checks else ""
+    console.print(display.safe(f"Wrote {report.path} ({report.bytes / 1e6:.1f} MB, opens offline): {report.tables} tables, {report.charts} charts{failed}."))
+
+
 @app.command()
 def demo(
     lake: LakeOption = None,

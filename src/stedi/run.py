@@ -21,10 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import duckdb
 import pyarrow as pa
 
 from stedi import records
-from stedi.checks import CheckResult, run_check, validate_checks
+from stedi.checks import CheckResult, offending_rows_sql, run_check, validate_checks
 from stedi.config import CONSENT_SCOPES, DEFAULT_SCOPE
 from stedi.engines.base import Engine, ModelBuild
 from stedi.errors import GateFailure, LakeError
@@ -253,19 +254,39 @@ def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableSt
 
 
 # ---- audit: the checks, on the table as it would be published -------------------------------------
-def audit(lake: Lake, model: Model, written: Written, appended: bool, settings: pa.Table, all_models: tuple[Model, ...]) -> list[CheckResult]:
-    """Run the model's checks on its new contents, against every published table they relate to."""
+def _audit_connection(lake: Lake, settings: pa.Table, all_models: tuple[Model, ...]) -> duckdb.DuckDBPyConnection:
+    """A connection with every published table a check may read, and `run_settings`."""
     conn = lake.connect()
     related = [m.name for m in all_models] + sorted(LANDING_TABLES)
     register_tables(conn, published_inputs(lake, related))
+    conn.register(RUN_SETTINGS, settings)
+    return conn
+
+
+def audit(lake: Lake, model: Model, written: Written, appended: bool, settings: pa.Table, all_models: tuple[Model, ...]) -> list[CheckResult]:
+    """Run the model's checks on its new contents, against every published table they relate to."""
+    conn = _audit_connection(lake, settings, all_models)
     columns = tuple(parquet_columns(written.path, lake.storage))
     register_tables(conn, {model.name: TableInput((*written.kept.files, written.path), columns)})
     new_rows = added_name(model.name) if appended else None
     if new_rows:
         register_tables(conn, {new_rows: TableInput((written.path,), columns)})
-    conn.register(RUN_SETTINGS, settings)
     try:
         return [run_check(conn, model.name, check, new_rows) for check in model.checks]
+    finally:
+        conn.close()
+
+
+def offending_rows(lake: Lake, model: Model, check_name: str, scope: str, limit: int) -> pa.Table | None:
+    """The first rows of the model's published table that break the check; None when the table is
+    not published or the check counts no rows (`stedi.checks.offending_rows_sql`)."""
+    check = next((c for c in model.checks if c.name == check_name), None)
+    sql = offending_rows_sql(model.name, check, limit) if check else None
+    if sql is None or not lake.has_table(model.name):
+        return None
+    conn = _audit_connection(lake, run_settings_table(lake, scope), load_models())
+    try:
+        return conn.sql(sql).to_arrow_table()
     finally:
         conn.close()
 
