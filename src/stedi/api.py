@@ -19,8 +19,8 @@ from stedi import records
 from stedi.errors import LakeError
 from stedi.export import TrainingData, training_data
 from stedi.lake import Lake
-from stedi.query import stream_query, table_dataset
 from stedi.models import load_models
+from stedi.query import stream_query, table_dataset
 from stedi.records import RUNS
 from stedi.run import consent_scope_of, offending_rows
 from stedi.status import history, runs, status
