@@ -228,3 +228,22 @@ def test_verbose_logs_what_the_run_decided(tmp_path, source):
     assert verbose.returncode == 0, verbose.stderr
     assert "plan for customer_trusted" in verbose.stderr and "Rebuild(reason='first build')" in verbose.stderr
     assert "DEBUG" not in stedi_process("run", "--lake", str(tmp_path / "lake")).stderr  # quiet by default
+
+
+def test_demo_json_and_a_warning_when_other_feeds_join_the_demos_lake(tmp_path, source):
+    lake = ["--lake", str(tmp_path / "lake")]
+    demo = stedi("demo", *lake, "--data", str(tmp_path / "demo-data"), "--customers", "60", "--json")
+    assert demo.exit_code == 0, demo.output
+    summary = json.loads(demo.stdout)
+    assert summary["run"]["ok"] and summary["generated"]["records"]["customer"] >= 60
+    again = stedi("demo", *lake, "--data", str(tmp_path / "demo-data"), "--customers", "60", "--json")
+    assert again.exit_code == 0, again.output  # the demo may run again on its own lake
+    mixed = stedi("ingest", str(source), *lake)
+    assert mixed.exit_code == 0 and "warning: this lake was made by `stedi demo`" in mixed.stderr
+
+
+def test_demo_refuses_a_lake_that_holds_other_feeds(tmp_path, source):
+    stedi("ingest", str(source), "--lake", str(tmp_path / "lake"))
+    message = user_error(tmp_path, "demo", "--lake", str(tmp_path / "lake"), "--data", str(tmp_path / "demo-data"), "--customers", "60")
+    assert "holds feeds that are not the demo's" in message
+    assert not (tmp_path / "demo-data").exists()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stedi.config import load_config
 from stedi.errors import ConfigError
 
 REFUSED = [
-    pytest.param('lak = "./elsewhere"\n', "unknown key 'lak': the known ones are lake, catalog, catalog_uri, secret_file, aws", id="a-typo-of-lake"),
+    pytest.param('lak = "./elsewhere"\n', "unknown key 'lak': the known ones are lake, engine, consent_scope, catalog, catalog_uri, secret_file, aws", id="a-typo-of-lake"),
     pytest.param('lake = "./l"\nengine_x = 1\nzz = 2\n', "unknown key 'engine_x', 'zz'", id="every-unknown-key-named"),
     pytest.param('[aws]\nregoin = "eu-west-1"\n', r"unknown \[aws\] key 'regoin': the known ones are region, endpoint", id="a-typo-in-aws"),
     pytest.param('aws = "eu-west-1"\n', r"\[aws\] must be a table", id="aws-not-a-table"),
@@ -19,7 +21,7 @@ REFUSED = [
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    for name in ("STEDI_CONFIG", "STEDI_LAKE", "STEDI_CATALOG"):
+    for name in ("STEDI_CONFIG", "STEDI_LAKE", "STEDI_CATALOG", "STEDI_ENGINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -59,3 +61,32 @@ def test_stedi_version_prints_the_installed_version_and_exits_0():
 
     result = CliRunner().invoke(app, ["--version"])
     assert (result.exit_code, result.output.strip()) == (0, f"stedi {version('stedi')}")
+
+
+@pytest.mark.parametrize(
+    "toml, flags, expected",
+    [
+        ("", [], ("duckdb", "since-consent")),
+        ('consent_scope = "all"\n', [], ("duckdb", "all")),
+        ('consent_scope = "all"\n', ["--consent-scope", "since-consent"], ("duckdb", "since-consent")),  # the flag wins
+        ('engine = "oracle"\n', [], "unknown engine 'oracle'"),
+        ('engine = "oracle"\n', ["--engine", "duckdb"], ("duckdb", "since-consent")),
+        ('consent_scope = "some"\n', [], "unknown consent scope 'some'"),
+    ],
+)
+def test_stedi_toml_sets_the_engine_and_consent_scope(workdir, toml, flags, expected):
+    from typer.testing import CliRunner
+
+    from stedi.cli import app
+    from support.lakes import write_feed_file
+    from support.records import customer
+
+    (workdir / "stedi.toml").write_text(f'lake = "./lake"\n{toml}')
+    write_feed_file(workdir / "feeds", "customer/c.json", [customer("a@x.com")])
+    result = CliRunner().invoke(app, ["run", str(workdir / "feeds"), "--json", *flags])
+    if isinstance(expected, str):
+        assert result.exit_code == 2 and expected in result.stderr
+        return
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["engine"], report["consent_scope"]) == expected

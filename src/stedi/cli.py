@@ -17,7 +17,7 @@ import stedi
 from stedi import display
 from stedi.aws.cli import app as aws_app
 from stedi.commands import Debug, JsonOption, LakeOption, WaitOption, command_group
-from stedi.config import CONSENT_SCOPES, EXPORT_FORMATS
+from stedi.config import CONSENT_SCOPES, EXPORT_FORMATS, consent_scope_requested, engine_name
 from stedi.display import console, emit_json, table
 from stedi.engines import ENGINE_NAMES
 from stedi.errors import ErasureError, UserError
@@ -51,7 +51,7 @@ def options(
         Debug.verbose()
 
 
-EngineOption = Annotated[str, typer.Option("--engine", help=f"Engine: {' or '.join(ENGINE_NAMES)}.")]
+EngineOption = Annotated[Optional[str], typer.Option("--engine", help=f"Engine: {' or '.join(ENGINE_NAMES)} (default duckdb, or `engine` in stedi.toml).")]
 ScopeOption = Annotated[
     Optional[str],
     typer.Option("--consent-scope", help=f"{' or '.join(CONSENT_SCOPES)}; a lake setting that stays until changed."),
@@ -99,6 +99,8 @@ def print_ingest(report: IngestReport) -> None:
         console.print(f"ignored {len(report.ignored_files)} file(s) that are not feed files (*.json, *.jsonl, .gz)")
     for path, reason in report.skipped.items():
         console.print(display.safe(f"skipped {path}: {reason}"), style="yellow")
+    for warning in report.warnings:
+        display.errors.print(display.safe(f"warning: {warning}"), style="yellow")
 
 
 def print_table_line(t: TableRun) -> None:
@@ -183,7 +185,7 @@ def generate(
 def ingest_command(
     source: Annotated[str, typer.Argument(help="Folder or s3://bucket/prefix holding customer/, accelerometer/, step_trainer/.")],
     lake: LakeOption = None,
-    engine: EngineOption = "duckdb",
+    engine: EngineOption = None,
     wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -194,7 +196,7 @@ def ingest_command(
     from stedi.run import recover_interrupted_runs
 
     the_lake = Lake(lake)
-    the_engine = open_engine(engine)
+    the_engine = open_engine(engine_name(engine))
     with the_lake.writing(wait), _progress(as_json) as progress:
         recover_interrupted_runs(the_lake)
         report = ingest(the_lake, source, the_engine, _progress_callback(progress))
@@ -224,7 +226,7 @@ def _selectors(values: list[str] | None) -> list[str]:
 def run_command(
     source: Annotated[Optional[str], typer.Argument(help="Ingest this source (a folder or s3://bucket/prefix) first.")] = None,
     lake: LakeOption = None,
-    engine: EngineOption = "duckdb",
+    engine: EngineOption = None,
     consent_scope: ScopeOption = None,
     select: SelectOption = None,
     exclude: ExcludeOption = None,
@@ -237,7 +239,7 @@ def run_command(
     from stedi.run import run
 
     the_lake = Lake(lake)
-    the_engine = open_engine(engine)
+    the_engine = open_engine(engine_name(engine))
     if source is None:
         the_lake.require()
     with the_lake.writing(wait), _progress(as_json) as progress:
@@ -245,7 +247,7 @@ def run_command(
             the_lake,
             the_engine,
             source,
-            consent_scope,
+            consent_scope_requested(consent_scope),
             _progress_callback(progress),
             on_table=None if as_json else print_table_line,
             selected=_selectors(select),
@@ -514,35 +516,53 @@ def report_command(
     console.print(display.safe(f"Wrote {report.path} ({report.bytes / 1e6:.1f} MB, opens offline): {report.tables} tables, {report.charts} charts{failed}."))
 
 
+DEMO_QUERY = (
+    "SELECT customer_key, count(*) AS readings, min(timestamp) AS first_ms, round(avg(distanceFromObject), 1) AS avg_distance "
+    "FROM machine_learning_curated GROUP BY customer_key ORDER BY readings DESC LIMIT 5"
+)
+
+
 @app.command()
 def demo(
     lake: LakeOption = None,
     data: Annotated[Path, typer.Option(help="Where to write the generated feeds (replaced).")] = Path("demo-data"),
     customers: Annotated[int, typer.Option(help="Number of customers to generate.")] = 2000,
-    engine: EngineOption = "duckdb",
+    engine: EngineOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Generate realistic feeds with defects, run the whole lakehouse and print the zones."""
     from stedi.engines import open_engine
     from stedi.generate import generate_feeds
+    from stedi.ingest import DEMO_SOURCE, source_identity
     from stedi.lake import Lake
     from stedi.query import query_lake
     from stedi.run import run
 
+    the_lake = Lake(lake)
+    if the_lake.exists() and the_lake.has_table("customer_landing") and the_lake.settings().get(DEMO_SOURCE) != source_identity(str(data)):
+        raise UserError(f"the lake at {the_lake.location} holds feeds that are not the demo's: give --lake NEW_FOLDER for the demo's own lake")
     if data.exists():
         shutil.rmtree(data)
     generated = generate_feeds(data, customers, seed=7, defects=True)
-    console.print(f"Generated {generated.bytes / 1e6:.1f} MB of feeds for {customers} customers in {data}/")
-    the_lake = Lake(lake)
-    with the_lake.writing(), _progress(False) as progress:
-        report = run(the_lake, open_engine(engine), str(data), None, _progress_callback(progress))
-    print_run(report)
-    sample = (
-        "SELECT customer_key, count(*) AS readings, min(timestamp) AS first_ms, round(avg(distanceFromObject), 1) AS avg_distance "
-        "FROM machine_learning_curated GROUP BY customer_key ORDER BY readings DESC LIMIT 5"
-    )
-    columns, rows = query_lake(the_lake, sample)
-    console.print(f'\n$ stedi query "{sample}"')
-    console.print(table("machine_learning_curated, per pseudonymous customer", columns, rows))
+    if not as_json:
+        console.print(f"Generated {generated.bytes / 1e6:.1f} MB of feeds for {customers} customers in {data}/")
+    with the_lake.writing(), _progress(as_json) as progress:
+        the_lake.update_settings(**{DEMO_SOURCE: source_identity(str(data))})
+        report = run(
+            the_lake,
+            open_engine(engine_name(engine)),
+            str(data),
+            consent_scope_requested(None),
+            _progress_callback(progress),
+            None if as_json else print_table_line,
+        )
+    columns, rows = query_lake(the_lake, DEMO_QUERY)
+    if as_json:
+        emit_json({"data": str(data), "generated": {"files": generated.files, "records": generated.records, "bytes": generated.bytes}, "run": report.as_dict()})
+    else:
+        print_run(report)
+        console.print(f'\n$ stedi query "{DEMO_QUERY}"')
+        console.print(table("machine_learning_curated, per pseudonymous customer", columns, rows))
     report.raise_if_failed()
 
 

@@ -3,6 +3,8 @@
 The file is `./stedi.toml` (the working directory), or the one `STEDI_CONFIG` names:
 
     lake = "s3://my-bucket/stedi"     # like STEDI_LAKE
+    engine = "spark"                   # duckdb | spark, like STEDI_ENGINE; --engine wins
+    consent_scope = "all"              # since-consent | all; --consent-scope wins
     catalog = "glue"                   # glue | sql, like STEDI_CATALOG
     # catalog_uri = "postgresql+psycopg://..."   # a SQL catalog elsewhere, like STEDI_CATALOG_URI
     # secret_file = "~/.config/stedi/lake.key"   # the lake secret outside the lake, like STEDI_SECRET_FILE
@@ -32,13 +34,14 @@ DEFAULT_LAKE = "./lakehouse"
 # The choices a user makes on the command line, here so that `stedi --help` can name them cheaply.
 CONSENT_SCOPES = ("since-consent", "all")  # which readings of a consenting customer count (SPEC §4)
 DEFAULT_SCOPE = "since-consent"
+DEFAULT_ENGINE = "duckdb"
 EXPORT_FORMATS = ("parquet", "csv")
 CONFIG_FILE = "stedi.toml"
 CATALOG_KINDS = ("sql", "glue")
 DEFAULT_REGION = "us-east-1"
 
 # The keys stedi.toml may hold: any other is a typo, refused rather than silently ignored.
-KNOWN_KEYS = ("lake", "catalog", "catalog_uri", "secret_file", "aws")
+KNOWN_KEYS = ("lake", "engine", "consent_scope", "catalog", "catalog_uri", "secret_file", "aws")
 KNOWN_AWS_KEYS = ("region", "endpoint", "s3_endpoint", "glue_endpoint", "anonymous")
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -53,6 +56,8 @@ class Config:
     """
 
     lake: str | None = None
+    engine: str | None = None  # None: DEFAULT_ENGINE
+    consent_scope: str | None = None  # None: the lake's own setting (stedi.run.consent_scope_of)
     catalog: str | None = None  # None: glue for an s3:// lake, sql otherwise
     catalog_uri: str | None = None  # a SQLAlchemy URL for the SQL catalog; default <lake>/catalog.db
     secret_file: str | None = None  # the lake secret's file when it is kept outside the lake (stedi.secret)
@@ -72,6 +77,16 @@ class Config:
 def lake_location(location: str | None) -> str:
     """The lake a command works on: the one it was given, else STEDI_LAKE, stedi.toml, ./lakehouse."""
     return location or os.environ.get(LAKE_ENV) or load_config().lake or DEFAULT_LAKE
+
+
+def engine_name(requested: str | None) -> str:
+    """The engine a command runs on: the one asked for, else STEDI_ENGINE, stedi.toml, duckdb."""
+    return requested or load_config().engine or DEFAULT_ENGINE
+
+
+def consent_scope_requested(requested: str | None) -> str | None:
+    """The consent scope asked for on the command line, else in stedi.toml; None keeps the lake's."""
+    return requested or load_config().consent_scope
 
 
 def is_s3(location: str) -> bool:
@@ -138,6 +153,8 @@ def load_config() -> Config:
     common_endpoint = env("AWS_ENDPOINT_URL")
     return Config(
         lake=first(env("STEDI_LAKE"), data.get("lake")),
+        engine=first(env("STEDI_ENGINE"), data.get("engine")),
+        consent_scope=first(data.get("consent_scope")),
         catalog=catalog,
         catalog_uri=first(env("STEDI_CATALOG_URI"), data.get("catalog_uri")),
         secret_file=first(env("STEDI_SECRET_FILE"), data.get("secret_file")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +75,7 @@ class IngestReport:
     feeds: dict[str, FeedReport]
     ignored_files: list[str]
     skipped: dict[str, str]  # entries that are not files to read (FIFOs, broken links, ...): why, by path
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def new_files(self) -> int:
@@ -88,6 +90,7 @@ class IngestReport:
             "feeds": {name: vars(report) for name, report in self.feeds.items()},
             "ignored_files": self.ignored_files,
             "skipped": self.skipped,
+            "warnings": self.warnings,
         }
 
 
@@ -211,6 +214,14 @@ def _batches(files: list[FileInfo]) -> Iterator[list[FileInfo]]:
         yield batch
 
 
+DEMO_SOURCE = "demo_source"  # the lake setting `stedi demo` leaves: where its generated feeds are
+
+
+def source_identity(source: str) -> str:
+    """A source as the same text however it is written (a local folder by its real path)."""
+    return source.rstrip("/") if "://" in source else os.path.realpath(source)
+
+
 def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallback | None = None, run_id: str | None = None) -> IngestReport:
     """Ingest every new feed file under `source`. The caller holds the lake's write lock; what an
     interrupted command left behind (an unfinished erasure first) is repaired before anything else."""
@@ -224,6 +235,12 @@ def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallbac
     run_id = run_id or new_run_id()
     ingested_at = datetime.now(UTC)
     report = IngestReport(run_id, source, {feed.name: FeedReport(feed.name) for feed in FEEDS}, ignored, skipped)
+    demo_source = lake.settings().get(DEMO_SOURCE)
+    if demo_source and source_identity(source) != demo_source and any(found.values()):
+        report.warnings.append(
+            f"this lake was made by `stedi demo` from {demo_source}: the feeds of {source} are added to the demo's, "
+            "and every table mixes the two (give --lake NEW_FOLDER for a lake of their own)"
+        )
     written: dict[str, list[str]] = {name: [] for name in landing_tables()}
     ledger_rows: list[dict] = []
     tombstones = load_tombstones(lake)

@@ -18,6 +18,7 @@ pyiceberg) is created while the umask is 077 (`owner_only_files`).
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -210,6 +211,17 @@ class Lake:
         if isinstance(self.storage, LocalStorage):
             return within(os.path.realpath(local_path(location)), os.path.realpath(self.storage.root))
         return within(location, self.storage.root)
+
+    def settings(self) -> dict:
+        """The lake's own settings (`_stedi/settings.json`): the consent scope, the demo's source."""
+        path = self.storage.join("_stedi", "settings.json")
+        return json.loads(self.storage.read_bytes(path)) if self.storage.exists(path) else {}
+
+    def update_settings(self, **values: object) -> None:
+        """Change some of the lake's settings, keeping the others."""
+        settings = self.settings()
+        if any(settings.get(key) != value for key, value in values.items()):
+            self.storage.write_bytes(self.storage.join("_stedi", "settings.json"), json.dumps({**settings, **values}).encode())
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -134,14 +134,11 @@ class RunReport:
 
 def consent_scope_of(lake: Lake, requested: str | None) -> str:
     """The scope is a lake setting: given once, it stays until changed."""
-    settings_path = lake.storage.join("_stedi", "settings.json")
-    settings = json.loads(lake.storage.read_bytes(settings_path)) if lake.storage.exists(settings_path) else {}
     if requested is None:
-        return settings.get("consent_scope", DEFAULT_SCOPE)
+        return lake.settings().get("consent_scope", DEFAULT_SCOPE)
     if requested not in CONSENT_SCOPES:
         raise LakeError(f"unknown consent scope '{requested}': choose one of {', '.join(CONSENT_SCOPES)}")
-    if settings.get("consent_scope") != requested:
-        lake.storage.write_bytes(settings_path, json.dumps({**settings, "consent_scope": requested}).encode())
+    lake.update_settings(consent_scope=requested)
     return requested
 
 
