@@ -247,3 +247,8 @@ def test_demo_refuses_a_lake_that_holds_other_feeds(tmp_path, source):
     message = user_error(tmp_path, "demo", "--lake", str(tmp_path / "lake"), "--data", str(tmp_path / "demo-data"), "--customers", "60")
     assert "holds feeds that are not the demo's" in message
     assert not (tmp_path / "demo-data").exists()
+
+
+def test_shell_completion_is_offered():
+    script = subprocess.run([os.path.join(os.path.dirname(sys.executable), "stedi"), "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0 and "_stedi_completion" in script.stdout

@@ -10,7 +10,11 @@ from stedi.config import load_config
 from stedi.errors import ConfigError
 
 REFUSED = [
-    pytest.param('lak = "./elsewhere"\n', "unknown key 'lak': the known ones are lake, engine, consent_scope, catalog, catalog_uri, secret_file, aws", id="a-typo-of-lake"),
+    pytest.param(
+        'lak = "./elsewhere"\n',
+        "unknown key 'lak': the known ones are lake, engine, consent_scope, catalog, catalog_uri, secret_file, aws",
+        id="a-typo-of-lake",
+    ),
     pytest.param('lake = "./l"\nengine_x = 1\nzz = 2\n', "unknown key 'engine_x', 'zz'", id="every-unknown-key-named"),
     pytest.param('[aws]\nregoin = "eu-west-1"\n', r"unknown \[aws\] key 'regoin': the known ones are region, endpoint", id="a-typo-in-aws"),
     pytest.param('aws = "eu-west-1"\n', r"\[aws\] must be a table", id="aws-not-a-table"),

@@ -16,7 +16,7 @@ import unicodedata
 import duckdb
 import pytest
 
-from stedi.checks import check_sql, run_check
+from stedi.checks import check_sql, offending_rows_sql, run_check
 from stedi.engines.spark import spark_sql
 from stedi.models import CheckSpec, Model, growth_sql
 
@@ -325,6 +325,34 @@ CHECK_SQL = [
 @pytest.mark.parametrize("table, kind, params, sql", CHECK_SQL)
 def test_check_sql(table, kind, params, sql):
     assert " ".join(check_sql(table, CheckSpec(kind, params, "error")).split()) == sql  # the same words, however indented
+
+
+# A failed check's offending rows (`stedi report`): its counting query, the audited table's columns in place of count(*).
+OFFENDING_ROWS_SQL = [
+    pytest.param("customer_trusted", "not_null", {"column": "email"}, 'SELECT * FROM "customer_trusted" WHERE "email" IS NULL LIMIT 3', id="plain"),
+    pytest.param(
+        "customer_trusted",
+        "unique",
+        {"column": "email"},
+        'SELECT * FROM (SELECT "email" FROM "customer_trusted" GROUP BY ALL HAVING COUNT(*) > 1) LIMIT 3',
+        id="the-repeated-values",
+    ),
+    pytest.param(
+        "serial_number_owners",
+        "consenting_rows",
+        {"email": "email"},
+        'SELECT row.* FROM "serial_number_owners" AS row CROSS JOIN run_settings '
+        'LEFT JOIN customer_trusted AS customer ON customer.email = row."email" '
+        'WHERE NOT row."email" IS NULL AND (customer.email IS NULL) LIMIT 3',
+        id="never-the-columns-of-run_settings-which-hold-the-secret",
+    ),
+    pytest.param("machine_learning_curated", "not_empty", {}, None, id="a-check-that-counts-no-rows"),
+]
+
+
+@pytest.mark.parametrize("table, kind, params, sql", OFFENDING_ROWS_SQL)
+def test_offending_rows_sql(table, kind, params, sql):
+    assert offending_rows_sql(table, CheckSpec(kind, params, "error"), 3) == sql
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from stedi.ingest import IngestReport
     from stedi.run import RunReport, TableRun
 
-app = command_group("The STEDI lakehouse: raw Step Trainer and phone feeds into privacy-safe training data.")
+app = command_group("The STEDI lakehouse: raw Step Trainer and phone feeds into privacy-safe training data.", completion=True)
 
 
 def _print_version(asked: bool) -> None:

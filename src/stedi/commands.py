@@ -117,9 +117,9 @@ class Commands(TyperGroup):
             signal.signal(signal.SIGINT, previous)
 
 
-def command_group(help: str) -> typer.Typer:
-    """A Typer app of stedi commands."""
-    return typer.Typer(cls=Commands, help=help, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+def command_group(help: str, completion: bool = False) -> typer.Typer:
+    """A Typer app of stedi commands; `completion` adds Typer's --install-completion and --show-completion."""
+    return typer.Typer(cls=Commands, help=help, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=completion)
 
 
 LakeOption = Annotated[
