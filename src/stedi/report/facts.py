@@ -7,12 +7,13 @@ Customers appear only as counts, and in the sensor trace as their pseudonymous k
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import stedi
 from stedi.api import Lakehouse
-from stedi.contract import FEEDS
+from stedi.contract import FEEDS, Feed
 from stedi.ingest import LEDGER_TABLE
 from stedi.models import LANDING_TABLES, Model, load_models, run_order
 
@@ -138,32 +139,26 @@ def _cut(value: object) -> object:
     return text[:SAMPLE_CHARS] + "…" if text is not None and len(text) > SAMPLE_CHARS else value
 
 
+def _per_feed(lake: Lakehouse, table_of: Callable[[Feed], str], sql: str) -> list[dict]:
+    """The rows of `sql` (its table as `{table}`) over each feed's table that exists, with the feed's name."""
+    return [{"feed": feed.name, **row} for feed in FEEDS if table_of(feed) in lake.tables() for row in lake.query(sql.format(table=table_of(feed))).to_pylist()]
+
+
 def _quarantine(lake: Lakehouse) -> list[dict]:
-    found = []
-    for feed in FEEDS:
-        if feed.rejected_table not in lake.tables():
-            continue
-        sql = f"""
-            SELECT reason, count(*) AS lines, list(raw ORDER BY _source_file, _source_line)[1:{SAMPLES}] AS samples
-            FROM {feed.rejected_table} WHERE raw IS NOT NULL GROUP BY reason ORDER BY lines DESC, reason"""
-        for row in lake.query(sql).to_pylist():
-            found.append({"feed": feed.name, "reason": row["reason"], "lines": row["lines"], "samples": [_cut(s) for s in row["samples"]]})
-    return found
+    """Each feed's quarantine reasons, with their lines and a few samples."""
+    sql = f"""
+        SELECT reason, count(*) AS lines, list(raw ORDER BY _source_file, _source_line)[1:{SAMPLES}] AS samples
+        FROM {{table}} WHERE raw IS NOT NULL GROUP BY reason ORDER BY lines DESC, reason"""
+    return [{**row, "samples": [_cut(s) for s in row["samples"]]} for row in _per_feed(lake, lambda feed: feed.rejected_table, sql)]
 
 
 def _drift(lake: Lakehouse) -> list[dict]:
     """The fields seen in `_extra` (fields the contract does not know), per feed."""
-    found = []
-    for feed in FEEDS:
-        if feed.landing_table not in lake.tables():
-            continue
-        sql = f"""
-            SELECT field, count(*) AS rows, min(_ingested_at) AS first_seen
-            FROM (SELECT unnest(json_keys(_extra)) AS field, _ingested_at FROM {feed.landing_table} WHERE _extra IS NOT NULL)
-            GROUP BY field ORDER BY rows DESC, field"""
-        for row in lake.query(sql).to_pylist():
-            found.append({"feed": feed.name, "field": row["field"], "rows": row["rows"], "first_seen": str(row["first_seen"])[:19]})
-    return found
+    sql = """
+        SELECT field, count(*) AS rows, CAST(min(_ingested_at) AS VARCHAR)[:19] AS first_seen
+        FROM (SELECT unnest(json_keys(_extra)) AS field, _ingested_at FROM {table} WHERE _extra IS NOT NULL)
+        GROUP BY field ORDER BY rows DESC, field"""
+    return _per_feed(lake, lambda feed: feed.landing_table, sql)
 
 
 def _rows_per_run(lake: Lakehouse, tables: list[str], runs: list[dict]) -> dict[str, list[int | None]]:
