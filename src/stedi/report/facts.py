@@ -61,14 +61,14 @@ def gather(lake: Lakehouse) -> Facts:
     """Read the report's facts from the lake."""
     models = load_models()
     order = run_order(models)
-    last_run = lake.runs()[-1] if lake.runs() else None
-    manifest = lake.run(last_run["run_id"]) if last_run else None
     runs = lake.runs()
+    manifests = [lake.run(summary["run_id"]) for summary in runs]  # each read once, oldest first
+    manifest = manifests[-1] if manifests else None
     return Facts(
         location=lake.location,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         version=stedi.__version__,
-        tables=_tables(lake, models, runs),
+        tables=_tables(lake, models, manifests),
         last_run=manifest,
         funnel=manifest["funnel"] if manifest else {},
         lineage=[(model.name, model.zone, sorted(model.reads)) for model in order],
@@ -76,7 +76,7 @@ def gather(lake: Lakehouse) -> Facts:
         quarantine=_quarantine(lake),
         drift=_drift(lake),
         runs=runs,
-        rows_per_run=_rows_per_run(lake, [m.name for m in order], runs),
+        rows_per_run=_rows_per_run([m.name for m in order], manifests),
         consent=_consent(lake),
         trace=_trace(lake),
     )
@@ -94,11 +94,11 @@ def zone_of(table: str, models: tuple[Model, ...]) -> str:
     return "ledger" if table == LEDGER_TABLE else "other"
 
 
-def _tables(lake: Lakehouse, models: tuple[Model, ...], runs: list[dict]) -> list[dict]:
+def _tables(lake: Lakehouse, models: tuple[Model, ...], manifests: list[dict]) -> list[dict]:
     """Each table with its zone, rows, snapshots, last change, run, and how that run built it."""
     notes = {}
-    for summary in runs:
-        for table in lake.run(summary["run_id"])["tables"]:
+    for manifest in manifests:
+        for table in manifest["tables"]:
             if table["status"] in ("built", "failed"):
                 notes[table["name"]] = table.get("note", "")
     zones = ["landing", "quarantine", "ledger", "trusted", "curated", "other"]
@@ -161,10 +161,10 @@ def _drift(lake: Lakehouse) -> list[dict]:
     return _per_feed(lake, lambda feed: feed.landing_table, sql)
 
 
-def _rows_per_run(lake: Lakehouse, tables: list[str], runs: list[dict]) -> dict[str, list[int | None]]:
+def _rows_per_run(tables: list[str], manifests: list[dict]) -> dict[str, list[int | None]]:
     rows: dict[str, list[int | None]] = {name: [] for name in tables}
-    for summary in runs:
-        after = {t["name"]: t.get("rows_out") for t in lake.run(summary["run_id"])["tables"] if t["status"] != "not selected"}
+    for manifest in manifests:
+        after = {t["name"]: t.get("rows_out") for t in manifest["tables"] if t["status"] != "not selected"}
         for name in tables:
             rows[name].append(after.get(name))
     return rows
