@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from stedi import records
 from stedi.cli import app
-from stedi.erasure import customer_key, forget
+from stedi.erasure import forget
+from stedi.secret import customer_key
 from stedi.ingest import landing_tables
 from stedi.records import ERASURES
 from support.lakes import MODEL_TABLES, LakeHarness, killed_before_commit

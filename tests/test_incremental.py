@@ -39,8 +39,10 @@ def assert_every_model_is_its_sql(harness, tmp_path: Path) -> None:
 
 
 def how_built(report) -> dict[str, str]:
-    """Per built table: 'added' when it gained rows incrementally, 'full' when rebuilt."""
-    return {t.name: "added" if t.incremental else "full" for t in report.tables if t.status == "built"}
+    """Per built table: 'added' when it gained rows incrementally, 'replaced' when it replaced the
+    rows of the customers a delivery touched, 'full' when rebuilt."""
+    short = {run_module.APPENDED: "added", run_module.REPLACED: "replaced", run_module.REBUILT: "full"}
+    return {t.name: short[t.method] for t in report.tables if t.status == "built"}
 
 
 def test_new_readings_are_added_not_rebuilt(harness, tmp_path):
@@ -142,7 +144,7 @@ def test_a_batch_that_adds_nothing_new_records_it_and_adds_no_rows(harness, tmp_
     assert_every_model_is_its_sql(harness, tmp_path)
 
 
-def test_a_consent_change_rebuilds_what_depends_on_it(harness, tmp_path):
+def test_a_consent_change_replaces_the_rows_of_the_customers_it_touches(harness, tmp_path):
     harness.feed("customer/c.json", [customer("a@x.com", "S1"), customer("b@x.com", "S2")])
     harness.feed("accelerometer/1.json", [reading("a@x.com", 2000), reading("b@x.com", 2000)])
     harness.feed("step_trainer/1.json", [step("S1", 2000), step("S2", 2000)])
@@ -151,7 +153,8 @@ def test_a_consent_change_rebuilds_what_depends_on_it(harness, tmp_path):
     harness.feed("customer/later.json", [customer("a@x.com", "S1", consent=None, updated=20)])  # a revokes
     harness.feed("accelerometer/2.json", [reading("a@x.com", 3000), reading("b@x.com", 3000)])
     report = harness.run()
-    assert how_built(report) == dict.fromkeys(["customer_trusted", "serial_number_owners", *INCREMENTAL], "full")
+    assert how_built(report) == dict.fromkeys(["customer_trusted", "serial_number_owners", *INCREMENTAL], "replaced")
+    assert {t.customers_replaced for t in report.tables} == {2}  # a revokes, b sent readings
     assert harness.rows("SELECT DISTINCT user FROM accelerometer_trusted") == [("b@x.com",)]
     assert_every_model_is_its_sql(harness, tmp_path)
 
@@ -227,7 +230,7 @@ def test_the_funnel_after_each_delivery_is_what_a_fresh_count_gives(harness):
 
 def test_generated_batches_in_turn_match_a_full_build(harness, tmp_path):
     """Realistic feeds with defects: all but the last file of each feed, then the last reading
-    files (added), then the last customer file, which changes consents (rebuilt)."""
+    files (added), then the last customer file, which changes consents (customers replaced)."""
     generated = tmp_path / "generated"
     generate_feeds(generated, customers=300, seed=7, defects=True, customers_per_file=100)
     files = sorted(p for p in generated.rglob("*") if p.is_file() and p.stat().st_size > 0)
@@ -247,4 +250,4 @@ def test_generated_batches_in_turn_match_a_full_build(harness, tmp_path):
 
     deliver(p for p in files if p not in last)
     assert set(deliver(last_readings).values()) == {"added"}
-    assert deliver(last - last_readings)["accelerometer_trusted"] == "full"
+    assert set(deliver(last - last_readings).values()) == {"replaced"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stedi.erasure import customer_key
+from stedi.secret import customer_key
 from stedi.errors import SecretError
 from stedi.lake import Lake
 from support.lakes import LakeHarness

@@ -29,7 +29,7 @@ from stedi.engines import open_engine  # noqa: E402
 from stedi.engines.spark import SparkEngine, java_problem  # noqa: E402
 from stedi.errors import SourceError
 from stedi.lake import Lake  # noqa: E402
-from stedi.run import RunReport, run  # noqa: E402
+from stedi.run import APPENDED, RunReport, run  # noqa: E402
 from support.lakes import LakeHarness, delete_after_discovery  # noqa: E402
 
 if java_problem():
@@ -380,7 +380,7 @@ def test_the_hand_made_cases_reach_the_tables(parity):
     assert not {"bob@handmade.test", "frank@handmade.test"} & emails(first)
     assert "gina@handmade.test" not in emails(second)  # revoked by the second delivery
     assert "S-SHARED" not in set(second.rows["step_trainer_trusted"]["serialNumber"].to_pylist())
-    grown = {t.name for t in parity.runs["third"]["spark"].report.tables if t.incremental}
+    grown = {t.name for t in parity.runs["third"]["spark"].report.tables if t.method == APPENDED}
     assert grown == {"accelerometer_trusted", "customers_curated", "step_trainer_trusted", "machine_learning_curated"}
 
 

@@ -22,7 +22,6 @@ an erasure (so the next `stedi run` rebuilds whatever read a changed table).
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from stedi.lake import BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN
 from stedi.models import load_models, run_order
 from stedi.records import ERASURES, RUNS
 from stedi.scratch import remove_abandoned
+from stedi.secret import customer_key
 from stedi.snapshots import rewrite, snapshot_files, unreferenced_files
 from stedi.sql import literal, one_row
 from stedi.tombstones import Tombstones, load_tombstones, mark, save_tombstones
@@ -160,11 +160,6 @@ def read_email_file(path: str) -> list[str]:
     except UnicodeDecodeError:
         raise ErasureError(f"the email list {path} is not UTF-8 text") from None
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-
-
-def customer_key(secret: bytes, email: str) -> str:
-    """machine_learning_curated.customer_key, as its model computes it."""
-    return hashlib.sha256(f"{secret.decode()}|{email}".encode()).hexdigest()
 
 
 def table_order(lake: Lake) -> list[str]:

@@ -2,8 +2,14 @@
 
 Each model is built only when one of its inputs, its definition or the consent scope changed since
 its last publish; those facts travel in the table's own snapshot summary, so an interrupted run
-leaves nothing to repair. An incremental model whose inputs only gained files since then gains just
-the rows those files add; any other change rebuilds it in full.
+leaves nothing to repair. How a model is brought up to date (`plan`):
+
+- appended: an incremental model whose inputs only gained reading files gains just the rows those
+  files add;
+- customers replaced: when customer records arrived, a model that declares whose rows it holds
+  (`rows_of`) replaces just the rows of the customers and serial numbers the delivery touches
+  (`stedi.changes`), rewriting only the data files that hold them;
+- rebuilt: any other change (a new definition or consent scope, an erasure upstream).
 
 The run's manifest, `_stedi/runs/<run_id>.json`, is written at the end. Meanwhile the run keeps it
 up to date as `_stedi/runs-unfinished/<run_id>.json` after each step, so a run killed on the way
@@ -25,6 +31,7 @@ import duckdb
 import pyarrow as pa
 
 from stedi import records
+from stedi.changes import Changes, touched
 from stedi.checks import CheckResult, offending_rows_sql, run_check, validate_checks
 from stedi.config import CONSENT_SCOPES, DEFAULT_SCOPE
 from stedi.engines.base import Engine, ModelBuild
@@ -41,17 +48,22 @@ from stedi.models import (
     downstream_of,
     growth_sql,
     load_models,
+    load_sources,
+    of_changed,
+    replacement_sql,
     run_order,
 )
 from stedi.models.selection import select
 from stedi.records import RUNS, UNFINISHED_RUNS
 from stedi.recovery import recover
-from stedi.sql import TableInput, register_tables
+from stedi.sql import TableInput, literal, register_tables
 
 log = logging.getLogger(__name__)
 
 MODEL_PROPERTY = "stedi.model"
 NOT_SELECTED = "not selected"  # the status of a model that `--select`/`--exclude` left out
+# How a built table was brought up to date (TableRun.method).
+APPENDED, REPLACED, REBUILT = "appended", "customers replaced", "rebuilt"
 
 
 @dataclass
@@ -72,7 +84,8 @@ class TableRun:
     duration_s: float = 0.0
     checks: list[CheckResult] = field(default_factory=list)
     note: str = ""
-    incremental: bool = False  # built by adding the rows its grown inputs add, not in full
+    method: str = ""  # for a built table: APPENDED, REPLACED or REBUILT
+    customers_replaced: int | None = None  # for REPLACED: how many customers' rows it replaced
 
     def as_dict(self) -> dict:
         """The table's entry in the run manifest, its check results included."""
@@ -179,12 +192,43 @@ class Append:
     grown: Mapping[str, TableState]  # each input that only gained files, as it was at the last build
 
 
-Plan = Unchanged | Rebuild | Append
+@dataclass
+class Delivery:
+    """Customer records that arrived: the landing files added since the models were built, the
+    customers and serial numbers they touch, and the tables this run replaced those rows of, each
+    with the snapshot it replaced them in."""
+
+    new_files: Mapping[str, frozenset[str]]
+    changes: Changes
+    replaced: dict[str, int | None] = field(default_factory=dict)
+
+    def confines(self, changed: Mapping[str, TableState], inputs: Mapping[str, TableState], built_from: Mapping[str, int | None]) -> bool:
+        """Whether every input changed only in the touched customers' rows since the model was
+        built: a landing table by files of this delivery, a model by this run's replacement."""
+        for name, before in changed.items():
+            if name in LANDING_TABLES:
+                added = set(inputs[name].files) - set(before.files)
+                if not set(before.files) <= set(inputs[name].files) or not added <= self.new_files[name]:
+                    return False
+            elif name not in self.replaced or self.replaced[name] != built_from[name]:
+                return False
+        return True
 
 
-def plan(lake: Lake, model: Model, inputs: Mapping[str, TableState], scope: str) -> Plan:
+@dataclass(frozen=True)
+class Replace:
+    """Only the rows of the customers and serial numbers a delivery touches (SPEC §5)."""
+
+    delivery: Delivery
+
+
+Plan = Unchanged | Rebuild | Append | Replace
+
+
+def plan(lake: Lake, model: Model, inputs: Mapping[str, TableState], scope: str, delivery: Delivery | None = None) -> Plan:
     """How to bring the model up to date with its inputs, judged from the facts its last snapshot
-    records: its definition, the consent scope and the input snapshots it was built from."""
+    records: its definition, the consent scope and the input snapshots it was built from, and,
+    when customer records arrived, the `delivery`."""
     if not lake.has_table(model.name):
         return Rebuild("first build")
     last = lake.state(model.name).properties
@@ -207,6 +251,8 @@ def plan(lake: Lake, model: Model, inputs: Mapping[str, TableState], scope: str)
             changed[name] = before
     if not changed:
         return Unchanged()
+    if delivery is not None and model.rows_of and delivery.confines(changed, inputs, built_from):
+        return Replace(delivery)
     if not model.incremental:
         return Rebuild(f"{', '.join(sorted(changed))} changed")
     # A file removed or rewritten (a consent change upstream, an erasure, a recovered ingest) rebuilds it.
@@ -216,6 +262,40 @@ def plan(lake: Lake, model: Model, inputs: Mapping[str, TableState], scope: str)
     return Append(changed)
 
 
+def arrived_delivery(lake: Lake, models: tuple[Model, ...]) -> Delivery | None:
+    """The customer records that arrived since the models that read the landing tables were
+    built, and what they touch; None when none arrived (new readings alone are appended) or a
+    landing table lost rows since (an erasure, a recovered ingest: its readers are rebuilt)."""
+    new_files: dict[str, set[str]] = {name: set() for name in LANDING_TABLES}
+    for model in models:
+        if not model.rows_of or not lake.has_table(model.name):
+            continue
+        built_from = json.loads(lake.state(model.name).properties.get(INPUTS_PROPERTY, "{}"))
+        for name in model.reads & LANDING_TABLES:
+            try:
+                before = lake.state(name, built_from[name]) if built_from.get(name) else TableState.empty(name)
+            except LakeError:  # an erasure expired it
+                return None
+            now = set(lake.state(name).files)
+            if not set(before.files) <= now:
+                return None
+            new_files[name] |= now - set(before.files)
+    if not new_files["customer_landing"]:
+        return None
+    conn = lake.connect()
+    try:
+        changes = touched(
+            conn,
+            {name: TableInput(tuple(sorted(files)), lake.columns(name)) for name, files in new_files.items() if files},
+            TableInput(lake.state("customer_landing").files, lake.columns("customer_landing")),
+            load_sources(),
+            lake.secret,
+        )
+    finally:
+        conn.close()
+    return Delivery({name: frozenset(files) for name, files in new_files.items()}, changes)
+
+
 # ---- write: the new rows, as one Parquet file -------------------------------------------------------
 @dataclass(frozen=True)
 class Written:
@@ -223,7 +303,8 @@ class Written:
 
     path: str  # the data file the engine wrote, not yet published
     rows: int
-    kept: TableState  # the rows the table keeps besides it: all of them for an append, none for a rebuild
+    kept: tuple[str, ...]  # the table's files it keeps besides it: all for an append, none for a rebuild
+    replaces: tuple[str, ...] = ()  # the table's files it takes the place of, for a replacement
 
 
 def _query(lake: Lake, model: Model, inputs: Mapping[str, TableState], how: Rebuild | Append) -> tuple[dict[str, str], str, dict[str, TableInput]]:
@@ -242,12 +323,40 @@ def _query(lake: Lake, model: Model, inputs: Mapping[str, TableState], how: Rebu
     return (*growth_sql(model, sorted(how.grown), [name for name, _ in held.columns]), tables)
 
 
-def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableState], how: Rebuild | Append, run_id: str, settings: pa.Table) -> Written:
-    """Have the engine write the model's new rows: all of them, or for an append the added ones."""
-    stages, sql, tables = _query(lake, model, inputs, how)
+def files_holding(lake: Lake, model: Model, changes: Changes) -> tuple[str, ...]:
+    """The model's data files that hold a row of a touched customer or serial number."""
+    held = lake.state(model.name).files
+    if not held:
+        return ()
+    conn = lake.connect()
+    try:
+        for name, table in changes.tables().items():
+            conn.register(name, table)
+        files = ", ".join(literal(f) for f in held)
+        found = conn.execute(f"SELECT DISTINCT filename FROM read_parquet([{files}], filename = true) AS held WHERE {of_changed(model.rows_of, 'held')}").fetchall()
+    finally:
+        conn.close()
+    holding = {row[0] for row in found}
+    return tuple(f for f in held if f in holding)
+
+
+def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableState], how: Rebuild | Append | Replace, run_id: str, settings: pa.Table) -> Written:
+    """Have the engine write the model's new rows: all of them, for an append the added ones, for
+    a replacement the touched customers' rows and the others' rows of the files that hold them."""
     path = lake.new_data_file(model.name, run_id)
-    rows = engine.build(ModelBuild(sql, tables, settings, path, stages, scratch=lake.scratch, storage=lake.storage))
-    return Written(path, rows, lake.state(model.name) if isinstance(how, Append) else TableState.empty(model.name))
+    storage = {"scratch": lake.scratch, "storage": lake.storage}
+    if isinstance(how, Replace):
+        replaced = files_holding(lake, model, how.delivery.changes)
+        kept = "kept"
+        tables = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
+        tables[kept] = TableInput(replaced, lake.columns(model.name))
+        sources = {**load_sources(), **{m.name: m.rows_of for m in load_models()}}
+        stages, sql = replacement_sql(model, sources, kept)
+        rows = engine.build(ModelBuild(sql, tables, settings, path, stages, given=how.delivery.changes.tables(), **storage))
+        return Written(path, rows, tuple(f for f in lake.state(model.name).files if f not in set(replaced)), replaced)
+    stages, sql, tables = _query(lake, model, inputs, how)
+    rows = engine.build(ModelBuild(sql, tables, settings, path, stages, **storage))
+    return Written(path, rows, lake.state(model.name).files if isinstance(how, Append) else ())
 
 
 # ---- audit: the checks, on the table as it would be published -------------------------------------
@@ -260,12 +369,13 @@ def _audit_connection(lake: Lake, settings: pa.Table, all_models: tuple[Model, .
     return conn
 
 
-def audit(lake: Lake, model: Model, written: Written, appended: bool, settings: pa.Table, all_models: tuple[Model, ...]) -> list[CheckResult]:
-    """Run the model's checks on its new contents, against every published table they relate to."""
+def audit(lake: Lake, model: Model, written: Written, new_rows_only: bool, settings: pa.Table, all_models: tuple[Model, ...]) -> list[CheckResult]:
+    """Run the model's checks on its new contents, against every published table they relate to.
+    With `new_rows_only`, a check that judges rows one by one judges just the written file's."""
     conn = _audit_connection(lake, settings, all_models)
     columns = tuple(parquet_columns(written.path, lake.storage))
-    register_tables(conn, {model.name: TableInput((*written.kept.files, written.path), columns)})
-    new_rows = added_name(model.name) if appended else None
+    register_tables(conn, {model.name: TableInput((*written.kept, written.path), columns)})
+    new_rows = added_name(model.name) if new_rows_only else None
     if new_rows:
         register_tables(conn, {new_rows: TableInput((written.path,), columns)})
     try:
@@ -289,12 +399,13 @@ def offending_rows(lake: Lake, model: Model, check_name: str, scope: str, limit:
 
 
 # ---- publish: one Iceberg commit that records what the table was built from -----------------------
-def publish(lake: Lake, model: Model, written: Written, appended: bool, inputs: Mapping[str, int | None], run_id: str, scope: str) -> int:
+def publish(lake: Lake, model: Model, written: Written, rebuilt: bool, inputs: Mapping[str, int | None], run_id: str, scope: str) -> int:
     """Commit the written file to the model's table, creating the table if need be.
 
     The snapshot records the run, the input snapshots, the consent scope and the model's
-    fingerprint, which the next `plan` reads. A rebuild replaces the table's content; an append
-    that found no new row commits no file, only those facts. Returns the new snapshot id.
+    fingerprint, which the next `plan` reads. A rebuild replaces the table's content, a
+    replacement the files it rewrote; an append or replacement with no row to write commits no
+    file. Returns the new snapshot id.
     """
     lake.ensure_table_like(model.name, written.path)
     properties = {
@@ -304,15 +415,32 @@ def publish(lake: Lake, model: Model, written: Written, appended: bool, inputs: 
         MODEL_PROPERTY: model.fingerprint,
     }
     files = [written.path]
-    if appended and written.rows == 0:  # nothing new: the snapshot only records what it was built from
+    if not rebuilt and written.rows == 0:  # nothing new: the snapshot only records what it was built from
         lake.storage.delete(written.path)
         files = []
-    return lake.publish(model.name, files, properties, replace=not appended)
+    return lake.publish(model.name, files, properties, replace=rebuilt, remove=written.replaces)
 
 
-def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: str, all_models: tuple[Model, ...]) -> TableRun:
+def describe(how: Rebuild | Append | Replace, written: Written) -> tuple[str, int | None, str]:
+    """How the table was built, for its manifest entry: the method, the customers replaced and a note."""
+    if isinstance(how, Append):
+        return APPENDED, None, f"{written.rows} new rows from new files of {', '.join(sorted(how.grown))}"
+    if isinstance(how, Replace):
+        changes = how.delivery.changes
+        customers = changes.customers.num_rows
+        return REPLACED, customers, (
+            f"customer records arrived: the rows of {customers} customers and {changes.serials.num_rows} serial numbers "
+            f"replaced, {len(written.replaces)} of {len(written.kept) + len(written.replaces)} data files rewritten"
+        )
+    return REBUILT, None, f"built in full: {how.reason}"
+
+
+def build_model(
+    lake: Lake, engine: Engine, model: Model, run_id: str, scope: str, all_models: tuple[Model, ...], delivery: Delivery | None = None
+) -> TableRun:
     """Plan, write, audit and publish one model: a table that fails a blocking check keeps its
-    previous snapshot, and nothing of this build stays on disk."""
+    previous snapshot, and nothing of this build stays on disk. A replacement is recorded in the
+    `delivery`, for the models built from this one."""
     started = time.perf_counter()
     missing = sorted(name for name in model.reads if not lake.has_table(name))
     if missing:
@@ -320,31 +448,29 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     inputs = {name: lake.state(name) for name in sorted(model.reads)}
     snapshot_ids = {name: state.snapshot_id for name, state in inputs.items()}
     result = TableRun(model.name, model.zone, "unchanged", snapshot_ids, rows_in=sum(s.rows for s in inputs.values()))
-    how = plan(lake, model, inputs, scope)
+    how = plan(lake, model, inputs, scope, delivery)
     log.debug("plan for %s from %s: %s", model.name, snapshot_ids, how)
+    before = lake.state(model.name) if lake.has_table(model.name) else TableState.empty(model.name)
     if isinstance(how, Unchanged):
-        state = lake.state(model.name)
-        result.output_snapshot, result.rows_out = state.snapshot_id, state.rows
+        result.output_snapshot, result.rows_out = before.snapshot_id, before.rows
         return result
 
     settings = run_settings_table(lake, scope)
     written = write(lake, engine, model, inputs, how, run_id, settings)
-    appended = isinstance(how, Append)
-    result.rows_out = written.kept.rows + written.rows
-    result.incremental = appended
-    if isinstance(how, Append):
-        result.note = f"incremental: {written.rows} new rows from new files of {', '.join(sorted(how.grown))}"
-    else:
-        result.note = f"built in full: {how.reason}"
-    result.checks = audit(lake, model, written, appended, settings, all_models)
+    rebuilt = isinstance(how, Rebuild)
+    result.method, result.customers_replaced, result.note = describe(how, written)
+    result.checks = audit(lake, model, written, not rebuilt, settings, all_models)
     if any(c.blocks_publish for c in result.checks):
         lake.storage.delete(written.path)
         result.status = "failed"
         result.note = "failed checks; the previous snapshot stays live"
-        result.output_snapshot = lake.state(model.name).snapshot_id if lake.has_table(model.name) else None
+        result.output_snapshot, result.rows_out = before.snapshot_id, before.rows
     else:
-        result.output_snapshot = publish(lake, model, written, appended, snapshot_ids, run_id, scope)
+        result.output_snapshot = publish(lake, model, written, rebuilt, snapshot_ids, run_id, scope)
+        result.rows_out = lake.state(model.name).rows
         result.status = "built"
+        if isinstance(how, Replace):
+            how.delivery.replaced[model.name] = before.snapshot_id
     result.duration_s = round(time.perf_counter() - started, 3)
     return result
 
@@ -386,6 +512,7 @@ def run(
         report.ingest = ingest(lake, source, engine, on_progress, run_id=run_id)
         keep_record()
 
+    delivery = arrived_delivery(lake, models)
     blocked: set[str] = set()
     for model in order:
         if model.name not in chosen:
@@ -393,7 +520,7 @@ def run(
         elif model.name in blocked:
             table_run = TableRun(model.name, model.zone, "skipped", note="an upstream table failed its checks")
         else:
-            table_run = build_model(lake, engine, model, run_id, scope, models)
+            table_run = build_model(lake, engine, model, run_id, scope, models, delivery)
             if table_run.status in ("failed", "skipped"):
                 blocked |= downstream_of(model.name, models)
         report.tables.append(table_run)
@@ -413,7 +540,7 @@ def not_selected(lake: Lake, model: Model, scope: str) -> TableRun:
     models built from it then read it as last published."""
     result = TableRun(model.name, model.zone, NOT_SELECTED, note="not selected")
     if all(lake.has_table(name) for name in model.reads):
-        how = plan(lake, model, {name: lake.state(name) for name in sorted(model.reads)}, scope)
+        how = plan(lake, model, {name: lake.state(name) for name in sorted(model.reads)}, scope)  # as if no delivery
         if not isinstance(how, Unchanged):
             result.note = f"not selected, so out of date: {how.reason if isinstance(how, Rebuild) else 'its inputs gained rows'}"
     if lake.has_table(model.name):

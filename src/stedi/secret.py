@@ -88,3 +88,8 @@ def load_secret(storage: Storage) -> bytes:
             f"tombstones would match nothing (give {SECRET_ENV} or {SECRET_FILE_ENV} of this lake)"
         )
     return secret
+
+
+def customer_key(secret: bytes, email: str) -> str:
+    """machine_learning_curated.customer_key of a normalized email, as its model computes it."""
+    return hashlib.sha256(f"{secret.decode()}|{email}".encode()).hexdigest()

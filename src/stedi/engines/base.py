@@ -61,6 +61,7 @@ class ModelBuild:
     stages: Mapping[str, str] = field(default_factory=dict)
     scratch: str | None = None  # where DuckDB spills (`Lake.scratch`)
     storage: Storage | None = None  # the lake's, through which DuckDB reaches its data files
+    given: Mapping[str, pa.Table] = field(default_factory=dict)  # small tables handed in memory, by name
 
 
 class Engine(ABC):
@@ -82,8 +83,8 @@ class Engine(ABC):
 
     @abstractmethod
     def build(self, job: ModelBuild) -> int:
-        """Run a model's SELECT (DuckDB dialect) over its input tables and the one-row `run_settings`
-        and write the result as one Parquet file at `job.out_path`; returns the rows written.
+        """Run a model's SELECT (DuckDB dialect) over its input tables, the one-row `run_settings`
+        and the `given` tables, and write the result as one Parquet file at `job.out_path`; returns the rows written.
 
         `stages` are SELECTs that later stages and `sql` read by name, in order. An engine may
         compute each before the next: DuckDB does, so that its planner knows how many rows a stage

@@ -365,7 +365,8 @@ class DuckDBEngine(Engine):
         """Run a model's SQL over its inputs into `out_path` as Parquet; returns its row count."""
         conn = connect(job.scratch, job.storage)
         register_tables(conn, job.inputs)
-        conn.register(RUN_SETTINGS, job.settings)
+        for name, table in {RUN_SETTINGS: job.settings, **job.given}.items():
+            conn.register(name, table)
         for name, stage in job.stages.items():
             conn.execute(f"CREATE TEMP TABLE {quote(name)} AS {stage}")
         conn.execute(f"COPY ({job.sql}) TO {literal(job.out_path)} (FORMAT parquet, COMPRESSION zstd)")

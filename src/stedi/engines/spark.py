@@ -162,17 +162,19 @@ class SparkEngine(Engine):
     def build(self, job: ModelBuild) -> int:
         """Run the model's SQL, transpiled to Spark's dialect, and write one Parquet file.
 
-        The inputs, `run_settings` and stages are temporary views, dropped afterwards whatever
+        The inputs, `run_settings`, the given tables and the stages are temporary views, dropped afterwards whatever
         happens; Spark plans the stages and `sql` as one query. `scratch` and `storage` are unused.
         """
         # Spark spills where its session's spark.local.dir says, and reaches S3 through its own
         # filesystems: a cluster's own business.
         spark = self.session
-        views = [*job.inputs, RUN_SETTINGS, *job.stages]
+        given = {RUN_SETTINGS: job.settings, **job.given}
+        views = [*job.inputs, *given, *job.stages]
         try:
             for name, table in job.inputs.items():
                 self._table_frame(table).createOrReplaceTempView(name)
-            spark.createDataFrame(job.settings).createOrReplaceTempView(RUN_SETTINGS)
+            for name, values in given.items():
+                spark.createDataFrame(values).createOrReplaceTempView(name)
             for name, stage in job.stages.items():
                 spark.sql(spark_sql(stage)).createOrReplaceTempView(name)
             return self._write_one_parquet(spark.sql(spark_sql(job.sql)), job.out_path)

@@ -11,14 +11,20 @@ A model whose YAML says `incremental: true` promises that appending rows to its 
 rows to its output, that its rows are distinct, and that the rows new input rows add are found by
 running its SQL with that input replaced by just those new rows. Joins, filters, EXISTS and
 DISTINCT keep that promise; latest-record windows, counts and NOT EXISTS do not.
+
+A model whose YAML has `rows_of` promises that its rows of some customers (or serial numbers) are
+its SQL over just those customers' rows of its inputs: `rows_of` names the columns that say whose
+a row is, `customer` (an email), `customer_key` or `serial`. The landing tables declare theirs in
+`staging/sources.yml`. A delivery of customer records then replaces only the rows of the customers
+it touches (`stedi.changes`, `replacement_sql`).
 """
 
 from __future__ import annotations
 
 import graphlib
 import hashlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -32,6 +38,16 @@ from stedi.errors import ModelError
 # Values a model reads that are not tables: the consent scope and the pseudonym key of this run.
 RUN_SETTINGS = "run_settings"
 STAGING = "staging"  # the folder of the models that are inlined, not built
+SOURCES = "sources.yml"  # in STAGING: whose rows each landing table holds (`rows_of`)
+# The customers and serial numbers a delivery touches, handed to the engine as in-memory tables.
+CHANGED_CUSTOMERS = "changed_customers"  # changed_email, changed_customer_key
+CHANGED_SERIALS = "changed_serials"  # changed_serial
+# For each kind of key a `rows_of` may name: the changed table and its column holding such keys.
+CHANGED_KEYS = {
+    "customer": (CHANGED_CUSTOMERS, "changed_email"),
+    "customer_key": (CHANGED_CUSTOMERS, "changed_customer_key"),
+    "serial": (CHANGED_SERIALS, "changed_serial"),
+}
 LANDING_TABLES = frozenset(feed.landing_table for feed in FEEDS)
 
 
@@ -65,6 +81,7 @@ class Model:
     reads: frozenset[str]
     incremental: bool = False
     staging: frozenset[str] = frozenset()  # the staging models inlined into `sql`
+    rows_of: Mapping[str, str] = field(default_factory=dict, hash=False)  # kind of key -> the SQL of a row's key
 
     @property
     def fingerprint(self) -> str:
@@ -134,6 +151,50 @@ def growth_sql(model: Model, grown: list[str], columns: list[str]) -> tuple[dict
     )
 
 
+def changed_name(table: str) -> str:
+    """The view of a table's rows that belong to the customers a delivery touches."""
+    return f"{table}__changed"
+
+
+def of_changed(rows_of: Mapping[str, str], relation: str) -> str:
+    """The condition that a row of `relation`, whose keys `rows_of` gives, belongs to a changed
+    customer or serial number. Its columns are qualified by `relation`: inside the subquery a bare
+    `user` would be DuckDB's current user. EXISTS, not IN: it is never NULL, and Spark plans it
+    inside OR and NOT."""
+    terms = []
+    for kind, key in sorted(rows_of.items()):
+        tree = sqlglot.parse_one(key, read="duckdb")
+        for column in tree.find_all(exp.Column):
+            column.set("table", exp.to_identifier(relation))
+        table, column_name = CHANGED_KEYS[kind]
+        terms.append(f"EXISTS (SELECT 1 FROM {table} WHERE {column_name} = {tree.sql(dialect='duckdb')})")
+    return " OR ".join(terms)
+
+
+def replacement_sql(model: Model, rows_of: Mapping[str, Mapping[str, str]], kept: str) -> tuple[dict[str, str], str]:
+    """The new rows of the changed customers' part of a model and the rows it keeps of theirs:
+    its SQL over just the changed customers' rows of each input whose `rows_of` is known (a
+    stage each), limited to those customers, then the rows of `kept` (the table's files that hold
+    changed customers) that belong to someone else.
+
+    The inputs' `rows_of` may name more rows than the changed customers' own (a reading that names
+    a user and a changed serial number): the result is limited to the model's own `rows_of`."""
+    stages = {
+        changed_name(name): f"SELECT * FROM {name} WHERE {of_changed(rows_of[name], name)}" for name in sorted(model.reads) if name in rows_of
+    }
+    tree = sqlglot.parse_one(model.sql, read="duckdb")
+    for table in tree.find_all(exp.Table):
+        if table.name in rows_of and table.name in model.reads:
+            original = table.name
+            table.set("this", exp.to_identifier(changed_name(original)))
+            if not table.alias:
+                table.set("alias", exp.TableAlias(this=exp.to_identifier(original)))
+    return stages, (
+        f"SELECT * FROM ({tree.sql(dialect='duckdb', comments=False)}) AS replacing WHERE {of_changed(model.rows_of, 'replacing')}\n"
+        f"UNION ALL\nSELECT * FROM {kept} WHERE NOT ({of_changed(model.rows_of, kept)})"
+    )
+
+
 def compile_sql(sql: str) -> str:
     """`sql` with each staging model it reads inlined as a CTE of that name, first in its WITH."""
     staging = load_staging()
@@ -192,9 +253,17 @@ def load_models() -> tuple[Model, ...]:
                     tables_read(sql),
                     bool(doc.get("incremental")),
                     tables_read(written) & load_staging().keys(),
+                    dict(doc.get("rows_of") or {}),
                 )
             )
     return tuple(models)
+
+
+@cache
+def load_sources() -> dict[str, dict[str, str]]:
+    """Each landing table's `rows_of`, from `staging/sources.yml`."""
+    text = resources.files("stedi.models").joinpath(STAGING, SOURCES).read_text()
+    return {table: dict(doc.get("rows_of") or {}) for table, doc in (yaml.safe_load(text) or {}).items()}
 
 
 def run_order(models: tuple[Model, ...]) -> list[Model]:
