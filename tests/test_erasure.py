@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import zlib
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from stedi import records
 from stedi.cli import app
 from stedi.erasure import forget
-from stedi.secret import customer_key
 from stedi.ingest import landing_tables
 from stedi.records import ERASURES
+from stedi.secret import customer_key
 from support.lakes import MODEL_TABLES, LakeHarness, killed_before_commit
+from support.leftovers import files_holding
 from support.records import customer as customer_record
 
 CONSENT = 1_000
@@ -107,74 +106,6 @@ ERIN_ROWS = dict(zip(TABLES, [2, 1, 3, 1, 4, 1, 1, 1, 3, 1, 3, 3]))
 
 def counts(harness) -> dict[str, int]:
     return {name: harness.count(name) for name in TABLES}
-
-
-# ---- scanning every byte of the lake ---------------------------------------------------------------
-def _avro_payload(data: bytes) -> bytes:
-    """An Avro object container file with its blocks decompressed (manifests are deflated)."""
-    assert data[:4] == b"Obj\x01"
-    pos = 4
-
-    def long() -> int:
-        nonlocal pos
-        shift = result = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return (result >> 1) ^ -(result & 1)
-
-    def raw() -> bytes:
-        nonlocal pos
-        size = long()
-        pos += size
-        return data[pos - size : pos]
-
-    meta = {}
-    while (count := long()) != 0:
-        if count < 0:
-            count = -count
-            long()
-        for _ in range(count):
-            key = raw()
-            meta[key] = raw()
-    pos += 16
-    codec = meta.get(b"avro.codec", b"null")
-    assert codec in (b"null", b"deflate"), codec
-    parts = [data[:pos]]
-    while pos < len(data):
-        long()
-        block = raw()
-        pos += 16
-        parts.append(zlib.decompress(block, -15) if codec == b"deflate" else block)
-    return b"".join(parts)
-
-
-def lake_text(root: Path) -> dict[Path, str]:
-    """Every file under the lake as lower-case text: raw bytes, plus decoded Parquet rows and
-    decompressed Avro blocks."""
-    texts = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        extra = b""
-        if path.suffix == ".parquet":
-            extra = repr(pq.read_table(path).to_pylist()).encode()
-        elif path.suffix == ".avro":
-            extra = _avro_payload(data)
-        texts[path] = (data + b"\n" + extra).decode("utf-8", "replace").lower()
-    return texts
-
-
-def files_holding(root: Path, needles: list[str]) -> dict[str, list[str]]:
-    texts = lake_text(root)
-    found = {}
-    for needle in needles:
-        where = [str(p.relative_to(root)) for p, text in texts.items() if needle.lower() in text]
-        if where:
-            found[needle] = where
-    return found
 
 
 def lake_files(root: Path) -> dict[str, int]:

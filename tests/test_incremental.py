@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from stedi import run as run_module
 from stedi.engines import open_engine
@@ -251,3 +252,131 @@ def test_generated_batches_in_turn_match_a_full_build(harness, tmp_path):
     deliver(p for p in files if p not in last)
     assert set(deliver(last_readings).values()) == {"added"}
     assert set(deliver(last - last_readings).values()) == {"replaced"}
+
+
+# ---- deliveries of customer records: the touched customers' rows replaced ---------------------------
+def base_lake(harness) -> None:
+    """Customers of every kind, their readings, one full build."""
+    harness.feed(
+        "customer/c.json",
+        [
+            customer("a@x.com", "S1"),
+            customer("b@x.com", "S2"),
+            customer("c@x.com", "S3", consent=None),
+            customer("d@x.com", "S4", consent=2500),
+            customer("e@x.com", "SHARED"),
+            customer("f@x.com", "SHARED"),
+            customer("g@x.com", "S7"),  # has Step Trainer readings, no phone reading: not curated
+        ],
+    )
+    harness.feed(
+        "accelerometer/1.json",
+        [
+            reading("a@x.com", 2000),
+            reading("b@x.com", 2000),
+            reading("c@x.com", 2000),
+            reading("d@x.com", 2000),
+            reading("d@x.com", 3000),
+            reading("e@x.com", 2000),
+            reading("f@x.com", 2000),
+            {"serialNumber": "S1", "timestamp": 2500, "x": 1.0, "y": 1.0, "z": 1.0},  # a's, by serial number
+        ],
+    )
+    harness.feed("step_trainer/1.json", [step("S1", 2000), step("S1", 2500), step("S3", 2000), step("S4", 3000), step("SHARED", 2000), step("S7", 2000)])
+    assert harness.run().ok
+
+
+def count_of(sql: str) -> str:
+    return f"SELECT count(*) FROM {sql}"
+
+
+# (what arrives, the feed files it holds, a query on the lake after it, and its answer reasoned out)
+DELIVERIES = [
+    pytest.param(
+        {"customer/d.json": [customer("a@x.com", "S1", consent=None, updated=20)]},
+        count_of("accelerometer_trusted WHERE user = 'a@x.com'") + " UNION ALL " + count_of("step_trainer_trusted WHERE email = 'a@x.com'"),
+        [(0,), (0,)],
+        id="a revocation removes every row of the customer",
+    ),
+    pytest.param(
+        {"customer/d.json": [customer(" A@X.COM ", "S1", consent=None, updated=20)]},
+        count_of("machine_learning_curated"),
+        [(1,)],  # d's pair is left
+        id="a revocation spelled with capitals and spaces",
+    ),
+    pytest.param(
+        {"customer/d.json": [customer("c@x.com", "S3", updated=20)]},
+        count_of("step_trainer_trusted WHERE email = 'c@x.com'") + " UNION ALL " + count_of("customers_curated WHERE email = 'c@x.com'"),
+        [(1,), (1,)],
+        id="a new consent brings the readings in scope",
+    ),
+    pytest.param(
+        {"customer/d.json": [customer("d@x.com", "S4", consent=1500, updated=20)]},
+        count_of("accelerometer_trusted WHERE user = 'd@x.com'"),
+        [(2,)],
+        id="a consent date moved earlier takes in earlier readings",
+    ),
+    pytest.param(
+        {"customer/d.json": [customer("d@x.com", "S4", consent=3500, updated=20)]},
+        count_of("accelerometer_trusted WHERE user = 'd@x.com'") + " UNION ALL " + count_of("step_trainer_trusted WHERE email = 'd@x.com'"),
+        [(0,), (0,)],
+        id="a consent date moved later leaves the earlier readings out",
+    ),
+    pytest.param(
+        {
+            "customer/d.json": [customer("h@x.com", "S8")],
+            "accelerometer/2.json": [reading("h@x.com", 2000)],
+            "step_trainer/2.json": [step("S8", 2000)],
+        },
+        "SELECT count(*), count(DISTINCT customer_key) FROM machine_learning_curated",
+        [(4, 3)],  # a's two pairs (2000, and 2500 by serial number), d's at 3000 and h's
+        id="a new customer with readings",
+    ),
+    pytest.param(
+        {"customer/d.json": [customer("i@x.com", "S1")]},
+        count_of("step_trainer_trusted WHERE serialNumber = 'S1'") + " UNION ALL " + count_of("accelerometer_trusted WHERE user = 'a@x.com'"),
+        [(0,), (1,)],  # S1 has no owner now: its Step Trainer readings and a's reading by serial number go
+        id="a serial number becomes shared",
+    ),
+    pytest.param(
+        {"customer/d.json": [customer("f@x.com", "S9", updated=20)]},
+        "SELECT email FROM step_trainer_trusted WHERE serialNumber = 'SHARED'",
+        [("e@x.com",)],
+        id="a serial number stops being shared",
+    ),
+    pytest.param(
+        {"customer/d.json": [customer("g@x.com", "S7", updated=20)], "accelerometer/2.json": [reading("g@x.com", 2000)]},
+        count_of("customers_curated WHERE email = 'g@x.com'") + " UNION ALL " + count_of("machine_learning_curated"),
+        [(1,), (4,)],
+        id="a customer whose first phone reading arrives becomes curated",
+    ),
+    pytest.param(
+        {
+            "customer/d.json": [
+                customer("a@x.com", "S1", consent=None, updated=20),
+                customer("c@x.com", "S3", updated=20),
+                customer("f@x.com", "S9", updated=20),
+                customer("h@x.com", "S4"),
+            ],
+            "accelerometer/2.json": [reading("b@x.com", 3000), reading("h@x.com", 2000)],
+            "step_trainer/2.json": [step("S2", 3000), step("S9", 2000)],
+        },
+        "SELECT DISTINCT email FROM step_trainer_trusted ORDER BY 1",
+        # a revoked; c consents; SHARED is e's alone and S9 is f's; S4 is shared by d and h now
+        [("b@x.com",), ("c@x.com",), ("e@x.com",), ("f@x.com",)],
+        id="a mix of all of these",
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "query", "expected"), DELIVERIES)
+def test_a_delivery_replaces_the_touched_customers_and_equals_a_full_build(harness, tmp_path, files, query, expected):
+    base_lake(harness)
+    for relative, lines in files.items():
+        harness.feed(relative, lines)
+    report = harness.run()
+    assert report.ok
+    assert set(how_built(report).values()) == {"replaced"}
+    assert harness.rows(query) == expected
+    assert_every_model_is_its_sql(harness, tmp_path)
+    assert report.funnel == funnel(harness.lake, "since-consent")

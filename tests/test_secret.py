@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stedi.secret import customer_key
 from stedi.errors import SecretError
 from stedi.lake import Lake
+from stedi.secret import customer_key
 from support.lakes import LakeHarness
 
 CUSTOMER = {"email": "a@x.com", "serialNumber": "S1", "shareWithResearchAsOfDate": 1}

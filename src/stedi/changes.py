@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from stedi.models import CHANGED_CUSTOMERS, CHANGED_SERIALS
 from stedi.secret import customer_key
-from stedi.sql import TableInput, quote, register_tables
+from stedi.sql import TableInput, one_row, quote, register_tables
 
 CARRIERS = "customer_landing"  # the records that say which customer carries which serial number
 
@@ -45,7 +45,7 @@ def touched(
     """What the new landing rows (`new_rows`, by landing table) touch, closed over who carries
     which serial number (`carriers`: every customer record)."""
     register_tables(conn, {f"{name}__new": table for name, table in new_rows.items()} | {CARRIERS: carriers})
-    seeds = {"customer": [], "serial": []}
+    seeds: dict[str, list[str]] = {"customer": [], "serial": []}
     for name in new_rows:
         for kind, key in rows_of[name].items():
             seeds[kind].append(f"SELECT {key} AS key FROM {quote(name + '__new')} WHERE {key} IS NOT NULL")
@@ -60,11 +60,12 @@ def touched(
     while grew:
         grew = False
         for kind, other in (("serial", "customer"), ("customer", "serial")):
-            conn.execute(
+            inserted = one_row(
+                conn,
                 f"INSERT INTO touched_{kind} SELECT DISTINCT {kind} FROM carried "
-                f"WHERE {other} IN (SELECT key FROM touched_{other}) AND {kind} NOT IN (SELECT key FROM touched_{kind})"
-            )
-            grew |= conn.fetchone()[0] > 0
+                f"WHERE {other} IN (SELECT key FROM touched_{other}) AND {kind} NOT IN (SELECT key FROM touched_{kind})",
+            )[0]
+            grew |= inserted > 0
     emails = [row[0] for row in conn.execute("SELECT key FROM touched_customer ORDER BY key").fetchall()]
     serials = [row[0] for row in conn.execute("SELECT key FROM touched_serial ORDER BY key").fetchall()]
     return Changes(

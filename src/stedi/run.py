@@ -222,7 +222,8 @@ class Replace:
     delivery: Delivery
 
 
-Plan = Unchanged | Rebuild | Append | Replace
+Build = Rebuild | Append | Replace  # the plans that write
+Plan = Unchanged | Build
 
 
 def plan(lake: Lake, model: Model, inputs: Mapping[str, TableState], scope: str, delivery: Delivery | None = None) -> Plan:
@@ -333,18 +334,18 @@ def files_holding(lake: Lake, model: Model, changes: Changes) -> tuple[str, ...]
         for name, table in changes.tables().items():
             conn.register(name, table)
         files = ", ".join(literal(f) for f in held)
-        found = conn.execute(f"SELECT DISTINCT filename FROM read_parquet([{files}], filename = true) AS held WHERE {of_changed(model.rows_of, 'held')}").fetchall()
+        holds_changed = of_changed(model.rows_of, "held")
+        found = conn.execute(f"SELECT DISTINCT filename FROM read_parquet([{files}], filename = true) AS held WHERE {holds_changed}").fetchall()
     finally:
         conn.close()
     holding = {row[0] for row in found}
     return tuple(f for f in held if f in holding)
 
 
-def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableState], how: Rebuild | Append | Replace, run_id: str, settings: pa.Table) -> Written:
+def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableState], how: Build, run_id: str, settings: pa.Table) -> Written:
     """Have the engine write the model's new rows: all of them, for an append the added ones, for
     a replacement the touched customers' rows and the others' rows of the files that hold them."""
     path = lake.new_data_file(model.name, run_id)
-    storage = {"scratch": lake.scratch, "storage": lake.storage}
     if isinstance(how, Replace):
         replaced = files_holding(lake, model, how.delivery.changes)
         kept = "kept"
@@ -352,10 +353,10 @@ def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableSt
         tables[kept] = TableInput(replaced, lake.columns(model.name))
         sources = {**load_sources(), **{m.name: m.rows_of for m in load_models()}}
         stages, sql = replacement_sql(model, sources, kept)
-        rows = engine.build(ModelBuild(sql, tables, settings, path, stages, given=how.delivery.changes.tables(), **storage))
+        rows = engine.build(ModelBuild(sql, tables, settings, path, stages, lake.scratch, lake.storage, how.delivery.changes.tables()))
         return Written(path, rows, tuple(f for f in lake.state(model.name).files if f not in set(replaced)), replaced)
     stages, sql, tables = _query(lake, model, inputs, how)
-    rows = engine.build(ModelBuild(sql, tables, settings, path, stages, **storage))
+    rows = engine.build(ModelBuild(sql, tables, settings, path, stages, lake.scratch, lake.storage))
     return Written(path, rows, lake.state(model.name).files if isinstance(how, Append) else ())
 
 
@@ -421,23 +422,25 @@ def publish(lake: Lake, model: Model, written: Written, rebuilt: bool, inputs: M
     return lake.publish(model.name, files, properties, replace=rebuilt, remove=written.replaces)
 
 
-def describe(how: Rebuild | Append | Replace, written: Written) -> tuple[str, int | None, str]:
+def describe(how: Build, written: Written) -> tuple[str, int | None, str]:
     """How the table was built, for its manifest entry: the method, the customers replaced and a note."""
     if isinstance(how, Append):
         return APPENDED, None, f"{written.rows} new rows from new files of {', '.join(sorted(how.grown))}"
     if isinstance(how, Replace):
         changes = how.delivery.changes
         customers = changes.customers.num_rows
-        return REPLACED, customers, (
-            f"customer records arrived: the rows of {customers} customers and {changes.serials.num_rows} serial numbers "
-            f"replaced, {len(written.replaces)} of {len(written.kept) + len(written.replaces)} data files rewritten"
+        return (
+            REPLACED,
+            customers,
+            (
+                f"customer records arrived: the rows of {customers} customers and {changes.serials.num_rows} serial numbers "
+                f"replaced, {len(written.replaces)} of {len(written.kept) + len(written.replaces)} data files rewritten"
+            ),
         )
     return REBUILT, None, f"built in full: {how.reason}"
 
 
-def build_model(
-    lake: Lake, engine: Engine, model: Model, run_id: str, scope: str, all_models: tuple[Model, ...], delivery: Delivery | None = None
-) -> TableRun:
+def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: str, all_models: tuple[Model, ...], delivery: Delivery | None = None) -> TableRun:
     """Plan, write, audit and publish one model: a table that fails a blocking check keeps its
     previous snapshot, and nothing of this build stays on disk. A replacement is recorded in the
     `delivery`, for the models built from this one."""

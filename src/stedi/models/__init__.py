@@ -179,9 +179,7 @@ def replacement_sql(model: Model, rows_of: Mapping[str, Mapping[str, str]], kept
 
     The inputs' `rows_of` may name more rows than the changed customers' own (a reading that names
     a user and a changed serial number): the result is limited to the model's own `rows_of`."""
-    stages = {
-        changed_name(name): f"SELECT * FROM {name} WHERE {of_changed(rows_of[name], name)}" for name in sorted(model.reads) if name in rows_of
-    }
+    stages = {changed_name(name): f"SELECT * FROM {name} WHERE {of_changed(rows_of[name], name)}" for name in sorted(model.reads) if name in rows_of}
     tree = sqlglot.parse_one(model.sql, read="duckdb")
     for table in tree.find_all(exp.Table):
         if table.name in rows_of and table.name in model.reads:
