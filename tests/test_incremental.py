@@ -17,11 +17,14 @@ import pytest
 from stedi import run as run_module
 from stedi.engines import open_engine
 from stedi.engines.base import ModelBuild
+from stedi.erasure import forget
 from stedi.funnel import funnel
 from stedi.generate import generate_feeds
 from stedi.lake import parquet_columns
 from stedi.models import load_models
 from stedi.run import published_inputs, run_settings_table
+from stedi.secret import customer_key
+from support.leftovers import files_holding
 from support.records import customer, reading, step
 
 INCREMENTAL = {"accelerometer_trusted", "customers_curated", "step_trainer_trusted", "machine_learning_curated"}
@@ -380,3 +383,85 @@ def test_a_delivery_replaces_the_touched_customers_and_equals_a_full_build(harne
     assert harness.rows(query) == expected
     assert_every_model_is_its_sql(harness, tmp_path)
     assert report.funnel == funnel(harness.lake, "since-consent")
+
+
+def test_a_replacement_rewrites_only_the_files_that_hold_the_touched_customers(harness):
+    harness.feed("customer/c.json", [customer("a@x.com", "S1"), customer("b@x.com", "S2")])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000)])
+    assert harness.run().ok
+    harness.feed("accelerometer/2.json", [reading("b@x.com", 2000)])  # appended: a second file, b's alone
+    assert how_built(harness.run())["accelerometer_trusted"] == "added"
+    files_before = set(harness.lake.state("accelerometer_trusted").files)
+
+    harness.feed("customer/d.json", [customer("b@x.com", "S2", consent=None, updated=20), customer("n@x.com", "S3")])
+    report = harness.run()
+    trusted = {t.name: t for t in report.tables}["accelerometer_trusted"]
+    assert trusted.method == run_module.REPLACED and trusted.customers_replaced == 2
+    assert trusted.note.endswith("1 of 2 data files rewritten")
+    files_after = set(harness.lake.state("accelerometer_trusted").files)
+    assert len(files_before & files_after) == 1  # a's file is untouched
+    assert harness.rows("SELECT user FROM accelerometer_trusted") == [("a@x.com",)]
+
+    harness.feed("customer/e.json", [customer("z@x.com", "S9")])  # a new customer with no reading yet
+    trusted = {t.name: t for t in harness.run().tables}["accelerometer_trusted"]
+    assert trusted.note.endswith("0 of 1 data files rewritten")
+    assert set(harness.lake.state("accelerometer_trusted").files) == files_after
+
+
+def test_a_replacement_that_breaks_a_rule_fails_and_keeps_the_table(harness, monkeypatch):
+    harness.feed("customer/c.json", [customer("a@x.com", "S1"), customer("no@x.com", "S2", consent=None)])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000), reading("no@x.com", 2000)])
+    assert harness.run().ok
+    live = harness.lake.table("accelerometer_trusted").current_snapshot().snapshot_id
+
+    # A broken replacement: it lets a reading of the customer without consent through.
+    replacement_sql = run_module.replacement_sql
+    leaky = "SELECT 'no@x.com' AS user, 2000::BIGINT AS timestamp, 0.5::DOUBLE AS x, 1.0::DOUBLE AS y, -1.0::DOUBLE AS z"
+
+    def leaky_replacement(model, *args):
+        stages, sql = replacement_sql(model, *args)
+        return stages, f"{sql} UNION ALL {leaky}" if model.name == "accelerometer_trusted" else sql
+
+    monkeypatch.setattr(run_module, "replacement_sql", leaky_replacement)
+    harness.feed("customer/d.json", [customer("no@x.com", "S2", consent=None, updated=20)])
+    report = harness.run()
+    tables = {t.name: t for t in report.tables}
+    assert tables["accelerometer_trusted"].status == "failed" and not report.ok
+    assert [c.name for c in tables["accelerometer_trusted"].checks if not c.passed] == ["consenting_rows(user, timestamp)"]
+    assert {tables[name].status for name in INCREMENTAL - {"accelerometer_trusted"}} == {"skipped"}
+    assert harness.lake.table("accelerometer_trusted").current_snapshot().snapshot_id == live
+
+
+def test_erasure_after_a_replacement_leaves_no_byte_behind(harness):
+    base_lake(harness)
+    harness.feed("customer/d.json", [customer("a@x.com", "S1", consent=None, updated=20), customer("d@x.com", "S4", consent=1500, updated=20)])
+    assert set(how_built(harness.run()).values()) == {"replaced"}
+    with harness.lake.writing():
+        forget(harness.lake, ["d@x.com"])
+    assert files_holding(Path(harness.lake.location), ["d@x.com", "S4", customer_key(harness.lake.secret, "d@x.com")]) == {}
+    assert harness.run(with_source=False).ok
+    assert harness.rows("SELECT DISTINCT user FROM accelerometer_trusted ORDER BY 1") == [("b@x.com",), ("e@x.com",), ("f@x.com",)]
+
+
+def test_generated_deliveries_over_several_runs_match_a_full_build(harness, tmp_path):
+    """Realistic feeds with defects, delivered a customer file and some reading files at a time:
+    later customer files revoke, grant and change consents and serial numbers."""
+    generated = tmp_path / "generated"
+    generate_feeds(generated, customers=240, seed=11, defects=True, customers_per_file=40)
+    files = sorted(p for p in generated.rglob("*") if p.is_file())
+    by_feed = {feed: [p for p in files if p.parts[len(generated.parts)] == feed] for feed in ("customer", "accelerometer", "step_trainer")}
+    rounds = len(by_feed["customer"])
+    methods = set()
+    for i in range(rounds):
+        for paths in by_feed.values():
+            share = paths[len(paths) * i // rounds : len(paths) * (i + 1) // rounds]
+            for path in share:
+                target = harness.source / path.relative_to(generated)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target)
+        report = harness.run()
+        assert report.ok
+        assert_every_model_is_its_sql(harness, tmp_path)
+        assert report.funnel == funnel(harness.lake, "since-consent")
+        methods |= set(how_built(report).values())
+    assert "replaced" in methods
