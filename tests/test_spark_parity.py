@@ -29,7 +29,7 @@ from stedi.engines import open_engine  # noqa: E402
 from stedi.engines.spark import SparkEngine, java_problem  # noqa: E402
 from stedi.errors import SourceError
 from stedi.lake import Lake  # noqa: E402
-from stedi.run import APPENDED, RunReport, run  # noqa: E402
+from stedi.run import APPENDED, REPLACED, RunReport, run  # noqa: E402
 from support.lakes import LakeHarness, delete_after_discovery  # noqa: E402
 
 if java_problem():
@@ -240,6 +240,14 @@ def write_third_delivery(root: Path) -> None:
     write_lines(root / "step_trainer/latest.json", [step("S-ALICE", T0 + 8_000)])
 
 
+def write_fourth_delivery(root: Path) -> None:
+    """Customer records and their readings: dave's new serial number leaves S-SHARED to carol alone,
+    hank registers with readings. The fourth run replaces the rows of the customers they touch."""
+    write_lines(root / "customer/changes.json", [customer("dave", "S-DAVE", T0 + 200), customer("hank", "S-HANK", T0 + 200)])
+    write_lines(root / "accelerometer/hank.json", [reading("hank", T0 + 9_000)])
+    write_lines(root / "step_trainer/hank.json", [step("S-HANK", T0 + 9_000), step("S-SHARED", T0 + 9_000)])
+
+
 # ---- running both engines --------------------------------------------------------------------------
 @dataclass
 class LakeSnapshot:
@@ -258,9 +266,9 @@ class Parity:
 
 ENGINES = ("duckdb", "spark")
 # The second run brings new files (a revocation among them) and widens the consent scope; the
-# third brings new readings only.
-RUNS = {"first": None, "second": "all", "third": None}
-DELIVERIES = {"second": write_second_delivery, "third": write_third_delivery}
+# third brings new readings only; the fourth customer records that change who owns what.
+RUNS = {"first": None, "second": "all", "third": None, "fourth": None}
+DELIVERIES = {"second": write_second_delivery, "third": write_third_delivery, "fourth": write_fourth_delivery}
 
 
 def new_lake(root: Path) -> Lake:
@@ -382,6 +390,10 @@ def test_the_hand_made_cases_reach_the_tables(parity):
     assert "S-SHARED" not in set(second.rows["step_trainer_trusted"]["serialNumber"].to_pylist())
     grown = {t.name for t in parity.runs["third"]["spark"].report.tables if t.method == APPENDED}
     assert grown == {"accelerometer_trusted", "customers_curated", "step_trainer_trusted", "machine_learning_curated"}
+    fourth = parity.runs["fourth"]["spark"]
+    assert {t.method for t in fourth.report.tables} == {REPLACED}
+    owners = dict(zip(*fourth.rows["step_trainer_trusted"].select(["serialNumber", "email"]).to_pydict().values(), strict=True))
+    assert owners["S-SHARED"] == "carol@handmade.test" and owners["S-HANK"] == "hank@handmade.test"
 
 
 def test_spark_leaves_nothing_but_its_parquet_files(parity):
