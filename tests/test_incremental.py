@@ -2,7 +2,7 @@
 up holding exactly what a full build over the same inputs would.
 
 Every step below is checked against that invariant (`assert_every_model_is_its_sql`), and against
-how each model was built: rows added to it, or rebuilt in full.
+how each model was built: rows added to it, the touched customers' rows replaced, or rebuilt in full.
 """
 
 from __future__ import annotations

@@ -27,6 +27,11 @@ def with_sql(model_name: str, sql: str) -> tuple:
 # (what is wrong, the models, what the error says)
 MISTAKES = [
     ("a table nobody builds", with_sql("customers_curated", "SELECT * FROM nowhere"), "model customers_curated reads unknown tables: nowhere"),
+    (
+        "an unknown kind of key in rows_of",
+        tuple(dataclasses.replace(m, rows_of={"household": "email"}) if m.name == "customer_trusted" else m for m in load_models()),
+        "model customer_trusted: unknown kind of key in rows_of: household (known: customer, customer_key, serial)",
+    ),
     ("a cycle", with_sql("customer_trusted", "SELECT * FROM customers_curated"), "models read each other in a cycle: customer_trusted, customers_curated"),
     (
         "an unknown check",

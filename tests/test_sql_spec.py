@@ -5,11 +5,13 @@ sqlglot's tests/dialects), and each quality check's SQL on rows few enough to co
   stedi rewrites trim() and lower() to behave as DuckDB's; the rest is sqlglot's transpiler, and
   the cases below pin what the models rely on. No Spark session is started: text is compared.
 - Growth: the SQL an incremental model runs when its inputs only gained rows (`growth_sql`).
+- Replacement: the SQL a model runs for the customers a delivery touched (`replacement_sql`).
 - Checks: the SQL each check kind runs (`check_sql`) and what it counts (`run_check`), on DuckDB.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import unicodedata
 
@@ -18,7 +20,7 @@ import pytest
 
 from stedi.checks import check_sql, offending_rows_sql, run_check
 from stedi.engines.spark import spark_sql
-from stedi.models import CheckSpec, Model, growth_sql
+from stedi.models import CheckSpec, Model, growth_sql, replacement_sql, tables_read
 
 # The Unicode space separators (category Zs), written out: what DuckDB's trim() strips.
 ZS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
@@ -543,3 +545,45 @@ def test_check_counts_after_an_append(kind, params, rows, appended, violations, 
     conn = connect({"audited": ("email VARCHAR", rows), "audited__added": ("email VARCHAR", appended)})
     result = run_check(conn, "audited", CheckSpec(kind, params, "error"), appended="audited__added")
     assert (result.violations, result.judged) == (violations, judged)
+
+
+# ---- replacement: the SQL a model runs for the customers a delivery touched -----------------------
+def keyed(sql: str, rows_of: dict[str, str]) -> Model:
+    return dataclasses.replace(model(sql), reads=tables_read(sql), rows_of=rows_of)
+
+
+CUSTOMER_IN = "IN (SELECT changed_email FROM changed_customers)"
+SERIAL_IN = "IN (SELECT changed_serial FROM changed_serials)"
+
+REPLACEMENT = [
+    pytest.param(
+        keyed("SELECT a.email, b.v FROM a JOIN b ON a.email = b.email", {"customer": "email"}),
+        {"a": {"customer": "email"}, "b": {"customer": "lower(trim(email))"}},
+        {"a__changed": f"SELECT * FROM a WHERE email {CUSTOMER_IN}", "b__changed": f"SELECT * FROM b WHERE LOWER(TRIM(email)) {CUSTOMER_IN}"},
+        "SELECT * FROM (SELECT a.email, b.v FROM a__changed AS a JOIN b__changed AS b ON a.email = b.email) AS replacing "
+        f"WHERE email {CUSTOMER_IN}\nUNION ALL\nSELECT * FROM kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
+        id="each-input-is-read-as-its-touched-rows-and-the-kept-rows-are-everyone-elses",
+    ),
+    pytest.param(
+        keyed("SELECT r.user, o.serial FROM r JOIN o ON o.serial = r.serial", {"customer": "user"}),
+        {"r": {"customer": "lower(trim(user))", "serial": "serial"}},
+        {"r__changed": f'SELECT * FROM r WHERE LOWER(TRIM("user")) {CUSTOMER_IN} OR serial {SERIAL_IN}'},
+        'SELECT * FROM (SELECT r."user", o.serial FROM r__changed AS r JOIN o ON o.serial = r.serial) AS replacing '
+        f'WHERE "user" {CUSTOMER_IN}\nUNION ALL\nSELECT * FROM kept WHERE ("user" IS NULL OR "user" NOT {CUSTOMER_IN})',
+        id="a-row-named-by-customer-or-serial-number-is-read-by-either-and-an-input-without-rows-of-in-full",
+    ),
+    pytest.param(
+        keyed("WITH s AS (SELECT email FROM a) SELECT s.email FROM s", {"customer_key": "sha256(email)"}),
+        {"a": {"customer": "email"}},
+        {"a__changed": f"SELECT * FROM a WHERE email {CUSTOMER_IN}"},
+        "SELECT * FROM (WITH s AS (SELECT email FROM a__changed AS a) SELECT s.email FROM s) AS replacing "
+        "WHERE SHA256(email) IN (SELECT changed_customer_key FROM changed_customers)\nUNION ALL\n"
+        "SELECT * FROM kept WHERE (SHA256(email) IS NULL OR SHA256(email) NOT IN (SELECT changed_customer_key FROM changed_customers))",
+        id="a-table-read-inside-a-cte-is-renamed-and-a-pseudonym-key-matches-the-changed-keys",
+    ),
+]
+
+
+@pytest.mark.parametrize("keyed_model, rows_of, stages, select", REPLACEMENT)
+def test_replacement_sql(keyed_model, rows_of, stages, select):
+    assert replacement_sql(keyed_model, rows_of, "kept") == (stages, select)

@@ -334,7 +334,7 @@ def files_holding(lake: Lake, model: Model, changes: Changes) -> tuple[str, ...]
         for name, table in changes.tables().items():
             conn.register(name, table)
         files = ", ".join(literal(f) for f in held)
-        holds_changed = of_changed(model.rows_of, "held")
+        holds_changed = of_changed(model.rows_of)
         found = conn.execute(f"SELECT DISTINCT filename FROM read_parquet([{files}], filename = true) AS held WHERE {holds_changed}").fetchall()
     finally:
         conn.close()
@@ -425,7 +425,7 @@ def publish(lake: Lake, model: Model, written: Written, rebuilt: bool, inputs: M
 def describe(how: Build, written: Written) -> tuple[str, int | None, str]:
     """How the table was built, for its manifest entry: the method, the customers replaced and a note."""
     if isinstance(how, Append):
-        return APPENDED, None, f"{written.rows} new rows from new files of {', '.join(sorted(how.grown))}"
+        return APPENDED, None, f"appended: {written.rows} new rows from new files of {', '.join(sorted(how.grown))}"
     if isinstance(how, Replace):
         changes = how.delivery.changes
         customers = changes.customers.num_rows

@@ -156,19 +156,25 @@ def changed_name(table: str) -> str:
     return f"{table}__changed"
 
 
-def of_changed(rows_of: Mapping[str, str], relation: str) -> str:
-    """The condition that a row of `relation`, whose keys `rows_of` gives, belongs to a changed
-    customer or serial number. Its columns are qualified by `relation`: inside the subquery a bare
-    `user` would be DuckDB's current user. EXISTS, not IN: it is never NULL, and Spark plans it
-    inside OR and NOT."""
-    terms = []
-    for kind, key in sorted(rows_of.items()):
-        tree = sqlglot.parse_one(key, read="duckdb")
-        for column in tree.find_all(exp.Column):
-            column.set("table", exp.to_identifier(relation))
-        table, column_name = CHANGED_KEYS[kind]
-        terms.append(f"EXISTS (SELECT 1 FROM {table} WHERE {column_name} = {tree.sql(dialect='duckdb')})")
-    return " OR ".join(terms)
+def of_changed(rows_of: Mapping[str, str]) -> str:
+    """The condition that a row, whose keys `rows_of` gives, belongs to a changed customer or
+    serial number. IN, not a correlated EXISTS: DuckDB then reads just the matching rows' other
+    columns, several times faster on a landing table."""
+    return " OR ".join(f"{_key_sql(key)} IN (SELECT {CHANGED_KEYS[kind][1]} FROM {CHANGED_KEYS[kind][0]})" for kind, key in sorted(rows_of.items()))
+
+
+def not_of_changed(rows_of: Mapping[str, str]) -> str:
+    """The condition that a row belongs to no changed customer or serial number, a row without a
+    key included (where `NOT (key IN ...)` would be NULL)."""
+    return " AND ".join(
+        f"({_key_sql(key)} IS NULL OR {_key_sql(key)} NOT IN (SELECT {CHANGED_KEYS[kind][1]} FROM {CHANGED_KEYS[kind][0]}))"
+        for kind, key in sorted(rows_of.items())
+    )
+
+
+def _key_sql(key: str) -> str:
+    """A `rows_of` key as sqlglot writes it: `user` quoted, as a column and not the current user."""
+    return sqlglot.parse_one(key, read="duckdb").sql(dialect="duckdb")
 
 
 def replacement_sql(model: Model, rows_of: Mapping[str, Mapping[str, str]], kept: str) -> tuple[dict[str, str], str]:
@@ -179,7 +185,7 @@ def replacement_sql(model: Model, rows_of: Mapping[str, Mapping[str, str]], kept
 
     The inputs' `rows_of` may name more rows than the changed customers' own (a reading that names
     a user and a changed serial number): the result is limited to the model's own `rows_of`."""
-    stages = {changed_name(name): f"SELECT * FROM {name} WHERE {of_changed(rows_of[name], name)}" for name in sorted(model.reads) if name in rows_of}
+    stages = {changed_name(name): f"SELECT * FROM {name} WHERE {of_changed(rows_of[name])}" for name in sorted(model.reads) if name in rows_of}
     tree = sqlglot.parse_one(model.sql, read="duckdb")
     for table in tree.find_all(exp.Table):
         if table.name in rows_of and table.name in model.reads:
@@ -188,8 +194,8 @@ def replacement_sql(model: Model, rows_of: Mapping[str, Mapping[str, str]], kept
             if not table.alias:
                 table.set("alias", exp.TableAlias(this=exp.to_identifier(original)))
     return stages, (
-        f"SELECT * FROM ({tree.sql(dialect='duckdb', comments=False)}) AS replacing WHERE {of_changed(model.rows_of, 'replacing')}\n"
-        f"UNION ALL\nSELECT * FROM {kept} WHERE NOT ({of_changed(model.rows_of, kept)})"
+        f"SELECT * FROM ({tree.sql(dialect='duckdb', comments=False)}) AS replacing WHERE {of_changed(model.rows_of)}\n"
+        f"UNION ALL\nSELECT * FROM {kept} WHERE {not_of_changed(model.rows_of)}"
     )
 
 
@@ -267,14 +273,16 @@ def load_sources() -> dict[str, dict[str, str]]:
 def run_order(models: tuple[Model, ...]) -> list[Model]:
     """The models in an order where each comes after every model it reads.
 
-    Raises ModelError when a model reads a table that is neither a model nor a landing table, or
-    when models read each other in a cycle.
+    Raises ModelError when a model reads a table that is neither a model nor a landing table, when
+    its `rows_of` names an unknown kind of key, or when models read each other in a cycle.
     """
     by_name = {m.name: m for m in models}
     for model in models:
         unknown = model.reads - by_name.keys() - LANDING_TABLES
         if unknown:
             raise ModelError(f"model {model.name} reads unknown tables: {', '.join(sorted(unknown))}")
+        if kinds := sorted(set(model.rows_of) - CHANGED_KEYS.keys()):
+            raise ModelError(f"model {model.name}: unknown kind of key in rows_of: {', '.join(kinds)} (known: {', '.join(sorted(CHANGED_KEYS))})")
     graph = {m.name: {r for r in m.reads if r in by_name} for m in models}
     try:
         return [by_name[name] for name in graphlib.TopologicalSorter(graph).static_order()]
