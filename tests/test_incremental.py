@@ -465,3 +465,13 @@ def test_generated_deliveries_over_several_runs_match_a_full_build(harness, tmp_
         assert report.funnel == funnel(harness.lake, "since-consent")
         methods |= set(how_built(report).values())
     assert "replaced" in methods
+
+
+def test_a_feed_counted_before_its_first_file_arrived_is_counted_in_full_after(harness):
+    harness.feed("customer/c.json", [customer("a@x.com", "S1")])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000)])
+    assert harness.run().ok  # the Step Trainer feed is counted while its landing table holds no file
+    harness.feed("step_trainer/1.json", [step("S1", 2000), step("S9", 2000)])
+    report = harness.run()
+    assert report.funnel == funnel(harness.lake, "since-consent")
+    assert report.funnel["step_trainer"]["no_consent"] == 1

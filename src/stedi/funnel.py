@@ -10,7 +10,10 @@ depends only on the tables it is counted from, so counts are built on the last r
   files and those tables hold the same files, the last counts stand for the readings counted then,
   and only the new files' readings are counted. A table that may only gain rows names the
   readings whose fate its new rows can change (`ReadingFunnel.growth_affects`): when it did, those
-  readings are counted under the table as it was and as it is, and the difference is added.
+  readings are counted under the table as it was and as it is, and the difference is added;
+- when a delivery of customer records replaced the rows of the customers and serial numbers it
+  touched (`stedi.changes`), only the readings those customers and numbers name can have a new
+  fate: they are counted under the tables as they were and as they are, and the difference added.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from stedi.errors import LakeError
-from stedi.models import added_name, compile_sql, tables_read
+from stedi.models import added_name, compile_sql, load_sources, of_changed, tables_read
 from stedi.sql import TableInput, one_row, register_tables
 
 if TYPE_CHECKING:
+    from stedi.changes import Changes
     from stedi.lake import Lake, TableState
 
 # A customer's fate: whether they ever consented, and whether their latest record does.
@@ -120,15 +124,27 @@ READING_FEEDS = {
 FATES = ("ambiguous_serial", "no_consent", "out_of_scope", "in_scope")
 
 
-def funnel(lake: Lake, scope: str, last: dict | None = None) -> dict[str, dict[str, int]]:
+@dataclass(frozen=True)
+class Replaced:
+    """The tables a run replaced the touched customers' rows of, each with the snapshot it
+    replaced them in, and what the delivery touched."""
+
+    changes: Changes
+    tables: Mapping[str, int | None]
+
+
+def funnel(lake: Lake, scope: str, last: dict | None = None, replaced: Replaced | None = None) -> dict[str, dict[str, int]]:
     """Counts per feed, without the feeds whose zone tables do not all exist yet (an upstream
-    table failed). `last` is the last run's record: its counts are built on where they still hold."""
+    table failed). `last` is the last run's record: its counts are built on where they still hold,
+    with what this run `replaced`."""
     tables = {name: lake.state(name) for name in lake.table_names()}
     counted_before = last if last and last.get("funnel_over", {}).get("consent_scope") == scope else {}
     counted = counted_before.get("funnel", {})
     snapshots = counted_before.get("funnel_over", {}).get("snapshots", {})
     conn = lake.connect()
     register_tables(conn, {name: TableInput(state.files, lake.columns(name)) for name, state in tables.items()})
+    for name, values in (replaced.changes.tables() if replaced else {}).items():
+        conn.register(name, values)
     result = {}
     if set(CUSTOMER_TABLES) <= tables.keys():
         reuse = "customer" in counted and _same_files(lake, tables_read(CUSTOMER_SQL), tables, snapshots)
@@ -142,7 +158,7 @@ def funnel(lake: Lake, scope: str, last: dict | None = None) -> dict[str, dict[s
         }
     for feed, reading in READING_FEEDS.items():
         if reading.tables <= tables.keys():
-            recount = _recount_since(lake, reading, tables, snapshots) if feed in counted else None
+            recount = _recount_since(lake, reading, tables, snapshots, replaced) if feed in counted else None
             result[feed] = _reading_counts(lake, conn, reading, tables, scope, counted.get(feed), recount)
     if "machine_learning_curated" in tables:
         result["machine_learning"] = {"machine_learning_curated": tables["machine_learning_curated"].rows, **_row(conn, MACHINE_LEARNING_SQL)}
@@ -157,6 +173,7 @@ class Recount:
     counted: tuple[str, ...]  # the landing files counted then
     added: tuple[str, ...]  # the landing files since
     grown: dict[str, tuple[str, ...]]  # attribution tables that gained rows, with their files then
+    replaced: dict[str, tuple[str, ...]]  # attribution tables whose touched customers' rows were replaced, with their files then
 
 
 def _reading_counts(
@@ -195,6 +212,17 @@ def _reading_counts(
             register_tables(conn, {name: now})
             after = _row(conn, reading.fates_sql, {"scope": scope})
             fates = {f: fates[f] + after[f] - before[f] for f in FATES}
+        if recount.replaced:
+            # Only the readings of touched customers and serial numbers can have a new fate.
+            touched_readings = f"SELECT * FROM {READINGS}__counted WHERE {of_changed(load_sources()[reading.landing])}"
+            register_tables(conn, {f"{READINGS}__counted": TableInput(recount.counted, columns)})
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE touched_readings AS {touched_readings}")
+            conn.execute(f"CREATE OR REPLACE VIEW {READINGS} AS SELECT * FROM touched_readings")
+            register_tables(conn, {name: TableInput(then, lake.columns(name)) for name, then in recount.replaced.items()})
+            before = _row(conn, reading.fates_sql, {"scope": scope})
+            register_tables(conn, {name: TableInput(tables[name].files, lake.columns(name)) for name in recount.replaced})
+            after = _row(conn, reading.fates_sql, {"scope": scope})
+            fates = {f: fates[f] + after[f] - before[f] for f in FATES}
         register_tables(conn, {READINGS: TableInput(recount.added, columns)})
         new = _row(conn, reading.fates_sql, {"scope": scope})
         fates = {f: fates[f] + new[f] for f in FATES}
@@ -210,25 +238,32 @@ def _reading_counts(
     }
 
 
-def _recount_since(lake: Lake, reading: ReadingFunnel, tables: dict[str, TableState], snapshots: dict[str, int | None]) -> Recount | None:
+def _recount_since(
+    lake: Lake, reading: ReadingFunnel, tables: dict[str, TableState], snapshots: dict[str, int | None], replaced: Replaced | None
+) -> Recount | None:
     """How a feed's readings changed since they were counted at `snapshots`, when the last counts
     can be built on: its landing table only gained files, and each table that decides a reading's
-    fate holds the same files, or only gained some and names the readings that affects. None when
-    its readings must all be counted again."""
+    fate holds the same files, only gained some and names the readings that affects, or had the
+    touched customers' rows replaced from the snapshot counted. None when its readings must all be
+    counted again."""
     then = _files_at(lake, reading.attribution | {reading.landing}, snapshots)
     if then is None:
         return None
-    grown = {}
+    grown, swapped = {}, {}
     for name in reading.attribution | {reading.landing}:
         before, now = set(then[name]), set(tables[name].files)
         if before == now:
             continue
-        if not before <= now or (name != reading.landing and name not in reading.growth_affects):
+        if replaced and name in replaced.tables and replaced.tables[name] == snapshots.get(name):
+            swapped[name] = then[name]
+        elif not before <= now or (name != reading.landing and name not in reading.growth_affects):
             return None
-        if name != reading.landing:
+        elif name != reading.landing:
             grown[name] = then[name]
+    if grown and swapped:  # counted in one step each; both at once has no single "before"
+        return None
     landing = then[reading.landing]
-    return Recount(landing, _without(tables[reading.landing].files, landing), grown)
+    return Recount(landing, _without(tables[reading.landing].files, landing), grown, swapped)
 
 
 def _without(files: tuple[str, ...], removed: tuple[str, ...]) -> tuple[str, ...]:
@@ -245,8 +280,8 @@ def _same_files(lake: Lake, names: frozenset[str], tables: dict[str, TableState]
 def _files_at(lake: Lake, names: frozenset[str], snapshots: dict[str, int | None]) -> dict[str, tuple[str, ...]] | None:
     """Each table's data files at `snapshots`; None when one was not counted then, or that
     snapshot is no longer kept."""
-    try:
-        return {name: lake.state(name, snapshots[name]).files for name in names}
+    try:  # a table with no snapshot then held no file (`Lake.state` of None is the current snapshot)
+        return {name: lake.state(name, snapshots[name]).files if snapshots[name] else () for name in names}
     except (KeyError, LakeError):
         return None
 

@@ -36,7 +36,7 @@ from stedi.checks import CheckResult, offending_rows_sql, run_check, validate_ch
 from stedi.config import CONSENT_SCOPES, DEFAULT_SCOPE
 from stedi.engines.base import Engine, ModelBuild
 from stedi.errors import GateFailure, LakeError
-from stedi.funnel import funnel
+from stedi.funnel import Replaced, funnel
 from stedi.ingest import IngestReport, ingest, new_run_id
 from stedi.lake import INPUTS_PROPERTY, RUN_PROPERTY, SCOPE_PROPERTY, Lake, TableState, parquet_columns
 from stedi.models import (
@@ -530,7 +530,8 @@ def run(
         keep_record()
         if on_table:
             on_table(table_run)
-    report.funnel, report.funnel_over = _funnel(lake, scope)
+    replaced = Replaced(delivery.changes, delivery.replaced) if delivery else None
+    report.funnel, report.funnel_over = _funnel(lake, scope, replaced)
     report.finished_at = datetime.now(UTC).isoformat()
     if report.changed:
         records.write(lake.storage, RUNS, run_id, report.as_dict())
@@ -594,7 +595,7 @@ def _rows_at(lake: Lake, name: str, snapshot_id: int | None) -> int:
     return int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0
 
 
-def _funnel(lake: Lake, scope: str) -> tuple[dict, dict]:
+def _funnel(lake: Lake, scope: str, replaced: Replaced | None) -> tuple[dict, dict]:
     """The zone funnel, and what it counted. Counting scans every landing row, so when the tables
     are at the snapshots the last run counted, its funnel is reused: a run with nothing new stays
     cheap however large the lake (counting would be most of a no-op run)."""
@@ -602,7 +603,7 @@ def _funnel(lake: Lake, scope: str) -> tuple[dict, dict]:
     last = latest_run(lake)
     if last and last.get("funnel_over") == over:
         return last["funnel"], over
-    return funnel(lake, scope, last), over
+    return funnel(lake, scope, last, replaced), over
 
 
 def latest_run(lake: Lake) -> dict | None:
