@@ -370,14 +370,23 @@ def _audit_connection(lake: Lake, settings: pa.Table, all_models: tuple[Model, .
     return conn
 
 
-def audit(lake: Lake, model: Model, written: Written, new_rows_only: bool, settings: pa.Table, all_models: tuple[Model, ...]) -> list[CheckResult]:
+def audit(
+    lake: Lake, model: Model, written: Written, new_rows_only: bool, settings: pa.Table, all_models: tuple[Model, ...], changes: Changes | None = None
+) -> list[CheckResult]:
     """Run the model's checks on its new contents, against every published table they relate to.
-    With `new_rows_only`, a check that judges rows one by one judges just the written file's."""
+    With `new_rows_only`, a check that judges rows one by one judges just the written file's, and
+    of those, after a replacement, just the touched customers' (the others' were judged before and
+    nothing they relate to changed)."""
     conn = _audit_connection(lake, settings, all_models)
     columns = tuple(parquet_columns(written.path, lake.storage))
     register_tables(conn, {model.name: TableInput((*written.kept, written.path), columns)})
     new_rows = added_name(model.name) if new_rows_only else None
-    if new_rows:
+    if new_rows and changes:
+        for name, values in changes.tables().items():
+            conn.register(name, values)
+        register_tables(conn, {f"{new_rows}__written": TableInput((written.path,), columns)})
+        conn.execute(f"CREATE VIEW {new_rows} AS SELECT * FROM {new_rows}__written WHERE {of_changed(model.rows_of)}")
+    elif new_rows:
         register_tables(conn, {new_rows: TableInput((written.path,), columns)})
     try:
         return [run_check(conn, model.name, check, new_rows) for check in model.checks]
@@ -462,7 +471,7 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     written = write(lake, engine, model, inputs, how, run_id, settings)
     rebuilt = isinstance(how, Rebuild)
     result.method, result.customers_replaced, result.note = describe(how, written)
-    result.checks = audit(lake, model, written, not rebuilt, settings, all_models)
+    result.checks = audit(lake, model, written, not rebuilt, settings, all_models, how.delivery.changes if isinstance(how, Replace) else None)
     if any(c.blocks_publish for c in result.checks):
         lake.storage.delete(written.path)
         result.status = "failed"
