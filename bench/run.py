@@ -16,6 +16,9 @@ the command's whole process tree (the JVM of a Spark run included):
   floor-export, peer-export, stedi-export
                floor, peer and stedi on the same customers as export-shaped feeds (SPEC §10): one
                large clean file per feed, customer records spaced (`stedi generate --shape export`)
+  delivery     stedi run on a lake built from the export-shaped feeds, after a daily delivery
+               arrives (bench/delivery.py: 200 revocations, 200 new consents, 200 new customers
+               with their phone and Step Trainer readings)
 
 Writes OUT/latest.json and OUT/latest.md and prints the table.
 """
@@ -36,6 +39,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from delivery import write_delivery  # bench/, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 TIME = Path("/usr/bin/time")
@@ -48,6 +53,7 @@ POLL_S = 0.2
 FATAL_NEEDLE = b"java.lang.OutOfMemoryError"
 FATAL_GRACE_S = 60.0  # a JVM may still exit by itself after it; if not, it hangs: kill it
 INCREMENTAL_SHARE = 0.01
+DELIVERY_CUSTOMERS = 200  # revoked, granted and new, each
 MB = 1_000_000
 GB = 1_000_000_000
 
@@ -64,9 +70,11 @@ COMMANDS = {  # name -> what it is, in the order of each repetition
     "floor-export": "the floor on export-shaped feeds (one large file per feed)",
     "peer-export": "the peer on export-shaped feeds",
     "stedi-export": "stedi run on export-shaped feeds, fresh lake",
+    "delivery-base": "stedi run over the export-shaped feeds, fresh lake (setup of delivery)",
+    "delivery": "stedi run after a daily delivery arrives (revocations, new consents, new customers with readings)",
 }
-EXPORT_COMMANDS = {"floor-export", "peer-export", "stedi-export"}
-INCREMENTAL_GROUPS = ({"incremental-base", "incremental", "noop"}, {"readings-base", "incremental-readings"})
+EXPORT_COMMANDS = {"floor-export", "peer-export", "stedi-export", "delivery-base", "delivery"}
+INCREMENTAL_GROUPS = ({"incremental-base", "incremental", "noop"}, {"readings-base", "incremental-readings"}, {"delivery-base", "delivery"})
 SPARK_COMMANDS = ("peer", "stedi-spark", "peer-export")
 
 
@@ -299,6 +307,10 @@ def held_out_batch(data: Path) -> list[Path]:
     return batch
 
 
+def all_feed_files(root: Path) -> list[Path]:
+    return [p for paths in feed_files(root).values() for p in paths]
+
+
 def link_files(data: Path, target: Path, paths: list[Path]) -> None:
     """Hard-link (or copy) feed files into another source folder, same relative paths and mtimes."""
     for path in paths:
@@ -443,6 +455,8 @@ def targets(summary: dict, ratios: dict, data_bytes: int) -> list[dict]:
         target("stedi run peak memory <= 8 GB (worst run)", stedi_peak, at_most(stedi_peak, 8.0), size == "~10 GB"),
         target("a new 1% batch of files costs <= 5% of a full ingest", ratios["incremental_over_full"],
                at_most(ratios["incremental_over_full"], 0.05), size is not None),
+        target("a daily delivery costs <= 5% of a full run", ratios["delivery_over_full_export"],
+               at_most(ratios["delivery_over_full_export"], 0.05), size == "~10 GB"),
     ]  # fmt: skip
 
 
@@ -497,6 +511,7 @@ def ratio_rows(result: dict) -> list[list[str]]:
         "spark_stedi_over_peer": "stedi --engine spark / peer",
         "incremental_over_full": "incremental 1% batch / full stedi run",
         "incremental_readings_over_full": "incremental 1% batch, reading files only / full stedi run",
+        "delivery_over_full_export": "daily delivery / full stedi run, export-shaped feeds",
         "stedi_over_floor_export": "export-shaped feeds: stedi / floor",
         "peer_over_stedi_export": "export-shaped feeds: peer / stedi",
     }
@@ -591,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help=f"comma-separated subset of: {', '.join(COMMANDS)} (incremental-base, "
-        "incremental and noop run together, and readings-base and incremental-readings)",
+        "incremental and noop run together, readings-base and incremental-readings, and delivery-base and delivery)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before one command is killed")
@@ -634,6 +649,9 @@ def main(argv: list[str] | None = None) -> int:
                                    "share_of_files": round(len(batch) / max(sum(result["data"]["files"].values()), 1), 5),
                                    "paths": [str(p.relative_to(data)) for p in batch]}  # fmt: skip
     base_files = [p for paths in feed_files(data).values() for p in paths if p not in set(batch)]
+    delivery = work / "delivery"
+    if only & {"delivery"}:
+        result["delivery"] = write_delivery(export_data, delivery, DELIVERY_CUSTOMERS, DELIVERY_CUSTOMERS, DELIVERY_CUSTOMERS)
 
     names = [n for n in COMMANDS if n in only and not (args.skip_spark and n in SPARK_COMMANDS)]
     runs: dict[str, list[dict]] = {name: [] for name in names}
@@ -675,16 +693,21 @@ def main(argv: list[str] | None = None) -> int:
 
         # A lake holding all but the batch, then the batch (or its reading files) arriving.
         readings = [p for p in batch if p not in feed_files(data)["customer"]]
-        for base_name, name, arriving, then in (("incremental-base", "incremental", batch, ("noop",)), ("readings-base", "incremental-readings", readings, ())):
+        arrivals = (
+            ("incremental-base", "incremental", data, base_files, data, batch, ("noop",)),
+            ("readings-base", "incremental-readings", data, base_files, data, readings, ()),
+            ("delivery-base", "delivery", export_data, all_feed_files(export_data), delivery, all_feed_files(delivery), ()),
+        )
+        for base_name, name, base_root, base_paths, arriving_root, arriving, then in arrivals:
             if name not in runs:
                 continue
             source, lake = scratch / f"{name}-source", scratch / f"lake-{name}"
-            link_files(data, source, base_files)
+            link_files(base_root, source, base_paths)
             stedi_run = [*stedi_cmd, "run", str(source), "--lake", str(lake), "--json"]
             base = measure(stedi_run, logs / f"rep{rep}-{base_name}", args.timeout)
             check_stedi(base)
             record(base_name, rep, base)
-            link_files(data, source, arriving)
+            link_files(arriving_root, source, arriving)
             for measured_name in (name, *then):
                 if base["ok"]:
                     measured = measure(stedi_run, logs / f"rep{rep}-{measured_name}", args.timeout)
@@ -706,6 +729,7 @@ def main(argv: list[str] | None = None) -> int:
         "spark_stedi_over_peer": ratio(summary.get("stedi-spark"), summary.get("peer")),
         "incremental_over_full": ratio(summary.get("incremental"), summary.get("stedi")),
         "incremental_readings_over_full": ratio(summary.get("incremental-readings"), summary.get("stedi")),
+        "delivery_over_full_export": ratio(summary.get("delivery"), summary.get("stedi-export")),
         "stedi_over_floor_export": ratio(summary.get("stedi-export"), summary.get("floor-export")),
         "peer_over_stedi_export": ratio(summary.get("peer-export"), summary.get("stedi-export")),
     }
