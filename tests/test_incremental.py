@@ -232,6 +232,20 @@ def test_the_funnel_after_each_delivery_is_what_a_fresh_count_gives(harness):
     run_and_count("all")
 
 
+def deliver_generated(harness, generated: Path, paths, tmp_path: Path) -> dict[str, str]:
+    """Copy generated feed files into the source, run, and hold every table and the funnel to a
+    full build and a fresh count; returns how each table was built."""
+    for path in paths:
+        target = harness.source / path.relative_to(generated)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    report = harness.run()
+    assert report.ok
+    assert_every_model_is_its_sql(harness, tmp_path)
+    assert report.funnel == funnel(harness.lake, "since-consent")
+    return how_built(report)
+
+
 def test_generated_batches_in_turn_match_a_full_build(harness, tmp_path):
     """Realistic feeds with defects: all but the last file of each feed, then the last reading
     files (added), then the last customer file, which changes consents (customers replaced)."""
@@ -242,15 +256,7 @@ def test_generated_batches_in_turn_match_a_full_build(harness, tmp_path):
     last_readings = {p for p in last if p.parts[len(generated.parts)] != "customer"}
 
     def deliver(paths) -> dict[str, str]:
-        for path in paths:
-            target = harness.source / path.relative_to(generated)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, target)
-        report = harness.run()
-        assert report.ok
-        assert_every_model_is_its_sql(harness, tmp_path)
-        assert report.funnel == funnel(harness.lake, "since-consent")
-        return how_built(report)
+        return deliver_generated(harness, generated, paths, tmp_path)
 
     deliver(p for p in files if p not in last)
     assert set(deliver(last_readings).values()) == {"added"}
@@ -453,17 +459,8 @@ def test_generated_deliveries_over_several_runs_match_a_full_build(harness, tmp_
     rounds = len(by_feed["customer"])
     methods = set()
     for i in range(rounds):
-        for paths in by_feed.values():
-            share = paths[len(paths) * i // rounds : len(paths) * (i + 1) // rounds]
-            for path in share:
-                target = harness.source / path.relative_to(generated)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(path, target)
-        report = harness.run()
-        assert report.ok
-        assert_every_model_is_its_sql(harness, tmp_path)
-        assert report.funnel == funnel(harness.lake, "since-consent")
-        methods |= set(how_built(report).values())
+        share = [p for paths in by_feed.values() for p in paths[len(paths) * i // rounds : len(paths) * (i + 1) // rounds]]
+        methods |= set(deliver_generated(harness, generated, share, tmp_path).values())
     assert "replaced" in methods
 
 
