@@ -396,6 +396,23 @@ def test_the_hand_made_cases_reach_the_tables(parity):
     assert owners["S-SHARED"] == "carol@handmade.test" and owners["S-HANK"] == "hank@handmade.test"
 
 
+def test_a_delivery_that_touches_no_serial_number_replaces_alike_on_both_engines(spark_session, tmp_path):
+    """The touched serial numbers reach the engine as an empty in-memory table."""
+    results = {}
+    for name, engine in (("duckdb", open_engine("duckdb")), ("spark", SparkEngine(spark_session))):
+        harness = LakeHarness(tmp_path / name)
+        harness.feed("customer/c.json", [customer("alice", "S-ALICE", T0), customer("bob", None, T0)])
+        harness.feed("accelerometer/1.json", [reading("alice", T0 + 1_000), reading("bob", T0 + 1_000)])
+        with harness.lake.writing():
+            assert run(harness.lake, engine, str(harness.source)).ok
+        harness.feed("customer/d.json", [customer("bob", None, T0 + 100, consent=None)])  # no serial number
+        with harness.lake.writing():
+            report = run(harness.lake, engine, str(harness.source))
+        assert report.ok and {t.method for t in report.tables if t.name == "accelerometer_trusted"} == {REPLACED}
+        results[name] = harness.rows("SELECT user FROM accelerometer_trusted ORDER BY 1")
+    assert results["spark"] == results["duckdb"] == [("alice@handmade.test",)]
+
+
 def test_spark_leaves_nothing_but_its_parquet_files(parity):
     """Each landing and build wrote one Parquet file: no staging folder, checksum or marker file left."""
     data_folders = [p for p in (parity.lakes["spark"] / "warehouse").rglob("data") if p.is_dir()]
