@@ -158,7 +158,7 @@ def test_a_consent_change_replaces_the_rows_of_the_customers_it_touches(harness,
     harness.feed("accelerometer/2.json", [reading("a@x.com", 3000), reading("b@x.com", 3000)])
     report = harness.run()
     assert how_built(report) == dict.fromkeys(["customer_trusted", "serial_number_owners", *INCREMENTAL], "replaced")
-    assert {t.customers_replaced for t in report.tables} == {2}  # a revokes, b sent readings
+    assert {t.touched_customers for t in report.tables} == {2}  # a revokes, b sent readings
     assert harness.rows("SELECT DISTINCT user FROM accelerometer_trusted") == [("b@x.com",)]
     assert_every_model_is_its_sql(harness, tmp_path)
 
@@ -402,7 +402,7 @@ def test_a_replacement_rewrites_only_the_files_that_hold_the_touched_customers(h
     harness.feed("customer/d.json", [customer("b@x.com", "S2", consent=None, updated=20), customer("n@x.com", "S3")])
     report = harness.run()
     trusted = {t.name: t for t in report.tables}["accelerometer_trusted"]
-    assert trusted.method == run_module.REPLACED and trusted.customers_replaced == 2
+    assert trusted.method == run_module.REPLACED and trusted.touched_customers == 2
     assert trusted.note.endswith("1 of 2 data files rewritten")
     files_after = set(harness.lake.state("accelerometer_trusted").files)
     assert len(files_before & files_after) == 1  # a's file is untouched
@@ -440,13 +440,17 @@ def test_a_replacement_that_breaks_a_rule_fails_and_keeps_the_table(harness, mon
 
 def test_erasure_after_a_replacement_leaves_no_byte_behind(harness):
     base_lake(harness)
-    harness.feed("customer/d.json", [customer("a@x.com", "S1", consent=None, updated=20), customer("d@x.com", "S4", consent=1500, updated=20)])
+    zed, serial = "zed.forgotten@example.org", "SER-ZED-FORGOTTEN-1"  # long enough to match no other bytes
+    harness.feed("customer/d.json", [customer("a@x.com", "S1", consent=None, updated=20), customer(zed, serial)])
+    harness.feed("accelerometer/2.json", [reading(zed, 2000)])
+    harness.feed("step_trainer/2.json", [step(serial, 2000)])
     assert set(how_built(harness.run()).values()) == {"replaced"}
+    assert harness.count("machine_learning_curated") == 2  # d's pair and zed's
     with harness.lake.writing():
-        forget(harness.lake, ["d@x.com"])
-    assert files_holding(Path(harness.lake.location), ["d@x.com", "S4", customer_key(harness.lake.secret, "d@x.com")]) == {}
+        forget(harness.lake, [zed])
+    assert files_holding(Path(harness.lake.location), [zed, serial, customer_key(harness.lake.secret, zed)]) == {}
     assert harness.run(with_source=False).ok
-    assert harness.rows("SELECT DISTINCT user FROM accelerometer_trusted ORDER BY 1") == [("b@x.com",), ("e@x.com",), ("f@x.com",)]
+    assert harness.rows("SELECT DISTINCT user FROM accelerometer_trusted ORDER BY 1") == [("b@x.com",), ("d@x.com",), ("e@x.com",), ("f@x.com",)]
 
 
 def test_generated_deliveries_over_several_runs_match_a_full_build(harness, tmp_path):

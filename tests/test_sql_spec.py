@@ -555,30 +555,31 @@ def keyed(sql: str, rows_of: dict[str, str]) -> Model:
 CUSTOMER_IN = "IN (SELECT changed_email FROM changed_customers)"
 SERIAL_IN = "IN (SELECT changed_serial FROM changed_serials)"
 
+KV = 'SELECT "k", "v" FROM'  # both sides list the table's columns, here k and v
 REPLACEMENT = [
     pytest.param(
         keyed("SELECT a.email, b.v FROM a JOIN b ON a.email = b.email", {"customer": "email"}),
         {"a": {"customer": "email"}, "b": {"customer": "lower(trim(email))"}},
         {"a__changed": f"SELECT * FROM a WHERE email {CUSTOMER_IN}", "b__changed": f"SELECT * FROM b WHERE LOWER(TRIM(email)) {CUSTOMER_IN}"},
-        "SELECT * FROM (SELECT a.email, b.v FROM a__changed AS a JOIN b__changed AS b ON a.email = b.email) AS replacing "
-        f"WHERE email {CUSTOMER_IN}\nUNION ALL\nSELECT * FROM kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
+        f"{KV} (SELECT a.email, b.v FROM a__changed AS a JOIN b__changed AS b ON a.email = b.email) AS replacing "
+        f"WHERE email {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
         id="each-input-is-read-as-its-touched-rows-and-the-kept-rows-are-everyone-elses",
     ),
     pytest.param(
         keyed("SELECT r.user, o.serial FROM r JOIN o ON o.serial = r.serial", {"customer": "user"}),
         {"r": {"customer": "lower(trim(user))", "serial": "serial"}},
         {"r__changed": f'SELECT * FROM r WHERE LOWER(TRIM("user")) {CUSTOMER_IN} OR serial {SERIAL_IN}'},
-        'SELECT * FROM (SELECT r."user", o.serial FROM r__changed AS r JOIN o ON o.serial = r.serial) AS replacing '
-        f'WHERE "user" {CUSTOMER_IN}\nUNION ALL\nSELECT * FROM kept WHERE ("user" IS NULL OR "user" NOT {CUSTOMER_IN})',
+        f'{KV} (SELECT r."user", o.serial FROM r__changed AS r JOIN o ON o.serial = r.serial) AS replacing '
+        f'WHERE "user" {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE ("user" IS NULL OR "user" NOT {CUSTOMER_IN})',
         id="a-row-named-by-customer-or-serial-number-is-read-by-either-and-an-input-without-rows-of-in-full",
     ),
     pytest.param(
         keyed("WITH s AS (SELECT email FROM a) SELECT s.email FROM s", {"customer_key": "sha256(email)"}),
         {"a": {"customer": "email"}},
         {"a__changed": f"SELECT * FROM a WHERE email {CUSTOMER_IN}"},
-        "SELECT * FROM (WITH s AS (SELECT email FROM a__changed AS a) SELECT s.email FROM s) AS replacing "
+        f"{KV} (WITH s AS (SELECT email FROM a__changed AS a) SELECT s.email FROM s) AS replacing "
         "WHERE SHA256(email) IN (SELECT changed_customer_key FROM changed_customers)\nUNION ALL\n"
-        "SELECT * FROM kept WHERE (SHA256(email) IS NULL OR SHA256(email) NOT IN (SELECT changed_customer_key FROM changed_customers))",
+        f"{KV} kept WHERE (SHA256(email) IS NULL OR SHA256(email) NOT IN (SELECT changed_customer_key FROM changed_customers))",
         id="a-table-read-inside-a-cte-is-renamed-and-a-pseudonym-key-matches-the-changed-keys",
     ),
 ]
@@ -586,4 +587,4 @@ REPLACEMENT = [
 
 @pytest.mark.parametrize("keyed_model, rows_of, stages, select", REPLACEMENT)
 def test_replacement_sql(keyed_model, rows_of, stages, select):
-    assert replacement_sql(keyed_model, rows_of, "kept") == (stages, select)
+    assert replacement_sql(keyed_model, rows_of, "kept", ["k", "v"]) == (stages, select)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from stedi.models import CHANGED_CUSTOMERS, CHANGED_SERIALS
+from stedi.models import CHANGED_CUSTOMERS, CHANGED_KEYS, CHANGED_SERIALS
 from stedi.secret import customer_key
 from stedi.sql import TableInput, one_row, quote, register_tables
 
@@ -27,8 +27,8 @@ CARRIERS = "customer_landing"  # the records that say which customer carries whi
 class Changes:
     """The touched customers (normalized email and pseudonym) and serial numbers."""
 
-    customers: pa.Table  # changed_email, changed_customer_key
-    serials: pa.Table  # changed_serial
+    customers: pa.Table  # their email and customer_key, as `stedi.models.CHANGED_KEYS` names them
+    serials: pa.Table
 
     def tables(self) -> dict[str, pa.Table]:
         """The two as the models' replacement SQL reads them (`stedi.models.CHANGED_KEYS`)."""
@@ -68,7 +68,9 @@ def touched(
             grew |= inserted > 0
     emails = [row[0] for row in conn.execute("SELECT key FROM touched_customer ORDER BY key").fetchall()]
     serials = [row[0] for row in conn.execute("SELECT key FROM touched_serial ORDER BY key").fetchall()]
+    keys = [customer_key(secret, email) for email in emails]
+    column = {kind: name for kind, (_, name) in CHANGED_KEYS.items()}
     return Changes(
-        pa.table({"changed_email": pa.array(emails, pa.string()), "changed_customer_key": pa.array([customer_key(secret, e) for e in emails], pa.string())}),
-        pa.table({"changed_serial": pa.array(serials, pa.string())}),
+        pa.table({column["customer"]: pa.array(emails, pa.string()), column["customer_key"]: pa.array(keys, pa.string())}),
+        pa.table({column["serial"]: pa.array(serials, pa.string())}),
     )

@@ -5,8 +5,9 @@ relates to — whichever engine built it — so the audit is the same for every 
 
 A check reads only the table it audits and the tables that table is built from
 (`validate_checks`): those are the tables published before it in a run. After an append, a check
-that judges row by row therefore judges only the appended rows (see `run_check`); the rows held
-before were judged when they were published.
+that judges row by row therefore judges only the appended rows (see `run_check`), and after a
+replacement only the touched customers' rows; the rows held before were judged when they were
+published.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class CheckResult:
     name: str
     severity: str
     violations: int
-    judged: str = "all rows"  # or "new rows": after an append, see `run_check`
+    judged: str = "all rows"  # or "new rows": after an append or a replacement, see `run_check`
 
     @property
     def passed(self) -> bool:
@@ -190,10 +191,11 @@ def validate_checks(models: tuple[Model, ...]) -> None:
 def run_check(conn: duckdb.DuckDBPyConnection, table: str, check: CheckSpec, appended: str | None = None) -> CheckResult:
     """`conn` has every table the check may read registered, `table` at its new contents.
 
-    `appended`, when given, names the view of the rows just appended to `table`. A table is only
-    appended to when every table upstream of it only gained rows since (a rewrite anywhere upstream
-    rebuilds it), and a check reads no other table, so a check that judges row by row passes every
-    held row still: it judges the appended rows alone.
+    `appended`, when given, names the view of the rows just appended to `table`, or of the touched
+    customers' rows a replacement wrote. A table is only appended to when every table upstream of
+    it only gained rows since, and only replaces the rows of customers whose rows upstream are all
+    that changed (anything else rebuilds it); a check reads no other table, so a check that judges
+    row by row passes every other row still: it judges the new rows alone.
     """
     if appended and check.kind in ROW_BY_ROW:
         return CheckResult(check.name, check.severity, _count(conn, check_sql(appended, check)), "new rows")

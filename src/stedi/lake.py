@@ -433,7 +433,7 @@ class Lake:
         """Commit new Parquet files to a table in one atomic Iceberg commit; returns the snapshot id.
 
         `replace` swaps the table's whole content for `files`; `remove` drops just those data files
-        (recovering from an interrupted ingest).
+        (the files a replacement rewrote, or an interrupted ingest's).
         """
         table = self.table(name)
         to_remove = set(remove)

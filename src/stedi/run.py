@@ -51,6 +51,7 @@ from stedi.models import (
     load_sources,
     of_changed,
     replacement_sql,
+    rows_of_tables,
     run_order,
 )
 from stedi.models.selection import select
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 
 MODEL_PROPERTY = "stedi.model"
 NOT_SELECTED = "not selected"  # the status of a model that `--select`/`--exclude` left out
+KEPT = "kept"  # the view of the files a replacement rewrites, as they were
 # How a built table was brought up to date (TableRun.method).
 APPENDED, REPLACED, REBUILT = "appended", "customers replaced", "rebuilt"
 
@@ -85,7 +87,7 @@ class TableRun:
     checks: list[CheckResult] = field(default_factory=list)
     note: str = ""
     method: str = ""  # for a built table: APPENDED, REPLACED or REBUILT
-    customers_replaced: int | None = None  # for REPLACED: how many customers' rows it replaced
+    touched_customers: int | None = None  # for REPLACED: how many customers the delivery touched
 
     def as_dict(self) -> dict:
         """The table's entry in the run manifest, its check results included."""
@@ -205,14 +207,8 @@ class Delivery:
     def confines(self, changed: Mapping[str, TableState], inputs: Mapping[str, TableState], built_from: Mapping[str, int | None]) -> bool:
         """Whether every input changed only in the touched customers' rows since the model was
         built: a landing table by files of this delivery, a model by this run's replacement."""
-        for name, before in changed.items():
-            if name in LANDING_TABLES:
-                added = set(inputs[name].files) - set(before.files)
-                if not set(before.files) <= set(inputs[name].files) or not added <= self.new_files[name]:
-                    return False
-            elif name not in self.replaced or self.replaced[name] != built_from[name]:
-                return False
-        return True
+        # `arrived_delivery` took in every landing file added since any model was built.
+        return all(name in LANDING_TABLES or self.replaced.get(name, -1) == built_from[name] for name in changed)
 
 
 @dataclass(frozen=True)
@@ -347,14 +343,13 @@ def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableSt
     a replacement the touched customers' rows and the others' rows of the files that hold them."""
     path = lake.new_data_file(model.name, run_id)
     if isinstance(how, Replace):
-        replaced = files_holding(lake, model, how.delivery.changes)
-        kept = "kept"
+        rewritten = files_holding(lake, model, how.delivery.changes)
+        columns = lake.columns(model.name)
         tables = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
-        tables[kept] = TableInput(replaced, lake.columns(model.name))
-        sources = {**load_sources(), **{m.name: m.rows_of for m in load_models()}}
-        stages, sql = replacement_sql(model, sources, kept)
+        tables[KEPT] = TableInput(rewritten, columns)
+        stages, sql = replacement_sql(model, rows_of_tables(load_models()), KEPT, [name for name, _ in columns])
         rows = engine.build(ModelBuild(sql, tables, settings, path, stages, lake.scratch, lake.storage, how.delivery.changes.tables()))
-        return Written(path, rows, tuple(f for f in lake.state(model.name).files if f not in set(replaced)), replaced)
+        return Written(path, rows, tuple(f for f in lake.state(model.name).files if f not in set(rewritten)), rewritten)
     stages, sql, tables = _query(lake, model, inputs, how)
     rows = engine.build(ModelBuild(sql, tables, settings, path, stages, lake.scratch, lake.storage))
     return Written(path, rows, lake.state(model.name).files if isinstance(how, Append) else ())
@@ -432,7 +427,7 @@ def publish(lake: Lake, model: Model, written: Written, rebuilt: bool, inputs: M
 
 
 def describe(how: Build, written: Written) -> tuple[str, int | None, str]:
-    """How the table was built, for its manifest entry: the method, the customers replaced and a note."""
+    """How the table was built, for its manifest entry: the method, the customers touched and a note."""
     if isinstance(how, Append):
         return APPENDED, None, f"appended: {written.rows} new rows from new files of {', '.join(sorted(how.grown))}"
     if isinstance(how, Replace):
@@ -442,8 +437,8 @@ def describe(how: Build, written: Written) -> tuple[str, int | None, str]:
             REPLACED,
             customers,
             (
-                f"customer records arrived: the rows of {customers} customers and {changes.serials.num_rows} serial numbers "
-                f"replaced, {len(written.replaces)} of {len(written.kept) + len(written.replaces)} data files rewritten"
+                f"customer records arrived: the rows of the {customers} customers and {changes.serials.num_rows} serial numbers "
+                f"they touch replaced, {len(written.replaces)} of {len(written.kept) + len(written.replaces)} data files rewritten"
             ),
         )
     return REBUILT, None, f"built in full: {how.reason}"
@@ -470,7 +465,7 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     settings = run_settings_table(lake, scope)
     written = write(lake, engine, model, inputs, how, run_id, settings)
     rebuilt = isinstance(how, Rebuild)
-    result.method, result.customers_replaced, result.note = describe(how, written)
+    result.method, result.touched_customers, result.note = describe(how, written)
     result.checks = audit(lake, model, written, not rebuilt, settings, all_models, how.delivery.changes if isinstance(how, Replace) else None)
     if any(c.blocks_publish for c in result.checks):
         lake.storage.delete(written.path)

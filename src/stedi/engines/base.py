@@ -61,7 +61,7 @@ class ModelBuild:
     stages: Mapping[str, str] = field(default_factory=dict)
     scratch: str | None = None  # where DuckDB spills (`Lake.scratch`)
     storage: Storage | None = None  # the lake's, through which DuckDB reaches its data files
-    given: Mapping[str, pa.Table] = field(default_factory=dict)  # small tables handed in memory, by name
+    given: Mapping[str, pa.Table] = field(default_factory=dict)  # tables handed in memory, by name (the touched customers)
 
 
 class Engine(ABC):

@@ -14,7 +14,8 @@ DISTINCT keep that promise; latest-record windows, counts and NOT EXISTS do not.
 
 A model whose YAML has `rows_of` promises that its rows of some customers (or serial numbers) are
 its SQL over just those customers' rows of its inputs: `rows_of` names the columns that say whose
-a row is, `customer` (an email), `customer_key` or `serial`. The landing tables declare theirs in
+a row is, `customer` (an email), `customer_key` or `serial`, and that key is never NULL (a
+`not_null` check on it says so). The landing tables declare theirs in
 `staging/sources.yml`. A delivery of customer records then replaces only the rows of the customers
 it touches (`stedi.changes`, `replacement_sql`).
 """
@@ -177,11 +178,11 @@ def _key_sql(key: str) -> str:
     return sqlglot.parse_one(key, read="duckdb").sql(dialect="duckdb")
 
 
-def replacement_sql(model: Model, rows_of: Mapping[str, Mapping[str, str]], kept: str) -> tuple[dict[str, str], str]:
-    """The new rows of the changed customers' part of a model and the rows it keeps of theirs:
-    its SQL over just the changed customers' rows of each input whose `rows_of` is known (a
-    stage each), limited to those customers, then the rows of `kept` (the table's files that hold
-    changed customers) that belong to someone else.
+def replacement_sql(model: Model, rows_of: Mapping[str, Mapping[str, str]], kept: str, columns: list[str]) -> tuple[dict[str, str], str]:
+    """The rows a model's table holds after a delivery, in the files it rewrites: its SQL over
+    just the changed customers' rows of each input whose `rows_of` is known (a stage each),
+    limited to those customers, then the rows of `kept` (the table's files that hold changed
+    customers) that belong to someone else. Both sides list the table's `columns`, in order.
 
     The inputs' `rows_of` may name more rows than the changed customers' own (a reading that names
     a user and a changed serial number): the result is limited to the model's own `rows_of`."""
@@ -193,9 +194,10 @@ def replacement_sql(model: Model, rows_of: Mapping[str, Mapping[str, str]], kept
             table.set("this", exp.to_identifier(changed_name(original)))
             if not table.alias:
                 table.set("alias", exp.TableAlias(this=exp.to_identifier(original)))
+    listed = ", ".join(f'"{c}"' for c in columns)
     return stages, (
-        f"SELECT * FROM ({tree.sql(dialect='duckdb', comments=False)}) AS replacing WHERE {of_changed(model.rows_of)}\n"
-        f"UNION ALL\nSELECT * FROM {kept} WHERE {not_of_changed(model.rows_of)}"
+        f"SELECT {listed} FROM ({tree.sql(dialect='duckdb', comments=False)}) AS replacing WHERE {of_changed(model.rows_of)}\n"
+        f"UNION ALL\nSELECT {listed} FROM {kept} WHERE {not_of_changed(model.rows_of)}"
     )
 
 
@@ -268,6 +270,11 @@ def load_sources() -> dict[str, dict[str, str]]:
     """Each landing table's `rows_of`, from `staging/sources.yml`."""
     text = resources.files("stedi.models").joinpath(STAGING, SOURCES).read_text()
     return {table: dict(doc.get("rows_of") or {}) for table, doc in (yaml.safe_load(text) or {}).items()}
+
+
+def rows_of_tables(models: tuple[Model, ...]) -> dict[str, Mapping[str, str]]:
+    """The `rows_of` of every table that declares one: the landing tables' and the models'."""
+    return {**load_sources(), **{m.name: m.rows_of for m in models if m.rows_of}}
 
 
 def run_order(models: tuple[Model, ...]) -> list[Model]:
