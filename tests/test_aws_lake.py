@@ -116,3 +116,28 @@ def test_an_s3_lake_may_keep_its_catalog_in_a_sql_database(aws: Aws, feeds, tmp_
     assert rows == [{"n": report["feeds"]["customer"]["accepted"]}] and rows[0]["n"] > 0
     assert aws.glue.get_databases()["DatabaseList"] == []
     assert any(k.startswith("zones/warehouse/stedi/customer_landing/data/") for k in aws.keys("stedi-lake"))
+
+
+def test_a_delivery_of_customer_records_replaces_the_touched_rows_on_s3_as_in_a_local_lake(aws: Aws, feeds, tmp_path):
+    aws.bucket("stedi-source")
+    aws.bucket("stedi-lake")
+    aws.upload(feeds, "stedi-source", "starter")
+    local = tmp_path / "local-lake"
+    ok_json("run", "s3://stedi-source/starter", "--lake", LAKE)
+    ok_json("run", "s3://stedi-source/starter", "--lake", str(local))
+
+    # The customer with the most training rows revokes their consent.
+    (email,) = ok_json("query", "SELECT min(email) AS email FROM step_trainer_trusted", "--lake", LAKE)[0].values()
+    revocation = tmp_path / "delivery" / "customer" / "landing" / "revocation.json"
+    revocation.parent.mkdir(parents=True)
+    revocation.write_text(json.dumps({"customerName": "Revoking", "email": email, "serialNumber": None, "lastUpdateDate": 9_999_999_999_999}) + "\n")
+    aws.upload(tmp_path / "delivery", "stedi-source", "starter")
+
+    on_s3 = ok_json("run", "s3://stedi-source/starter", "--lake", LAKE)
+    in_folder = ok_json("run", "s3://stedi-source/starter", "--lake", str(local))
+    for report in (on_s3, in_folder):
+        built = {t["name"]: t for t in report["tables"] if t["status"] == "built"}
+        assert {t["method"] for t in built.values()} == {"customers replaced"}
+        assert not built["accelerometer_trusted"]["note"].endswith(" 0 of 1 data files rewritten")  # the file holding them is found
+    assert ok_json("query", f"SELECT count(*) AS n FROM accelerometer_trusted WHERE user = '{email}'", "--lake", LAKE) == [{"n": 0}]
+    assert [list(r.values()) for r in ok_json("query", CHECK, "--lake", LAKE)] == [list(r.values()) for r in ok_json("query", CHECK, "--lake", str(local))]
