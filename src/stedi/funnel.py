@@ -195,32 +195,20 @@ def _reading_counts(
         # The last funnel reported kept readings as duplicates + trusted rows.
         fates = {**{f: counted[f] for f in FATES[:-1]}, "in_scope": counted["duplicates"] + counted[reading.trusted]}
         # The grown tables go from then to now one at a time, the readings they affect counted
-        # before and after each step.
-        register_tables(conn, {name: TableInput(then, lake.columns(name)) for name, then in recount.grown.items()})
-        for name, then in sorted(recount.grown.items()):
-            now = TableInput(tables[name].files, lake.columns(name))
-            register_tables(
-                conn,
-                {
-                    READINGS: TableInput(recount.counted, columns),
-                    added_name(name): TableInput(_without(now.files, then), now.columns),
-                },
-            )
-            conn.execute(f"CREATE OR REPLACE TEMP TABLE affected_readings AS {reading.growth_affects[name]}")
+        # before and after each step; the replaced ones all at once, with the touched readings.
+        register_tables(conn, {name: TableInput(then, lake.columns(name)) for name, then in {**recount.grown, **recount.replaced}.items()})
+        steps = [
+            ({name: then}, reading.growth_affects[name], {added_name(name): TableInput(_without(tables[name].files, then), lake.columns(name))})
+            for name, then in sorted(recount.grown.items())
+        ]
+        if recount.replaced:  # only the readings of touched customers and serial numbers can have a new fate
+            steps.append((recount.replaced, f"SELECT * FROM {READINGS} WHERE {of_changed(load_sources()[reading.landing])}", {}))
+        for changed, affected_sql, views in steps:
+            register_tables(conn, {READINGS: TableInput(recount.counted, columns), **views})
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE affected_readings AS {affected_sql}")
             conn.execute(f"CREATE OR REPLACE VIEW {READINGS} AS SELECT * FROM affected_readings")
             before = _row(conn, reading.fates_sql, {"scope": scope})
-            register_tables(conn, {name: now})
-            after = _row(conn, reading.fates_sql, {"scope": scope})
-            fates = {f: fates[f] + after[f] - before[f] for f in FATES}
-        if recount.replaced:
-            # Only the readings of touched customers and serial numbers can have a new fate.
-            touched_readings = f"SELECT * FROM {READINGS}__counted WHERE {of_changed(load_sources()[reading.landing])}"
-            register_tables(conn, {f"{READINGS}__counted": TableInput(recount.counted, columns)})
-            conn.execute(f"CREATE OR REPLACE TEMP TABLE touched_readings AS {touched_readings}")
-            conn.execute(f"CREATE OR REPLACE VIEW {READINGS} AS SELECT * FROM touched_readings")
-            register_tables(conn, {name: TableInput(then, lake.columns(name)) for name, then in recount.replaced.items()})
-            before = _row(conn, reading.fates_sql, {"scope": scope})
-            register_tables(conn, {name: TableInput(tables[name].files, lake.columns(name)) for name in recount.replaced})
+            register_tables(conn, {name: TableInput(tables[name].files, lake.columns(name)) for name in changed})
             after = _row(conn, reading.fates_sql, {"scope": scope})
             fates = {f: fates[f] + after[f] - before[f] for f in FATES}
         register_tables(conn, {READINGS: TableInput(recount.added, columns)})
