@@ -15,7 +15,7 @@ import pytest
 from stedi.contract import ACCELEROMETER, CUSTOMER, FEEDS, STEP_TRAINER
 from stedi.engines.duckdb import compact_line_pattern, connect, judge_sql, land_lines
 from stedi.generate import generate_feeds
-from stedi.lines import FileStream
+from stedi.lines import FilePiece, FileStream
 from stedi.storage import open_storage
 from support.landing_cases import ACCEPTED_VALUES, REJECTIONS
 
@@ -131,7 +131,7 @@ def both_ways(feed, paths: list[str]) -> tuple[list[str], list[str], tuple[int, 
     """Every landed row, through the first look and through the full judge alone (as text, so that
     NaN, which DuckDB reads as a number, equals NaN), and how many lines fit at first look."""
     conn = connect()
-    conn.register("lines", FileStream(open_storage("/"), paths).reader().read_all())
+    conn.register("lines", FileStream(open_storage("/"), [FilePiece(path) for path in paths]).reader().read_all())
     land_lines(conn, feed)
     values = ", ".join(f"v_{f.key}" for f in feed.fields)
     shortcut = conn.execute(f"SELECT _file, _source_line, reason, _extra, {values}, raw FROM landed ORDER BY ALL").fetchall()

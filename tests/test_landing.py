@@ -15,7 +15,7 @@ import pytest
 from stedi.errors import SourceError
 from stedi.ingest import LEDGER_TABLE
 from stedi.lake import MANIFEST_MERGING
-from stedi.lines import FileStream
+from stedi.lines import FilePiece, FileStream
 from stedi.storage import open_storage
 from support.lakes import delete_after_discovery
 from support.landing_cases import ACCEPTED_VALUES, REJECTIONS, writer_turns_up
@@ -164,7 +164,7 @@ def test_blank_lines_are_numbered_not_held(harness):
     path.write_bytes(gzip.compress(reading + blank + reading))
     tracemalloc.start()
     try:
-        rows = sum(batch.num_rows for batch in FileStream(open_storage("/"), [str(path)]).reader())
+        rows = sum(batch.num_rows for batch in FileStream(open_storage("/"), [FilePiece(str(path))]).reader())
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -47,7 +47,7 @@ def test_a_stream_says_how_far_it_read_within_large_files(tmp_path, gzipped):
     import gzip
     import random
 
-    from stedi.lines import CHUNK_BYTES, FileStream
+    from stedi.lines import CHUNK_BYTES, FilePiece, FileStream
     from stedi.storage import open_storage
 
     rng = random.Random(1)
@@ -60,7 +60,7 @@ def test_a_stream_says_how_far_it_read_within_large_files(tmp_path, gzipped):
         paths.append(str(path))
         sizes.append(len(data))
     seen: list[int] = []
-    stream = FileStream(open_storage(str(tmp_path)), paths, seen.append)
+    stream = FileStream(open_storage(str(tmp_path)), [FilePiece(path) for path in paths], seen.append)
     lines = sum(batch.num_rows for batch in stream.reader())
     assert lines == 3 * (CHUNK_BYTES // 8)
     assert seen == sorted(seen) and seen[-1] == sum(sizes)

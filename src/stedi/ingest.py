@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -18,10 +18,10 @@ from functools import partial
 import pyarrow as pa
 
 from stedi.contract import FEED_SUFFIXES, FEEDS, Feed, landing_columns, rejected_columns
-from stedi.engines.base import Engine, LandingBatch
+from stedi.engines.base import Engine, LandedFile, LandingBatch, merge_landed
 from stedi.errors import ConservationError, SourceError
 from stedi.lake import ARROW_TYPES, RUN_PROPERTY, Lake, TableState, new_run_id, run_of_data_file
-from stedi.lines import read_feed_file
+from stedi.lines import FilePiece, cut, read_feed_file
 from stedi.recovery import recover
 from stedi.sql import TableInput, register_tables
 from stedi.storage import FileInfo, Storage, open_storage
@@ -200,13 +200,19 @@ def _batch_progress(on_progress: ProgressCallback, feed: str, done_before: int, 
     on_progress(feed, done_before + read, total)
 
 
-def _batches(files: list[FileInfo]) -> Iterator[list[FileInfo]]:
-    """Files about BATCH_BYTES at a time, as stored (a gzipped file holds several times more text)."""
-    batch: list[FileInfo] = []
+def _pieces(storage: Storage, info: FileInfo) -> Iterator[tuple[FilePiece, int]]:
+    """The pieces a file lands in, each with the bytes of the file it reads."""
+    for piece in cut(storage, info):
+        yield piece, piece.size or info.size
+
+
+def _batches(pieces: Iterable[tuple[FilePiece, int]]) -> Iterator[list[tuple[FilePiece, int]]]:
+    """Pieces of about BATCH_BYTES at a time, as stored (a gzipped file holds several times more text)."""
+    batch: list[tuple[FilePiece, int]] = []
     size = 0
-    for info in files:
-        batch.append(info)
-        size += info.size * (GZIP_INFLATION if info.path.lower().endswith(".gz") else 1)
+    for piece, stored in pieces:
+        batch.append((piece, stored))
+        size += stored * (GZIP_INFLATION if piece.path.lower().endswith(".gz") else 1)
         if size >= BATCH_BYTES:
             yield batch
             batch, size = [], 0
@@ -256,54 +262,59 @@ def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallbac
                 new_files.append(info)
         total = sum(info.size for info in new_files)
         log.debug("%s: %d new file(s) of %d bytes, %d already ingested", feed.name, len(new_files), total, feed_report.files_skipped)
+        landed_files: dict[str, LandedFile] = {}
+        erased: dict[str, tuple[int, int]] = {}
         done = 0
-        for batch in _batches(new_files):
+        for batch in _batches(piece for info in new_files for piece in _pieces(storage, info)):
             accepted_path = lake.new_data_file(feed.landing_table, run_id)
             rejected_path = lake.new_data_file(feed.rejected_table, run_id)
-            paths = tuple(info.path for info in batch)
-            log.debug("%s: landing %d file(s) with the %s engine into %s", feed.name, len(paths), engine.name, accepted_path)
-            landing = LandingBatch(feed, source, lake.location, paths, run_id, ingested_at.isoformat(), lake.scratch)
+            log.debug("%s: landing %d piece(s) with the %s engine into %s", feed.name, len(batch), engine.name, accepted_path)
+            landing = LandingBatch(feed, source, lake.location, tuple(piece for piece, _ in batch), run_id, ingested_at.isoformat(), lake.scratch)
             on_read = partial(_batch_progress, on_progress, feed.name, done, total) if on_progress else None
             landed_batch = engine.land(landing, accepted_path, rejected_path, on_read)
             written[feed.landing_table] += landed_batch.accepted
             written[feed.rejected_table] += landed_batch.rejected
-            erased = drop_tombstoned(lake, tombstones, landed_batch.accepted + landed_batch.rejected) if tombstones else {}
-            for info in batch:
-                landed = landed_batch.files[info.path]
-                erased_accepted, erased_rejected = erased.get(info.path, (0, 0))
-                accepted, rejected = landed.accepted - erased_accepted, landed.rejected - erased_rejected
-                erased_lines = erased_accepted + erased_rejected
-                if accepted + rejected + erased_lines != landed.non_blank:
-                    raise ConservationError(
-                        f"conservation failed for {info.path}: {landed.non_blank} non-blank lines, "
-                        f"{accepted} accepted + {rejected} rejected + {erased_lines} erased; nothing was published"
-                    )
-                if landed.problem:
-                    feed_report.problems.append(f"{info.path}: {landed.problem}")
-                feed_report.files_new += 1
-                feed_report.lines += landed.non_blank
-                feed_report.accepted += accepted
-                feed_report.rejected += rejected
-                feed_report.erased += erased_lines
-                ledger_rows.append(
-                    {
-                        "feed": feed.name,
-                        "path": tombstones.recorded_path(info.path) if tombstones else info.path,
-                        "size": landed.size,
-                        "mtime_ns": landed.mtime_ns,
-                        "sha256": landed.sha256,
-                        "non_blank_lines": landed.non_blank,
-                        "accepted": accepted,
-                        "rejected": rejected,
-                        "erased": erased_lines,
-                        "problem": landed.problem,
-                        "run_id": run_id,
-                        "ingested_at": ingested_at,
-                    }
-                )
-                done += info.size
+            merge_landed(landed_files, landed_batch.files)
+            if tombstones:
+                for path, (accepted, rejected) in drop_tombstoned(lake, tombstones, landed_batch.accepted + landed_batch.rejected).items():
+                    before = erased.get(path, (0, 0))
+                    erased[path] = (before[0] + accepted, before[1] + rejected)
+            done += sum(size for _, size in batch)
             if on_progress:
                 on_progress(feed.name, done, total)
+        for info in new_files:
+            landed = landed_files[info.path]
+            erased_accepted, erased_rejected = erased.get(info.path, (0, 0))
+            accepted, rejected = landed.accepted - erased_accepted, landed.rejected - erased_rejected
+            erased_lines = erased_accepted + erased_rejected
+            if accepted + rejected + erased_lines != landed.non_blank:
+                raise ConservationError(
+                    f"conservation failed for {info.path}: {landed.non_blank} non-blank lines, "
+                    f"{accepted} accepted + {rejected} rejected + {erased_lines} erased; nothing was published"
+                )
+            if landed.problem:
+                feed_report.problems.append(f"{info.path}: {landed.problem}")
+            feed_report.files_new += 1
+            feed_report.lines += landed.non_blank
+            feed_report.accepted += accepted
+            feed_report.rejected += rejected
+            feed_report.erased += erased_lines
+            ledger_rows.append(
+                {
+                    "feed": feed.name,
+                    "path": tombstones.recorded_path(info.path) if tombstones else info.path,
+                    "size": landed.size,
+                    "mtime_ns": landed.mtime_ns,
+                    "sha256": landed.sha256,
+                    "non_blank_lines": landed.non_blank,
+                    "accepted": accepted,
+                    "rejected": rejected,
+                    "erased": erased_lines,
+                    "problem": landed.problem,
+                    "run_id": run_id,
+                    "ingested_at": ingested_at,
+                }
+            )
         if on_progress and not new_files:
             on_progress(feed.name, 0, 0)
 

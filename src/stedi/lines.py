@@ -1,6 +1,8 @@
 """Turn the bytes of a feed file into numbered lines without a Python loop per line.
 
-A file is read in chunks of whole lines, and blank lines are numbered but never become rows, so
+A large plain file is cut at line ends into pieces (`cut`), landed apart and at once, so a single
+large file uses every core and no landing batch holds more than about a piece of it. A piece is
+read in chunks of whole lines, and blank lines are numbered but never become rows, so
 memory stays flat whatever a file holds (a small gzip can inflate to gigabytes of blank lines).
 Anything that stops a file from being read completely — a corrupt or truncated gzip stream — is
 returned as a problem, so the caller can quarantine it instead of crashing or losing the lines
@@ -16,13 +18,14 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from queue import Full, Queue
 
 import numpy as np
 import pyarrow as pa
 
 from stedi.errors import AwsError, SourceError
-from stedi.storage import FileInfo, Storage
+from stedi.storage import FileChanged, FileInfo, Storage
 
 UTF8_BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -34,6 +37,7 @@ IS_WHITESPACE[[9, 10, 13, 32]] = True
 CHUNK_BYTES = 1024 * 1024
 GZIP_INPUT_BYTES = 64 * 1024  # compressed bytes inflated at once: what a damage can take back
 CHUNKS_AHEAD = 2  # chunks of each file read ahead of the reader
+PIECE_BYTES = 64 * 1024 * 1024  # a plain file larger than this is landed in pieces of about this size
 
 
 def decode_utf8(text: bytearray) -> bytearray:
@@ -81,16 +85,17 @@ class FileText:
     they are read, `position` says how many bytes of the file the chunks so far came from.
     """
 
-    def __init__(self, raw: bytes, gzipped: bool) -> None:
+    def __init__(self, raw: bytes, gzipped: bool, at_start: bool = True) -> None:
         self.raw = raw
-        self.gzipped = gzipped or raw[:2] == GZIP_MAGIC
+        self.at_start = at_start  # False for a piece of a file after its first, where no BOM can be
+        self.gzipped = gzipped or (at_start and raw[:2] == GZIP_MAGIC)
         self.problem: str | None = None
         self.position = 0
 
     def __iter__(self) -> Iterator[bytearray]:
         chunks = _whole_lines(self._gunzipped()) if self.gzipped else self._plain()
         for number, chunk in enumerate(chunks):
-            if number == 0 and chunk.startswith(UTF8_BOM):
+            if number == 0 and self.at_start and chunk.startswith(UTF8_BOM):
                 del chunk[: len(UTF8_BOM)]
             yield decode_utf8(chunk)
 
@@ -198,10 +203,10 @@ def _line_batch(index: int, text: bytearray, first_line: int) -> tuple[pa.Record
     return batch, len(starts)
 
 
-def numbered_lines(index: int, text: FileText) -> Iterator[pa.RecordBatch]:
-    """One feed file as numbered lines, then its problem row if it has a problem; `index`
-    identifies the file within its batch."""
-    next_line = 1
+def numbered_lines(index: int, text: FileText, first_line: int = 1) -> Iterator[pa.RecordBatch]:
+    """A feed file (or a piece of one, whose first line has number `first_line`) as numbered
+    lines, then its problem row if it has a problem; `index` identifies it within its batch."""
+    next_line = first_line
     for chunk in text:
         batch, line_count = _line_batch(index, chunk, next_line)
         next_line += line_count
@@ -211,11 +216,17 @@ def numbered_lines(index: int, text: FileText) -> Iterator[pa.RecordBatch]:
         yield pa.RecordBatch.from_pylist([{"_file": index, "problem": text.problem}], schema=LINES_SCHEMA)
 
 
-def read_feed_file(storage: Storage, path: str) -> tuple[bytes, FileInfo]:
-    """A feed file's bytes and what they are. A file that cannot be read stops the ingest (nothing is
-    published), as it may be readable next time: it is not quarantined and recorded as ingested."""
+def read_feed_file(storage: Storage, path: str, piece: tuple[int, int, FileInfo] | None = None) -> tuple[bytes, FileInfo]:
+    """A feed file's bytes and what they are, or those of a `piece` (start, end, the file as it was
+    when cut). A file that cannot be read stops the ingest (nothing is published), as it may be
+    readable next time: it is not quarantined and recorded as ingested."""
     try:
-        return storage.read_file(path)
+        if piece is None:
+            return storage.read_file(path)
+        start, end, expected = piece
+        return storage.read_range(path, start, end, expected), expected
+    except FileChanged:
+        raise SourceError(f"feed file {path} changed while it was read; nothing was published: run it again") from None
     except FileNotFoundError:
         raise SourceError(f"feed file {path} disappeared during the ingest; nothing was published: run it again") from None
     except OSError as error:
@@ -224,29 +235,81 @@ def read_feed_file(storage: Storage, path: str) -> tuple[bytes, FileInfo]:
         raise SourceError(f"{error}; nothing was published") from None
 
 
+@dataclass(frozen=True)
+class FilePiece:
+    """What one share of a landing batch reads: a whole feed file, or the bytes [start, end) of a
+    large plain one, cut at line ends, whose first line is number `first_line`.
+
+    A cut file's facts were taken when it was cut (`cut`): `whole` as it was then and the sha256
+    of all its bytes; reading a piece checks that the file is still that one.
+    """
+
+    path: str
+    start: int = 0
+    end: int | None = None  # None: the whole file, read at once
+    first_line: int = 1
+    whole: FileInfo | None = None
+    sha256: str | None = None
+
+    @property
+    def size(self) -> int | None:
+        """The bytes it reads, when it is a cut piece."""
+        return None if self.end is None else self.end - self.start
+
+
+def cut(storage: Storage, info: FileInfo) -> list[FilePiece]:
+    """A feed file as the pieces it is landed in: itself when it is small or gzipped (gzip cannot be
+    entered midway), else pieces of about PIECE_BYTES ending at line ends.
+
+    Cutting reads the file once, in pieces, to count the lines before each piece and to hash it; it
+    is read again as each piece lands.
+    """
+    if info.size <= PIECE_BYTES or info.path.lower().endswith(".gz"):
+        return [FilePiece(info.path)]
+    bounds: list[tuple[int, int, int]] = []
+    digest = hashlib.sha256()
+    start, line = 0, 1
+    while start < info.size:
+        end = min(start + PIECE_BYTES, info.size)
+        text = read_feed_file(storage, info.path, (start, end, info))[0]
+        if start == 0 and text[:2] == GZIP_MAGIC:
+            return [FilePiece(info.path)]
+        while end < info.size and (last := text.rfind(b"\n") + 1) == 0:  # a line longer than a piece
+            more = read_feed_file(storage, info.path, (end, min(end + PIECE_BYTES, info.size), info))[0]
+            text, end = text + more, end + len(more)
+        if end < info.size:
+            text, end = text[:last], start + last
+        digest.update(text)
+        bounds.append((start, end, line))
+        start, line = end, line + text.count(b"\n")
+    sha256 = digest.hexdigest()
+    return [FilePiece(info.path, start, end, first, info, sha256) for start, end, first in bounds]
+
+
 _END_OF_FILE = None
 
 
 class FileStream:
-    """The numbered lines of several files as a stream, `_file` being a file's position in `paths`.
+    """The numbered lines of several files or pieces of files as a stream, `_file` being a piece's
+    position in `pieces`.
 
-    Files are read, gunzipped, hashed and split in background threads (all of which release the
-    GIL) a few files ahead of the reader, each thread handing over its file's chunks through a
-    small queue: an engine parses some files while the next are read, and only a few chunks of each
-    are held in memory at once.
+    Pieces are read, gunzipped, hashed and split in background threads (all of which release the
+    GIL) a few pieces ahead of the reader, each thread handing over its piece's chunks through a
+    small queue: an engine parses some pieces while the next are read, and only a few chunks of
+    each are held in memory at once.
 
     A file that cannot be read ends the stream early; the reader of the stream then calls
     `raise_if_failed`, so that the user sees that file's error and not the engine's wrapping of it,
     and then `file_facts`.
     """
 
-    def __init__(self, storage: Storage, paths: Sequence[str], on_read: Callable[[int], None] | None = None) -> None:
+    def __init__(self, storage: Storage, pieces: Sequence[FilePiece], on_read: Callable[[int], None] | None = None) -> None:
         self.storage = storage
-        self.paths = paths
+        self.pieces = pieces
         self.error: SourceError | None = None
-        self._facts: list[dict | None] = [None] * len(paths)
+        self._facts: list[dict | None] = [None] * len(pieces)
         self._on_read = on_read  # told the bytes of the files read so far, as the stream is read
-        self._positions = [0] * len(paths)
+        self._positions = [0] * len(pieces)
 
     def reader(self) -> pa.RecordBatchReader:
         """The stream of numbered lines, to be read once."""
@@ -258,22 +321,25 @@ class FileStream:
             raise self.error
 
     def file_facts(self) -> pa.Table:
-        """Each file's sha256, size and mtime (of exactly the bytes read, see `Storage.read_file`)
-        and problem, once the stream has been read."""
+        """Each piece's file's sha256, size and mtime (of exactly the bytes read, see
+        `Storage.read_file`) and problem, once the stream has been read."""
         return pa.Table.from_pylist(self._facts, schema=FILE_FACTS_SCHEMA)
 
     def _read(self, index: int, chunks: Queue, stopped: threading.Event) -> None:
-        """Hand over a file's batches, then the end of the file, unless the reader stopped reading."""
+        """Hand over a piece's batches, then its end, unless the reader stopped reading."""
         try:
-            path = self.paths[index]
-            raw, read = read_feed_file(self.storage, path)
-            text = FileText(raw, gzipped=path.lower().endswith(".gz"))
-            for batch in numbered_lines(index, text):
+            piece = self.pieces[index]
+            if piece.end is None:
+                raw, read = read_feed_file(self.storage, piece.path)
+            else:
+                raw, read = read_feed_file(self.storage, piece.path, (piece.start, piece.end, piece.whole))
+            text = FileText(raw, gzipped=piece.path.lower().endswith(".gz"), at_start=piece.start == 0)
+            for batch in numbered_lines(index, text, piece.first_line):
                 if not _hand_over(chunks, (batch, text.position), stopped):
                     return
             self._facts[index] = {
                 "_file": index,
-                "sha256": hashlib.sha256(raw).hexdigest(),
+                "sha256": piece.sha256 or hashlib.sha256(raw).hexdigest(),
                 "size": read.size,
                 "mtime_ns": read.mtime_ns,
                 "problem": text.problem,
@@ -287,13 +353,13 @@ class FileStream:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             ahead: deque[tuple[Future[None], Queue]] = deque()
             try:
-                for index in range(len(self.paths)):
+                for index in range(len(self.pieces)):
                     chunks: Queue = Queue(maxsize=CHUNKS_AHEAD)
                     ahead.append((pool.submit(self._read, index, chunks, stopped), chunks))
                     if len(ahead) > workers:
                         yield from self._file_batches(index - workers, *ahead.popleft())
                 while ahead:
-                    yield from self._file_batches(len(self.paths) - len(ahead), *ahead.popleft())
+                    yield from self._file_batches(len(self.pieces) - len(ahead), *ahead.popleft())
             except SourceError as error:
                 self.error = error
             finally:
@@ -304,7 +370,7 @@ class FileStream:
                     future.cancel()
 
     def _file_batches(self, index: int, reading: Future[None], chunks: Queue) -> Iterator[pa.RecordBatch]:
-        """File `index`'s batches as its reader hands them over, telling `on_read` how far it got."""
+        """Piece `index`'s batches as its reader hands them over, telling `on_read` how far it got."""
         while (item := chunks.get()) is not _END_OF_FILE:
             batch, self._positions[index] = item
             if self._on_read:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
 from stedi.contract import Feed
+from stedi.lines import FilePiece
 from stedi.sql import TableInput
 from stedi.storage import Storage
 
@@ -17,12 +18,12 @@ ReadCallback = Callable[[int], None]  # bytes of a landing batch's files read so
 
 @dataclass(frozen=True)
 class LandingBatch:
-    """Feed files that an engine reads, judges and lands together."""
+    """Feed files, or pieces of them, that an engine reads, judges and lands together."""
 
     feed: Feed
     source: str  # the source root, which `stedi.storage.open_storage` opens (also on Spark executors)
     lake: str  # the lake's root, where the landed files are written (also from Spark executors)
-    files: tuple[str, ...]  # full locations; the lines of files[i] carry `_file` = i
+    files: tuple[FilePiece, ...]  # the lines of files[i] carry `_file` = i; pieces of one file may be several
     run_id: str
     ingested_at: str  # ISO-8601 UTC
     scratch: str | None = None  # where DuckDB may spill (`Lake.scratch`); None: a private folder of the process
@@ -30,7 +31,8 @@ class LandingBatch:
 
 @dataclass(frozen=True)
 class LandedFile:
-    """What landing one file gave: the ledger records it and conservation is checked on it."""
+    """What landing one file (or some of its pieces) gave: the ledger records it and conservation
+    is checked on it, once every piece of the file has landed (`plus`)."""
 
     sha256: str  # of the bytes read, which `size` and `mtime_ns` describe too (see `Storage.read_file`)
     size: int
@@ -39,6 +41,22 @@ class LandedFile:
     non_blank: int
     accepted: int
     rejected: int  # quarantined lines; a file's own problem row is not a line and is not counted
+
+    def plus(self, other: LandedFile) -> LandedFile:
+        """The two landings of pieces of the same file as one."""
+        return replace(
+            self,
+            problem=self.problem or other.problem,
+            non_blank=self.non_blank + other.non_blank,
+            accepted=self.accepted + other.accepted,
+            rejected=self.rejected + other.rejected,
+        )
+
+
+def merge_landed(files: dict[str, LandedFile], landed: Mapping[str, LandedFile]) -> None:
+    """Add what a landing gave, by file, to `files`, adding up the pieces of a file."""
+    for path, facts in landed.items():
+        files[path] = files[path].plus(facts) if path in files else facts
 
 
 @dataclass(frozen=True)

@@ -315,9 +315,9 @@ def land_batch(
     land_lines(conn, batch.feed)
     files.raise_if_failed()
     conn.register("file_facts", files.file_facts())
-    conn.register("files", pa.table({"_file": pa.array(range(len(batch.files)), pa.int32()), "_source_file": batch.files}))
+    conn.register("pieces", pa.table({"_file": pa.array(range(len(batch.files)), pa.int32()), "_source_file": [p.path for p in batch.files]}))
     conn.execute(
-        "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, size, mtime_ns, problem FROM files JOIN file_facts USING (_file)"
+        "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, size, mtime_ns, problem FROM pieces JOIN file_facts USING (_file)"
     )
     lineage = (
         f"_source_file, _source_line, _source_sha256, CAST({literal(batch.ingested_at)} AS TIMESTAMPTZ) AS _ingested_at, {literal(batch.run_id)} AS _ingest_run"
@@ -331,20 +331,24 @@ def land_batch(
         f"COPY (SELECT raw, reason, {lineage} FROM landed JOIN sources USING (_file) WHERE reason IS NOT NULL) "
         f"TO {literal(rejected_path)} (FORMAT parquet, COMPRESSION zstd)"
     )
-    # Counted again from the files just written, so conservation is checked on what will be published.
+    # Counted again from the files just written, so conservation is checked on what will be
+    # published; per file, over the batch's pieces of it.
     counts = conn.execute(
         f"""
         WITH non_blank AS (
-            SELECT _file, count(*) AS n FROM first_look WHERE _source_line IS NOT NULL GROUP BY ALL
+            SELECT _source_file, count(*) AS n FROM first_look JOIN pieces USING (_file) WHERE _source_line IS NOT NULL GROUP BY ALL
         ), accepted AS (
             SELECT _source_file, count(*) AS n FROM read_parquet({literal(accepted_path)}) GROUP BY ALL
         ), rejected AS (
             SELECT _source_file, count(*) AS n FROM read_parquet({literal(rejected_path)})
             WHERE _source_line IS NOT NULL GROUP BY ALL
+        ), files AS (
+            SELECT _source_file, any_value(_source_sha256) AS sha256, any_value(size) AS size, any_value(mtime_ns) AS mtime_ns, max(problem) AS problem
+            FROM sources GROUP BY ALL
         )
-        SELECT _source_file, _source_sha256, size, mtime_ns, problem,
+        SELECT _source_file, sha256, size, mtime_ns, problem,
                coalesce(non_blank.n, 0), coalesce(accepted.n, 0), coalesce(rejected.n, 0)
-        FROM sources LEFT JOIN non_blank USING (_file) LEFT JOIN accepted USING (_source_file)
+        FROM files LEFT JOIN non_blank USING (_source_file) LEFT JOIN accepted USING (_source_file)
         LEFT JOIN rejected USING (_source_file)
         """
     ).fetchall()

@@ -23,7 +23,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, ModelBuild, ReadCallback
+from stedi.engines.base import Engine, Landed, LandedFile, LandingBatch, ModelBuild, ReadCallback, merge_landed
 from stedi.engines.duckdb import land_batch
 from stedi.errors import EngineUnavailable, SourceError
 from stedi.identities import LOWER_AS_DUCKDB, SPACE_SEPARATORS
@@ -141,19 +141,23 @@ class SparkEngine(Engine):
 
     # ---- landing ------------------------------------------------------------------------------
     def land(self, batch: LandingBatch, accepted_path: str, rejected_path: str, on_read: ReadCallback | None = None) -> Landed:
-        """Each task lands a share of the batch's files on an executor, as the DuckDB engine lands a
+        """Each task lands a share of the batch's pieces on an executor, as the DuckDB engine lands a
         batch, into a Parquet file pair of its own: only per-file counts pass through the driver
         (and no read progress: it is reported per batch)."""
         spark = self.session
         shares = min(len(batch.files), spark.sparkContext.defaultParallelism)
-        tasks = [(list(batch.files[task::shares]), numbered(accepted_path, task), numbered(rejected_path, task)) for task in range(shares)]
+        pieces = list(range(len(batch.files)))
+        tasks = [(pieces[task::shares], numbered(accepted_path, task), numbered(rejected_path, task)) for task in range(shares)]
         one_per_partition = spark.sparkContext.parallelize(tasks, shares)
-        frame = spark.createDataFrame(one_per_partition, "sources ARRAY<STRING>, accepted STRING, rejected STRING")
+        frame = spark.createDataFrame(one_per_partition, "pieces ARRAY<INT>, accepted STRING, rejected STRING")
         landed = frame.mapInArrow(partial(_land_on_executor, batch), from_arrow_schema(LANDED_FILE)).collect()
         if failures := [row.error for row in landed if row.error]:
             raise SourceError(failures[0])
+        files: dict[str, LandedFile] = {}
+        for row in landed:  # two tasks may land pieces of the same file
+            merge_landed(files, {row.source: LandedFile(**{fact.name: row[fact.name] for fact in fields(LandedFile)})})
         return Landed(
-            {row.source: LandedFile(**{fact.name: row[fact.name] for fact in fields(LandedFile)}) for row in landed},
+            files,
             [accepted for _, accepted, _ in tasks],
             [rejected for _, _, rejected in tasks],
         )
@@ -238,8 +242,8 @@ def numbered(path: str, task: int) -> str:
 
 def _land_on_executor(batch: LandingBatch, tasks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for task in tasks:
-        for sources, accepted, rejected in zip(*(task.column(name).to_pylist() for name in ("sources", "accepted", "rejected"))):
-            share = replace(batch, files=tuple(sources), scratch=None)
+        for pieces, accepted, rejected in zip(*(task.column(name).to_pylist() for name in ("pieces", "accepted", "rejected"))):
+            share = replace(batch, files=tuple(batch.files[piece] for piece in pieces), scratch=None)
             try:
                 landed = land_batch(share, accepted, rejected, threads=1)
             except SourceError as error:  # raised again on the driver: a Python worker's error would be a traceback

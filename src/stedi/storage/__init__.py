@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stedi.errors import ConfigError
-from stedi.storage.base import FileInfo, Storage
+from stedi.storage.base import FileChanged, FileInfo, Storage
 from stedi.storage.local import LocalStorage
 
 
@@ -22,4 +22,4 @@ def open_storage(location: str, for_lake: bool = False) -> Storage:
     return LocalStorage(location.removeprefix("file://"))
 
 
-__all__ = ["FileInfo", "Storage", "LocalStorage", "open_storage"]
+__all__ = ["FileChanged", "FileInfo", "Storage", "LocalStorage", "open_storage"]

@@ -25,6 +25,11 @@ class FileInfo:
 # them, so the next ingest compares the file's content instead.
 UNKNOWN_MTIME = -1
 
+
+class FileChanged(OSError):
+    """A file read in ranges is no longer the version its first range came from."""
+
+
 SkipCallback = Callable[[str, str], None]  # (path, printable and valid UTF-8; why it is not read)
 
 
@@ -67,6 +72,12 @@ class Storage(ABC):
         """A file's bytes and the size and mtime of exactly those bytes, however the file changes
         meanwhile (`UNKNOWN_MTIME` when it changed while it was read). Never blocks on an entry
         that is not a regular file: raises OSError instead."""
+
+    @abstractmethod
+    def read_range(self, location: str, start: int, end: int, expected: FileInfo) -> bytes:
+        """Bytes [start, end) of a file that is still the one `expected` describes (same size and
+        mtime), so that ranges read apart come from one version of it; raises FileChanged otherwise.
+        Never blocks on an entry that is not a regular file: raises OSError instead."""
 
     @abstractmethod
     def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:

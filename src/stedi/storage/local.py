@@ -14,7 +14,7 @@ from itertools import takewhile
 from pathlib import Path
 
 from stedi.errors import LakeBusyError
-from stedi.storage.base import UNKNOWN_MTIME, FileInfo, SkipCallback, Storage
+from stedi.storage.base import UNKNOWN_MTIME, FileChanged, FileInfo, SkipCallback, Storage
 
 OWNER_ONLY_UMASK = 0o077
 PRIVATE_FILE = 0o600
@@ -136,6 +136,20 @@ class LocalStorage(Storage):
             after = os.fstat(fd)
         unchanged = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns) and after.st_size == len(data)
         return data, FileInfo(location, len(data), after.st_mtime_ns if unchanged else UNKNOWN_MTIME)
+
+    def read_range(self, location: str, start: int, end: int, expected: FileInfo) -> bytes:
+        """Read bytes [start, end), checking the file's size and mtime before and after."""
+        fd = os.open(location, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise OSError(errno.EINVAL, f"not a regular file but {_kind_of(before.st_mode)}", location)
+            handle.seek(start)
+            data = handle.read(end - start)
+            after = os.fstat(fd)
+        if any((s.st_size, s.st_mtime_ns) != (expected.size, expected.mtime_ns) for s in (before, after)):
+            raise FileChanged(location)
+        return data
 
     def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:
         """Write through a hidden `.NAME.partial` file renamed into place, so the write is atomic.

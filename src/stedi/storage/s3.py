@@ -32,7 +32,7 @@ from typing import Any
 from stedi.aws import INSTALL_HINT
 from stedi.config import DEFAULT_REGION, Config, load_config
 from stedi.errors import LakeBusyError, S3Error
-from stedi.storage.base import FileInfo, SkipCallback, Storage
+from stedi.storage.base import FileChanged, FileInfo, SkipCallback, Storage
 
 LOCK_POLL_SECONDS = 2.0
 WHOLE_FILE_BYTES = 16 * 1024 * 1024
@@ -259,6 +259,25 @@ class S3Storage(Storage):
                 raise
         # One GET reads one version of an object, whole: its date is the date of these bytes.
         return data, FileInfo(location, len(data), _mtime_ns(found["LastModified"]))
+
+    def read_range(self, location: str, start: int, end: int, expected: FileInfo) -> bytes:
+        """Bytes [start, end) in one ranged GET, of the version with the size and date expected."""
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_s3(location)
+        with self._calling("read", location):
+            try:
+                found = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+                data = found["Body"].read()
+            except ClientError as error:
+                if _code(error) in NOT_FOUND:
+                    raise FileNotFoundError(location) from None
+                raise
+        # S3 dates have whole seconds: an object rewritten within the second at the same size passes.
+        size = int(found["ContentRange"].rsplit("/", 1)[1])
+        if (size, _mtime_ns(found["LastModified"])) != (expected.size, expected.mtime_ns):
+            raise FileChanged(location)
+        return data
 
     def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:
         """Write the object in one PUT, which S3 makes atomic; `private` changes nothing here."""
