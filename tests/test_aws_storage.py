@@ -16,9 +16,12 @@ from stedi.engines import open_engine
 from stedi.errors import ConfigError, LakeBusyError
 from stedi.ingest import ingest, landing_tables
 from stedi.lake import Lake
+from stedi.lines import cut
 from stedi.query import query_lake
-from stedi.storage import open_storage
+from stedi.storage import FileChanged, open_storage
 from support.aws import Aws
+from support.lakes import LakeHarness
+from support.pieces import feed_hostile_files, landed
 
 runner = CliRunner()
 # The public STEDI starter bucket's layout: customers/ (plural), no landing/ level.
@@ -234,3 +237,27 @@ def test_the_data_files_read_cache_serves_what_was_last_written_and_keeps_to_its
     with files.open("stedi-lake/lake/a", "wb") as out:
         out.write(b"new a")
     assert read("a") == b"new a" and "a" in files.fs.read
+
+
+def test_a_large_object_lands_in_ranged_reads_of_one_version(aws: Aws, tmp_path, monkeypatch):
+    """Pieces of a large object are ranged GETs; they land what the same file lands locally, and a
+    piece of an object that was replaced since it was cut is refused."""
+    monkeypatch.setattr("stedi.lines.PIECE_BYTES", 200)
+    aws.bucket("stedi-source")
+    local = LakeHarness(tmp_path / "local")
+    feed_hostile_files(local)
+    for path in local.source.rglob("*.json*"):
+        aws.s3.put_object(Bucket="stedi-source", Key=f"feeds/{path.relative_to(local.source)}", Body=path.read_bytes())
+    local.ingest()
+    on_s3 = LakeHarness(tmp_path / "s3")
+    on_s3.source = "s3://stedi-source/feeds"
+    on_s3.ingest()
+    assert landed(on_s3, "s3://stedi-source/feeds") == landed(local)
+
+    storage = open_storage("s3://stedi-source/feeds")
+    info = next(i for i in storage.walk_files("s3://stedi-source/feeds") if i.path.endswith("hostile.json"))
+    pieces = cut(storage, info)
+    assert len(pieces) > 1
+    aws.s3.put_object(Bucket="stedi-source", Key="feeds/accelerometer/hostile.json", Body=b"replaced\n" * 100)
+    with pytest.raises(FileChanged):
+        storage.read_range(info.path, pieces[1].start, pieces[1].end, info)

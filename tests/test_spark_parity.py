@@ -31,6 +31,7 @@ from stedi.errors import SourceError
 from stedi.lake import Lake  # noqa: E402
 from stedi.run import APPENDED, REPLACED, RunReport, run  # noqa: E402
 from support.lakes import LakeHarness, delete_after_discovery  # noqa: E402
+from support.pieces import feed_hostile_files, landed  # noqa: E402
 
 if java_problem():
     pytest.skip(f"no Java for Spark: {java_problem()}", allow_module_level=True)
@@ -464,3 +465,18 @@ def test_a_local_session_keeps_sparks_log_noise_off_stderr():
     assert result.stdout.strip() == "3", result.stderr
     noise = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("WARNING: Using incubator modules")]
     assert noise == []
+
+
+def test_the_pieces_of_a_large_file_land_alike_on_both_engines(tmp_path, monkeypatch, spark_session):
+    """Spark's tasks take pieces of one file each, so every core reads a large file; the pieces add
+    up to the file the DuckDB engine lands."""
+    monkeypatch.setattr("stedi.lines.PIECE_BYTES", 200)
+    landings = {}
+    for name, engine in (("duckdb", open_engine("duckdb")), ("spark", SparkEngine(spark_session))):
+        harness = LakeHarness(tmp_path / name)
+        harness.engine = engine
+        feed_hostile_files(harness)
+        harness.ingest()
+        landings[name] = landed(harness)
+    assert landings["spark"] == landings["duckdb"]
+    assert len(landings["duckdb"]["accelerometer_landing"]) > 60
