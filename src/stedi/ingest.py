@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -200,12 +201,6 @@ def _batch_progress(on_progress: ProgressCallback, feed: str, done_before: int, 
     on_progress(feed, done_before + read, total)
 
 
-def _pieces(storage: Storage, info: FileInfo) -> Iterator[tuple[FilePiece, int]]:
-    """The pieces a file lands in, each with the bytes of the file it reads."""
-    for piece in cut(storage, info):
-        yield piece, piece.size or info.size
-
-
 def _batches(pieces: Iterable[tuple[FilePiece, int]]) -> Iterator[list[tuple[FilePiece, int]]]:
     """Pieces of about BATCH_BYTES at a time, as stored (a gzipped file holds several times more text)."""
     batch: list[tuple[FilePiece, int]] = []
@@ -251,72 +246,82 @@ def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallbac
     ledger_rows: list[dict] = []
     tombstones = load_tombstones(lake)
 
+    new_files: dict[str, list[FileInfo]] = {feed.name: [] for feed in FEEDS}
     for feed in FEEDS:
-        feed_report = report.feeds[feed.name]
-        new_files: list[FileInfo] = []
         for info in found.get(feed.name, []):
             recorded = tombstones.recorded_path(info.path) if tombstones else info.path
             if is_already_ingested(info, ledger.get(recorded), partial(_file_sha256, storage, info.path)):
-                feed_report.files_skipped += 1
+                report.feeds[feed.name].files_skipped += 1
             else:
-                new_files.append(info)
-        total = sum(info.size for info in new_files)
-        log.debug("%s: %d new file(s) of %d bytes, %d already ingested", feed.name, len(new_files), total, feed_report.files_skipped)
-        landed_files: dict[str, LandedFile] = {}
-        erased: dict[str, tuple[int, int]] = {}
-        done = 0
-        for batch in _batches(piece for info in new_files for piece in _pieces(storage, info)):
-            accepted_path = lake.new_data_file(feed.landing_table, run_id)
-            rejected_path = lake.new_data_file(feed.rejected_table, run_id)
-            log.debug("%s: landing %d piece(s) with the %s engine into %s", feed.name, len(batch), engine.name, accepted_path)
-            landing = LandingBatch(feed, source, lake.location, tuple(piece for piece, _ in batch), run_id, ingested_at.isoformat(), lake.scratch)
-            on_read = partial(_batch_progress, on_progress, feed.name, done, total) if on_progress else None
-            landed_batch = engine.land(landing, accepted_path, rejected_path, on_read)
-            written[feed.landing_table] += landed_batch.accepted
-            written[feed.rejected_table] += landed_batch.rejected
-            merge_landed(landed_files, landed_batch.files)
-            if tombstones:
-                for path, (accepted, rejected) in drop_tombstoned(lake, tombstones, landed_batch.accepted + landed_batch.rejected).items():
-                    before = erased.get(path, (0, 0))
-                    erased[path] = (before[0] + accepted, before[1] + rejected)
-            done += sum(size for _, size in batch)
-            if on_progress:
-                on_progress(feed.name, done, total)
-        for info in new_files:
-            landed = landed_files[info.path]
-            erased_accepted, erased_rejected = erased.get(info.path, (0, 0))
-            accepted, rejected = landed.accepted - erased_accepted, landed.rejected - erased_rejected
-            erased_lines = erased_accepted + erased_rejected
-            if accepted + rejected + erased_lines != landed.non_blank:
-                raise ConservationError(
-                    f"conservation failed for {info.path}: {landed.non_blank} non-blank lines, "
-                    f"{accepted} accepted + {rejected} rejected + {erased_lines} erased; nothing was published"
+                new_files[feed.name].append(info)
+    # Large files are cut in the background, in the order they land, while the files before them land.
+    cutter = ThreadPoolExecutor(max_workers=1)
+    pieces = {info.path: cutter.submit(cut, storage, info) for feed in FEEDS for info in new_files[feed.name]}
+    try:
+        for feed in FEEDS:
+            feed_report = report.feeds[feed.name]
+            files = new_files[feed.name]
+            total = sum(info.size for info in files)
+
+            log.debug("%s: %d new file(s) of %d bytes, %d already ingested", feed.name, len(files), total, feed_report.files_skipped)
+            landed_files: dict[str, LandedFile] = {}
+            erased: dict[str, tuple[int, int]] = {}
+            done = 0
+            for batch in _batches((piece, piece.size or info.size) for info in files for piece in pieces[info.path].result()):
+                accepted_path = lake.new_data_file(feed.landing_table, run_id)
+                rejected_path = lake.new_data_file(feed.rejected_table, run_id)
+                log.debug("%s: landing %d piece(s) with the %s engine into %s", feed.name, len(batch), engine.name, accepted_path)
+                landing = LandingBatch(feed, source, lake.location, tuple(piece for piece, _ in batch), run_id, ingested_at.isoformat(), lake.scratch)
+                on_read = partial(_batch_progress, on_progress, feed.name, done, total) if on_progress else None
+                landed_batch = engine.land(landing, accepted_path, rejected_path, on_read)
+                written[feed.landing_table] += landed_batch.accepted
+                written[feed.rejected_table] += landed_batch.rejected
+                merge_landed(landed_files, landed_batch.files)
+                if tombstones:
+                    for path, (accepted, rejected) in drop_tombstoned(lake, tombstones, landed_batch.accepted + landed_batch.rejected).items():
+                        before = erased.get(path, (0, 0))
+                        erased[path] = (before[0] + accepted, before[1] + rejected)
+                done += sum(size for _, size in batch)
+                if on_progress:
+                    on_progress(feed.name, done, total)
+            for info in files:
+                landed = landed_files[info.path]
+                erased_accepted, erased_rejected = erased.get(info.path, (0, 0))
+                accepted, rejected = landed.accepted - erased_accepted, landed.rejected - erased_rejected
+                erased_lines = erased_accepted + erased_rejected
+                if accepted + rejected + erased_lines != landed.non_blank:
+                    raise ConservationError(
+                        f"conservation failed for {info.path}: {landed.non_blank} non-blank lines, "
+                        f"{accepted} accepted + {rejected} rejected + {erased_lines} erased; nothing was published"
+                    )
+                if landed.problem:
+                    feed_report.problems.append(f"{info.path}: {landed.problem}")
+                feed_report.files_new += 1
+                feed_report.lines += landed.non_blank
+                feed_report.accepted += accepted
+                feed_report.rejected += rejected
+                feed_report.erased += erased_lines
+                ledger_rows.append(
+                    {
+                        "feed": feed.name,
+                        "path": tombstones.recorded_path(info.path) if tombstones else info.path,
+                        "size": landed.size,
+                        "mtime_ns": landed.mtime_ns,
+                        "sha256": landed.sha256,
+                        "non_blank_lines": landed.non_blank,
+                        "accepted": accepted,
+                        "rejected": rejected,
+                        "erased": erased_lines,
+                        "problem": landed.problem,
+                        "run_id": run_id,
+                        "ingested_at": ingested_at,
+                    }
                 )
-            if landed.problem:
-                feed_report.problems.append(f"{info.path}: {landed.problem}")
-            feed_report.files_new += 1
-            feed_report.lines += landed.non_blank
-            feed_report.accepted += accepted
-            feed_report.rejected += rejected
-            feed_report.erased += erased_lines
-            ledger_rows.append(
-                {
-                    "feed": feed.name,
-                    "path": tombstones.recorded_path(info.path) if tombstones else info.path,
-                    "size": landed.size,
-                    "mtime_ns": landed.mtime_ns,
-                    "sha256": landed.sha256,
-                    "non_blank_lines": landed.non_blank,
-                    "accepted": accepted,
-                    "rejected": rejected,
-                    "erased": erased_lines,
-                    "problem": landed.problem,
-                    "run_id": run_id,
-                    "ingested_at": ingested_at,
-                }
-            )
-        if on_progress and not new_files:
-            on_progress(feed.name, 0, 0)
+            if on_progress and not files:
+                on_progress(feed.name, 0, 0)
+
+    finally:
+        cutter.shutdown(cancel_futures=True)
 
     if ledger_rows:
         properties = {RUN_PROPERTY: run_id}
