@@ -15,9 +15,8 @@ import hashlib
 import os
 import threading
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from queue import Full, Queue
 
@@ -294,9 +293,9 @@ class FileStream:
     position in `pieces`.
 
     Pieces are read, gunzipped, hashed and split in background threads (all of which release the
-    GIL) a few pieces ahead of the reader, each thread handing over its piece's chunks through a
-    small queue: an engine parses some pieces while the next are read, and only a few chunks of
-    each are held in memory at once.
+    GIL), one piece per core at once, the threads handing over their chunks through one small
+    queue: an engine parses chunks of several pieces while more are read, and only a few chunks
+    are held in memory at once.
 
     A file that cannot be read ends the stream early; the reader of the stream then calls
     `raise_if_failed`, so that the user sees that file's error and not the engine's wrapping of it,
@@ -335,7 +334,7 @@ class FileStream:
                 raw, read = read_feed_file(self.storage, piece.path, (piece.start, piece.end, piece.whole))
             text = FileText(raw, gzipped=piece.path.lower().endswith(".gz"), at_start=piece.start == 0)
             for batch in numbered_lines(index, text, piece.first_line):
-                if not _hand_over(chunks, (batch, text.position), stopped):
+                if not _hand_over(chunks, (index, (batch, text.position)), stopped):
                     return
             self._facts[index] = {
                 "_file": index,
@@ -345,41 +344,39 @@ class FileStream:
                 "problem": text.problem,
             }
         finally:
-            _hand_over(chunks, _END_OF_FILE, stopped)
+            _hand_over(chunks, (index, _END_OF_FILE), stopped)
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
+        """The pieces' batches in the order their readers hand them over: the readers of several
+        pieces (of one large file, say) all work at once."""
         workers = os.cpu_count() or 2
         stopped = threading.Event()
+        chunks: Queue = Queue(maxsize=CHUNKS_AHEAD * workers)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            ahead: deque[tuple[Future[None], Queue]] = deque()
+            readers = [pool.submit(self._read, index, chunks, stopped) for index in range(len(self.pieces))]
             try:
-                for index in range(len(self.pieces)):
-                    chunks: Queue = Queue(maxsize=CHUNKS_AHEAD)
-                    ahead.append((pool.submit(self._read, index, chunks, stopped), chunks))
-                    if len(ahead) > workers:
-                        yield from self._file_batches(index - workers, *ahead.popleft())
-                while ahead:
-                    yield from self._file_batches(len(self.pieces) - len(ahead), *ahead.popleft())
+                unfinished = len(readers)
+                while unfinished:
+                    index, item = chunks.get()
+                    if item is _END_OF_FILE:
+                        readers[index].result()  # raises the error that stopped the piece's reading
+                        unfinished -= 1
+                        continue
+                    batch, self._positions[index] = item
+                    if self._on_read:
+                        self._on_read(sum(self._positions))
+                    yield batch
             except SourceError as error:
                 self.error = error
             finally:
                 # Readers still at work see this and end, so the pool can close, also when the
                 # engine stopped reading the stream (an error, Ctrl-C).
                 stopped.set()
-                for future, _ in ahead:
-                    future.cancel()
-
-    def _file_batches(self, index: int, reading: Future[None], chunks: Queue) -> Iterator[pa.RecordBatch]:
-        """Piece `index`'s batches as its reader hands them over, telling `on_read` how far it got."""
-        while (item := chunks.get()) is not _END_OF_FILE:
-            batch, self._positions[index] = item
-            if self._on_read:
-                self._on_read(sum(self._positions))
-            yield batch
-        reading.result()  # raises the error that stopped the file's reading
+                for reader in readers:
+                    reader.cancel()
 
 
-def _hand_over(chunks: Queue, item: tuple[pa.RecordBatch, int] | None, stopped: threading.Event) -> bool:
+def _hand_over(chunks: Queue, item: tuple[int, tuple[pa.RecordBatch, int] | None], stopped: threading.Event) -> bool:
     while not stopped.is_set():
         try:
             chunks.put(item, timeout=0.1)
