@@ -260,14 +260,13 @@ def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallbac
     try:
         for feed in FEEDS:
             feed_report = report.feeds[feed.name]
-            files = new_files[feed.name]
-            total = sum(info.size for info in files)
-
-            log.debug("%s: %d new file(s) of %d bytes, %d already ingested", feed.name, len(files), total, feed_report.files_skipped)
+            feed_files = new_files[feed.name]
+            total = sum(info.size for info in feed_files)
+            log.debug("%s: %d new file(s) of %d bytes, %d already ingested", feed.name, len(feed_files), total, feed_report.files_skipped)
             landed_files: dict[str, LandedFile] = {}
             erased: dict[str, tuple[int, int]] = {}
             done = 0
-            for batch in _batches((piece, piece.size or info.size) for info in files for piece in pieces[info.path].result()):
+            for batch in _batches((piece, piece.size or info.size) for info in feed_files for piece in pieces[info.path].result()):
                 accepted_path = lake.new_data_file(feed.landing_table, run_id)
                 rejected_path = lake.new_data_file(feed.rejected_table, run_id)
                 log.debug("%s: landing %d piece(s) with the %s engine into %s", feed.name, len(batch), engine.name, accepted_path)
@@ -284,7 +283,7 @@ def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallbac
                 done += sum(size for _, size in batch)
                 if on_progress:
                     on_progress(feed.name, done, total)
-            for info in files:
+            for info in feed_files:
                 landed = landed_files[info.path]
                 erased_accepted, erased_rejected = erased.get(info.path, (0, 0))
                 accepted, rejected = landed.accepted - erased_accepted, landed.rejected - erased_rejected
@@ -317,9 +316,8 @@ def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallbac
                         "ingested_at": ingested_at,
                     }
                 )
-            if on_progress and not files:
+            if on_progress and not feed_files:
                 on_progress(feed.name, 0, 0)
-
     finally:
         cutter.shutdown(cancel_futures=True)
 

@@ -328,7 +328,7 @@ class FileStream:
         """Hand over a piece's batches, then its end, unless the reader stopped reading."""
         try:
             piece = self.pieces[index]
-            if piece.end is None:
+            if piece.end is None or piece.whole is None:
                 raw, read = read_feed_file(self.storage, piece.path)
             else:
                 raw, read = read_feed_file(self.storage, piece.path, (piece.start, piece.end, piece.whole))
