@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import time
 
 import pytest
 
@@ -83,8 +84,8 @@ def test_a_file_that_changes_between_its_pieces_stops_the_ingest(tmp_path, monke
     harness.feed("customer/c.json", [{"email": "a@x.com"}])
     from stedi import ingest as ingest_module
 
-    def cut_then_append(storage, info):
-        pieces = cut(storage, info)
+    def cut_then_append(storage, info, stopped):
+        pieces = cut(storage, info, stopped)
         with path.open("ab") as out:
             out.write(reading(99) + b"\n")
         return pieces
@@ -95,3 +96,29 @@ def test_a_file_that_changes_between_its_pieces_stops_the_ingest(tmp_path, monke
     monkeypatch.undo()
     assert harness.count("customer_landing") == 0 and harness.count(LEDGER_TABLE) == 0
     assert harness.ingest().feeds["accelerometer"].accepted == 21
+
+
+def test_an_ingest_that_stops_does_not_wait_for_a_large_file_to_be_cut(tmp_path, monkeypatch):
+    """Ctrl-C (or an error) while the customer feed lands ends the ingest at once: the cut of the
+    large accelerometer file, in the background meanwhile, stops reading."""
+    monkeypatch.setattr("stedi.lines.PIECE_BYTES", 100)
+    harness = LakeHarness(tmp_path)
+    harness.feed("customer/c.json", [{"email": "a@x.com"}])
+    harness.feed("accelerometer/b.json", [READING] * 2000)
+    reads = []
+    storage_class = type(open_storage(str(tmp_path)))
+    read_range = storage_class.read_range
+
+    def slow_read_range(self, *args):
+        reads.append(args)
+        time.sleep(0.005)
+        return read_range(self, *args)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage_class, "read_range", slow_read_range)
+    monkeypatch.setattr(harness.engine, "land", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        harness.ingest()
+    assert len(reads) < 500  # of about 2000 pieces

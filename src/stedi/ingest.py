@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -255,8 +256,8 @@ def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallbac
             else:
                 new_files[feed.name].append(info)
     # Large files are cut in the background, in the order they land, while the files before them land.
-    cutter = ThreadPoolExecutor(max_workers=1)
-    pieces = {info.path: cutter.submit(cut, storage, info) for feed in FEEDS for info in new_files[feed.name]}
+    cutter, stopped = ThreadPoolExecutor(max_workers=1), threading.Event()
+    pieces = {info.path: cutter.submit(cut, storage, info, stopped) for feed in FEEDS for info in new_files[feed.name]}
     try:
         for feed in FEEDS:
             feed_report = report.feeds[feed.name]
@@ -319,6 +320,7 @@ def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallbac
             if on_progress and not feed_files:
                 on_progress(feed.name, 0, 0)
     finally:
+        stopped.set()  # an ingest that stops (an error, Ctrl-C) does not wait for a large file's cut
         cutter.shutdown(cancel_futures=True)
 
     if ledger_rows:

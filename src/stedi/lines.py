@@ -256,26 +256,38 @@ class FilePiece:
         return None if self.end is None else self.end - self.start
 
 
-def cut(storage: Storage, info: FileInfo) -> list[FilePiece]:
+def cut(storage: Storage, info: FileInfo, stopped: threading.Event | None = None) -> list[FilePiece]:
     """A feed file as the pieces it is landed in: itself when it is small or gzipped (gzip cannot be
     entered midway), else pieces of about PIECE_BYTES ending at line ends.
 
     Cutting reads the file once, in pieces, to count the lines before each piece and to hash it; it
-    is read again as each piece lands.
+    is read again as each piece lands. Once `stopped` is set (the ingest stopped), it stops reading
+    and returns no piece.
     """
     if info.size <= PIECE_BYTES or info.path.lower().endswith(".gz"):
         return [FilePiece(info.path)]
+
+    def read(start: int, end: int) -> bytes:
+        return read_feed_file(storage, info.path, (start, end, info))[0]
+
     bounds: list[tuple[int, int, int]] = []
     digest = hashlib.sha256()
     start, line = 0, 1
     while start < info.size:
+        if stopped and stopped.is_set():
+            return []
         end = min(start + PIECE_BYTES, info.size)
-        text = read_feed_file(storage, info.path, (start, end, info))[0]
-        if start == 0 and text[:2] == GZIP_MAGIC:
+        parts = [read(start, end)]
+        if start == 0 and parts[0][:2] == GZIP_MAGIC:
             return [FilePiece(info.path)]
-        while end < info.size and (last := text.rfind(b"\n") + 1) == 0:  # a line longer than a piece
-            more = read_feed_file(storage, info.path, (end, min(end + PIECE_BYTES, info.size), info))[0]
-            text, end = text + more, end + len(more)
+        last = parts[0].rfind(b"\n") + 1
+        while end < info.size and not last:  # a line longer than a piece: the piece grows
+            more = read(end, min(end + PIECE_BYTES, info.size))
+            if found := more.rfind(b"\n") + 1:
+                last = end - start + found
+            parts.append(more)
+            end += len(more)
+        text = b"".join(parts)
         if end < info.size:
             text, end = text[:last], start + last
         digest.update(text)

@@ -273,10 +273,17 @@ class S3Storage(Storage):
                 if _code(error) in NOT_FOUND:
                     raise FileNotFoundError(location) from None
                 raise
-        # S3 dates have whole seconds: an object rewritten within the second at the same size passes.
-        size = int(found["ContentRange"].rsplit("/", 1)[1])
-        if (size, _mtime_ns(found["LastModified"])) != (expected.size, expected.mtime_ns):
+        unanswered = f"cannot read {location}: the endpoint did not answer with the byte range asked for"
+        if "ContentRange" not in found:
+            raise S3Error(unanswered)
+        # A GET's date has whole seconds (a listing's may have milliseconds): an object rewritten
+        # within the same second at the same size passes.
+        total = found["ContentRange"].rpartition("/")[2]  # "*" when the endpoint does not say
+        resized = total.isdigit() and int(total) != expected.size
+        if resized or _mtime_ns(found["LastModified"]) // 1_000_000_000 != expected.mtime_ns // 1_000_000_000:
             raise FileChanged(location)
+        if len(data) != end - start:
+            raise S3Error(unanswered)
         return data
 
     def write_bytes(self, location: str, data: bytes, private: bool = False) -> None:
