@@ -35,7 +35,7 @@ IS_WHITESPACE[[9, 10, 13, 32]] = True
 # as two bytes: this bounds what reading a file holds, whatever its size or content.
 CHUNK_BYTES = 1024 * 1024
 GZIP_INPUT_BYTES = 64 * 1024  # compressed bytes inflated at once: what a damage can take back
-CHUNKS_AHEAD = 2  # chunks of each file read ahead of the reader
+CHUNKS_AHEAD = 2  # chunks per reader thread held ahead of the engine
 PIECE_BYTES = 64 * 1024 * 1024  # a plain file larger than this is landed in pieces of about this size
 
 
