@@ -80,13 +80,12 @@ def _string(j: str) -> str:
     return f"CASE WHEN starts_with({j}, '\"') THEN {unquoted} END"
 
 
-def _value(field: Field, not_whole_numbers: str | None = None) -> str:
+def _value(field: Field, not_whole_numbers: str) -> str:
     """A field's value, NULL when its JSON text `j_<key>` does not fit the field's type.
 
     A whole number written with a fraction or an exponent, such as 1.6e12, fits when its text is
     whole; 1.5 does not (a cast would round it). Its text is looked for among `not_whole_numbers`
-    (`_not_whole_as_written`); without them, such a number does not fit here, and the first look
-    leaves its line to the judge.
+    (`_not_whole_as_written`).
     """
     j = f"j_{field.key}"
     number = f"TRY_CAST({j} AS DOUBLE)"
@@ -96,10 +95,9 @@ def _value(field: Field, not_whole_numbers: str | None = None) -> str:
         return f"CASE WHEN starts_with({j}, '\"') THEN {_string(j)} WHEN isfinite({number}) THEN {j} END"
     if field.kind is Kind.DOUBLE:
         return f"CASE WHEN isfinite({number}) THEN {number} END"
-    exact = f"NOT list_contains({not_whole_numbers}, {number})" if not_whole_numbers else "false"
     return (
         f"CASE WHEN NOT {_has_fraction_or_exponent(j)} THEN TRY_CAST({j} AS BIGINT) "
-        f"WHEN {exact} AND {number} = trunc({number}) THEN TRY_CAST({number} AS BIGINT) END"
+        f"WHEN NOT list_contains({not_whole_numbers}, {number}) AND {number} = trunc({number}) THEN TRY_CAST({number} AS BIGINT) END"
     )
 
 
@@ -130,37 +128,32 @@ def _problems(feed: Feed) -> list[str]:
     return problems
 
 
-# The shapes a value may take in a compact line (see `compact_line_pattern`): a string without
-# escapes, and numbers too short to overflow their column, so that every value that matches parses.
-# A phone written as a number takes the longer way, where its text is kept as written.
-_COMPACT_VALUE = {
+# The values a plain line holds (see `plain_line_pattern`): a string without escapes, and numbers
+# too short to overflow their column, so that every value that matches parses to its column's type
+# as written. A phone written as a number is judged, where its text is kept as written.
+_PLAIN_VALUE = {
     Kind.STRING: r'"[^"\\\x00-\x1f]*"',
     Kind.STRING_OR_NUMBER: r'"[^"\\\x00-\x1f]*"',
     Kind.EPOCH_MS: r"-?(?:0|[1-9][0-9]{0,17})",
     Kind.INTEGER: r"-?(?:0|[1-9][0-9]{0,17})",
     Kind.DOUBLE: r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,2})?",
 }
-_COMPACT_TYPE = {Kind.EPOCH_MS: "BIGINT", Kind.INTEGER: "BIGINT", Kind.DOUBLE: "DOUBLE"}
+_TYPED = {Kind.EPOCH_MS: "BIGINT", Kind.INTEGER: "BIGINT", Kind.DOUBLE: "DOUBLE"}
+_JSON_SPACE = r"[ \t\n\r]*"
 
 
-def compact_line_pattern(feed: Feed) -> str:
-    """A regular expression for the lines a feed's writer usually emits: a compact JSON object with
-    the contract's fields in the contract's order, each at most once, every required field present,
-    and each value of its field's type. Such a line fits as it is, so it is typed with one parse.
-
-    Optional fields before the first required one carry their comma after them, the others before.
+def plain_line_pattern(feed: Feed) -> str:
+    """A regular expression for a plain line: a JSON object of the contract's canonical field
+    names only, in any order and with any spacing, each value of its field's type and plain (see
+    `_PLAIN_VALUE`). Such a line is valid JSON and each value parses to its column as written.
     """
-    first_required = next(i for i, f in enumerate(feed.fields) if f.required)
-    parts = []
-    for i, field in enumerate(feed.fields):
-        token = '"' + re.escape(field.name) + '":' + _COMPACT_VALUE[field.kind]
-        token = token + "," if i < first_required else ("," + token if i > first_required else token)
-        parts.append(token if field.required else f"(?:{token})?")
-    return r"\{" + "".join(parts) + r"\} *"  # line ends were blanked to spaces
+    space = _JSON_SPACE
+    member = "|".join('"' + re.escape(f.name) + '"' + space + ":" + space + _PLAIN_VALUE[f.kind] for f in feed.fields)
+    return space + r"\{" + space + f"(?:{member})(?:{space},{space}(?:{member}))*" + space + r"\}" + space
 
 
-def _compact_struct(feed: Feed) -> str:
-    return literal("{" + ", ".join(f'"{f.name}": "{_COMPACT_TYPE.get(f.kind, "VARCHAR")}"' for f in feed.fields) + "}")
+def _typed_struct(feed: Feed) -> str:
+    return literal("{" + ", ".join(f'"{f.name}": "{_TYPED.get(f.kind, "VARCHAR")}"' for f in feed.fields) + "}")
 
 
 def first_look_sql(feed: Feed) -> str:
@@ -168,42 +161,26 @@ def first_look_sql(feed: Feed) -> str:
     lands as written (and its raw text when it does not), and each file's problem row. It reads
     `lines` once, so that `lines` can be a stream.
 
-    A compact line (`compact_line_pattern`) fits by its shape: one regular expression and one
-    typed parse. Any other line is validated, its keys counted and the contract's fields
-    extracted: three JSON calls. It fits when it is a JSON object whose keys are the contract's
-    canonical names, each once, with values of the right type and every required field present.
-    Nearly all lines fit; only the others are judged by `judge_sql`, whose renaming, `_extra` and
-    reasons cost twice as many JSON calls and map work per line.
-    Counting keys catches what the struct hides: unknown, differently cased, duplicate or null keys.
+    A line fits when it is plain (`plain_line_pattern`), names each field at most once (its keys
+    are counted: the pattern cannot see a repeated one) and holds every required field: one
+    regular expression, one typed parse and a count of keys, whatever the order of the fields or
+    the spacing. Nearly all lines fit; only the others are judged by `judge_sql`, whose renaming,
+    `_extra` and reasons cost several JSON calls and map work per line.
     """
-    values = ",\n           ".join(f"CASE WHEN compact THEN typed.{quote(f.name)} ELSE {_value(f)} END AS v_{f.key}" for f in feed.fields)
-    present = " + ".join(f"(j_{f.key} IS NOT NULL)::INTEGER" for f in feed.fields)
-    fields = ", ".join(f"v_{f.key}" for f in feed.fields)
-    one_of = " OR ".join(f"v_{k.lower()} IS NOT NULL" for k in feed.required_one_of) or "true"
+    typed = {f.key: f"typed.{quote(f.name)}" for f in feed.fields}
+    values = ", ".join(f"{typed[f.key]} AS v_{f.key}" for f in feed.fields)
+    present = " + ".join(f"({typed[f.key]} IS NOT NULL)::INTEGER" for f in feed.fields)
+    required = [f"{typed[f.key]} IS NOT NULL" for f in feed.fields if f.required]
+    if feed.required_one_of:
+        required.append("(" + " OR ".join(f"{typed[k.lower()]} IS NOT NULL" for k in feed.required_one_of) + ")")
     return f"""
-SELECT _file, _source_line, problem, {fields}, fits, CASE WHEN NOT fits THEN line END AS raw
+SELECT _file, _source_line, problem, {values}, fits, CASE WHEN NOT fits THEN line END AS raw
 FROM (
-    SELECT _file, _source_line, problem, line, {fields},
-           CASE WHEN compact THEN {one_of}
-                ELSE coalesce(doc IS NOT NULL AND starts_with(line, '{{') AND key_count = {present}
-                              AND coalesce({", ".join(_problems(feed))}) IS NULL, false) END AS fits
-    FROM (
-        SELECT *,
-               {values}
-        FROM (
-            SELECT _file, _source_line, problem, line, compact, typed, doc, len(json_keys(doc)) AS key_count,
-                   {_field_columns(feed, "fields")}
-            FROM (SELECT *, json_transform(doc, {_json_struct(feed)}) AS fields
-                  FROM (SELECT *,
-                               CASE WHEN compact THEN json_transform(line, {_compact_struct(feed)}) END AS typed,
-                               CASE WHEN NOT compact AND problem IS NULL AND _source_line IS NOT NULL
-                                    THEN {_json_document("line")} END AS doc
-                        FROM (SELECT _file, _source_line, problem, line,
-                                     problem IS NULL AND _source_line IS NOT NULL
-                                     AND regexp_full_match(line, {literal(compact_line_pattern(feed))}) AS compact
-                              FROM lines)))
-        )
-    )
+    SELECT *, coalesce(plain AND CASE WHEN plain THEN len(json_keys(line)) END = {present} AND {" AND ".join(required)}, false) AS fits
+    FROM (SELECT *, CASE WHEN plain THEN json_transform(line, {_typed_struct(feed)}) END AS typed
+          FROM (SELECT _file, _source_line, problem, line,
+                       problem IS NULL AND _source_line IS NOT NULL AND regexp_full_match(line, {literal(plain_line_pattern(feed))}) AS plain
+                FROM lines))
 )
 """
 
