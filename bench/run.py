@@ -249,6 +249,10 @@ def check_stedi(result: dict) -> dict | None:
     if result["ok"] and (report is None or not report.get("ok", False)):
         result["ok"] = False
         result["error"] = "no JSON report on stdout" if report is None else "quality gates failed"
+    ingest = (report or {}).get("ingest") or {}
+    if ingest.get("seconds"):  # the landing inside the run: its wall time and the CPU this process used meanwhile
+        result["landing_s"] = ingest["seconds"]
+        result["landing_cpu_percent"] = round(100 * ingest["cpu_seconds"] / ingest["seconds"])
     return report
 
 
@@ -411,6 +415,8 @@ def summarize(runs: list[dict]) -> dict:
         "wall_s": spread([r["wall_s"] for r in good]),
         "peak_mb": spread([r["peak_mb"] for r in good]),
         "cpu_percent": spread([r["cpu_percent"] for r in good if "cpu_percent" in r]),
+        "landing_s": spread([r["landing_s"] for r in good if "landing_s" in r]),
+        "landing_cpu_percent": spread([r["landing_cpu_percent"] for r in good if "landing_cpu_percent" in r]),
         "errors": [r["error"] for r in runs if not r["ok"]],
     }
 
@@ -486,11 +492,11 @@ def command_rows(result: dict) -> list[list[str]]:
     rows = []
     for name, s in result["summary"].items():
         rows.append([name, f"{s['ok_runs']}/{s['runs']}", fmt_spread(s["wall_s"], 2), fmt_spread(s["peak_mb"], 0),
-                     fmt_spread(s["cpu_percent"], 0)])  # fmt: skip
+                     fmt_spread(s["cpu_percent"], 0), fmt_spread(s.get("landing_s"), 2), fmt_spread(s.get("landing_cpu_percent"), 0)])  # fmt: skip
     return rows
 
 
-COMMAND_HEADER = ["command", "ok", "wall s: median (min–max)", "peak MB: median (min–max)", "CPU %"]
+COMMAND_HEADER = ["command", "ok", "wall s: median (min–max)", "peak MB: median (min–max)", "CPU %", "landing s", "landing CPU %"]
 
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
@@ -561,7 +567,9 @@ def markdown(result: dict) -> str:
         "",
         "Peak memory is the larger of /usr/bin/time's maximum RSS and the sampled RSS sum of the whole "
         "process tree (JVM included). CPU % is the CPU time of the process tree (user + system, the larger of "
-        "/usr/bin/time's and the sampled sum) over wall time: 200% is both cores busy.",
+        "/usr/bin/time's and the sampled sum) over wall time: 200% is both cores busy. Landing is the ingest "
+        "inside a `stedi run` (from its --json report): its wall time and the CPU time of the stedi process over it "
+        "(for `--engine spark`, without the JVM's).",
         "",
         "## Ratios (medians)",
         "",

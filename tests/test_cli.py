@@ -70,9 +70,12 @@ def test_unknown_consent_scope(tmp_path, source):
 def test_ingest_json_summary(tmp_path, source):
     result = stedi("ingest", str(source), "--lake", str(tmp_path / "lake"), "--json")
     assert result.exit_code == 0, result.output
-    feeds = json.loads(result.stdout)["feeds"]
+    summary = json.loads(result.stdout)
+    feeds = summary["feeds"]
     assert (feeds["accelerometer"]["accepted"], feeds["accelerometer"]["rejected"]) == (1, 1)
     assert feeds["customer"]["files_new"] == 1
+    assert summary["seconds"] > 0 and summary["cpu_seconds"] > 0  # what `make bench` reads as the landing's CPU use
+    assert "CPU" in stedi("ingest", str(source), "--lake", str(tmp_path / "other")).stdout
 
 
 def test_run_status_history_and_query(tmp_path, source):

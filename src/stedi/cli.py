@@ -5,6 +5,7 @@ Each command imports what it needs when it runs (see `stedi.commands`).
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 from datetime import datetime
@@ -92,6 +93,8 @@ def print_ingest(report: IngestReport) -> None:
     rows = [(f.feed, f.files_new, f.files_skipped, f.lines, f.accepted, f.rejected, *([f.erased] if erased else [])) for f in report.feeds.values()]
     columns = ["feed", "new files", "skipped", "lines", "accepted", "rejected", *(["erased"] if erased else [])]
     console.print(table(f"Ingest {report.run_id}", columns, rows))
+    if report.seconds:
+        console.print(f"ingested in {report.seconds:.1f} s at {100 * report.cpu_seconds / report.seconds:.0f} % CPU ({os.cpu_count()} cores)", style="dim")
     for feed in report.feeds.values():
         for problem in feed.problems:
             console.print(display.safe(f"quarantined file problem: {problem}"), style="yellow")

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -78,6 +79,8 @@ class IngestReport:
     ignored_files: list[str]
     skipped: dict[str, str]  # entries that are not files to read (FIFOs, broken links, ...): why, by path
     warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the ingest
+    cpu_seconds: float = 0.0  # CPU time of this process (every thread) meanwhile; Spark's executors are not in it
 
     @property
     def new_files(self) -> int:
@@ -93,6 +96,8 @@ class IngestReport:
             "ignored_files": self.ignored_files,
             "skipped": self.skipped,
             "warnings": self.warnings,
+            "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
         }
 
 
@@ -227,6 +232,7 @@ def source_identity(source: str) -> str:
 def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallback | None = None, run_id: str | None = None) -> IngestReport:
     """Ingest every new feed file under `source`. The caller holds the lake's write lock; what an
     interrupted command left behind (an unfinished erasure first) is repaired before anything else."""
+    started, cpu_at_start = time.perf_counter(), time.process_time()
     recover(lake)
     storage = open_storage(source)
     found, ignored, skipped = discover(storage)
@@ -331,4 +337,6 @@ def ingest(lake: Lake, source: str, engine: Engine, on_progress: ProgressCallbac
         ledger_path = lake.new_data_file(LEDGER_TABLE, run_id)
         lake.write_parquet(pa.Table.from_pylist(ledger_rows, schema=LEDGER_SCHEMA), ledger_path)
         lake.publish(LEDGER_TABLE, [ledger_path], properties)
+    report.seconds = round(time.perf_counter() - started, 3)
+    report.cpu_seconds = round(time.process_time() - cpu_at_start, 3)
     return report
