@@ -19,6 +19,8 @@ the command's whole process tree (the JVM of a Spark run included):
   delivery     stedi run on a lake built from the export-shaped feeds, after a daily delivery
                arrives (bench/delivery.py: 200 revocations, 200 new consents, 200 new customers
                with their phone and Step Trainer readings)
+  erasure      stedi forget of one of the delivery's new customers (85 phone and 30 Step Trainer
+               readings) on the lake the delivery left
 
 Writes OUT/latest.json and OUT/latest.md and prints the table.
 """
@@ -54,6 +56,7 @@ FATAL_NEEDLE = b"java.lang.OutOfMemoryError"
 FATAL_GRACE_S = 60.0  # a JVM may still exit by itself after it; if not, it hangs: kill it
 INCREMENTAL_SHARE = 0.01
 DELIVERY_CUSTOMERS = 200  # revoked, granted and new, each
+FORGOTTEN = "delivery.0.0@new.test"  # the delivery's first new customer (bench/delivery.py), forgotten by `erasure`
 MB = 1_000_000
 GB = 1_000_000_000
 
@@ -72,9 +75,10 @@ COMMANDS = {  # name -> what it is, in the order of each repetition
     "stedi-export": "stedi run on export-shaped feeds, fresh lake",
     "delivery-base": "stedi run over the export-shaped feeds, fresh lake (setup of delivery)",
     "delivery": "stedi run after a daily delivery arrives (revocations, new consents, new customers with readings)",
+    "erasure": "stedi forget of one customer, on the lake the delivery left",
 }
-EXPORT_COMMANDS = {"floor-export", "peer-export", "stedi-export", "delivery-base", "delivery"}
-INCREMENTAL_GROUPS = ({"incremental-base", "incremental", "noop"}, {"readings-base", "incremental-readings"}, {"delivery-base", "delivery"})
+EXPORT_COMMANDS = {"floor-export", "peer-export", "stedi-export", "delivery-base", "delivery", "erasure"}
+INCREMENTAL_GROUPS = ({"incremental-base", "incremental", "noop"}, {"readings-base", "incremental-readings"}, {"delivery-base", "delivery", "erasure"})
 SPARK_COMMANDS = ("peer", "stedi-spark", "peer-export")
 
 
@@ -241,6 +245,14 @@ def stedi_rows(report: dict) -> dict[str, int | None]:
     built = {t["name"]: t.get("rows_out") for t in report.get("tables", [])}
     rows.update({table: built.get(table) for table in ZONES})
     return rows
+
+
+def check_forget(result: dict) -> None:
+    """A `stedi forget` that exits 0 counts only if it finished and found the customer."""
+    report = stedi_report(result)
+    if result["ok"] and (report is None or not report.get("completed") or report.get("customers_found") != 1):
+        result["ok"] = False
+        result["error"] = "no JSON report on stdout" if report is None else "the erasure did not finish or found no customer"
 
 
 def check_stedi(result: dict) -> dict | None:
@@ -463,6 +475,8 @@ def targets(summary: dict, ratios: dict, data_bytes: int) -> list[dict]:
                at_most(ratios["incremental_over_full"], 0.05), size is not None),
         target("a daily delivery costs <= 5% of a full run", ratios["delivery_over_full_export"],
                at_most(ratios["delivery_over_full_export"], 0.05), size == "~10 GB"),
+        target("forgetting one customer costs <= 10% of a full run", ratios["erasure_over_full_export"],
+               at_most(ratios["erasure_over_full_export"], 0.10), size == "~10 GB"),
     ]  # fmt: skip
 
 
@@ -518,6 +532,7 @@ def ratio_rows(result: dict) -> list[list[str]]:
         "incremental_over_full": "incremental 1% batch / full stedi run",
         "incremental_readings_over_full": "incremental 1% batch, reading files only / full stedi run",
         "delivery_over_full_export": "daily delivery / full stedi run, export-shaped feeds",
+        "erasure_over_full_export": "forgetting one customer / full stedi run, export-shaped feeds",
         "stedi_over_floor_export": "export-shaped feeds: stedi / floor",
         "peer_over_stedi_export": "export-shaped feeds: peer / stedi",
     }
@@ -704,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         arrivals = (
             ("incremental-base", "incremental", data, base_files, data, batch, ("noop",)),
             ("readings-base", "incremental-readings", data, base_files, data, readings, ()),
-            ("delivery-base", "delivery", export_data, all_feed_files(export_data), delivery, all_feed_files(delivery), ()),
+            ("delivery-base", "delivery", export_data, all_feed_files(export_data), delivery, all_feed_files(delivery), ("erasure",)),
         )
         for base_name, name, base_root, base_paths, arriving_root, arriving, then in arrivals:
             if name not in runs:
@@ -717,7 +732,10 @@ def main(argv: list[str] | None = None) -> int:
             record(base_name, rep, base)
             link_files(arriving_root, source, arriving)
             for measured_name in (name, *then):
-                if base["ok"]:
+                if measured_name == "erasure" and base["ok"]:
+                    measured = measure([*stedi_cmd, "forget", FORGOTTEN, "--lake", str(lake), "--json"], logs / f"rep{rep}-erasure", args.timeout)
+                    check_forget(measured)
+                elif base["ok"]:
                     measured = measure(stedi_run, logs / f"rep{rep}-{measured_name}", args.timeout)
                     report = check_stedi(measured)
                     if report:
@@ -738,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         "incremental_over_full": ratio(summary.get("incremental"), summary.get("stedi")),
         "incremental_readings_over_full": ratio(summary.get("incremental-readings"), summary.get("stedi")),
         "delivery_over_full_export": ratio(summary.get("delivery"), summary.get("stedi-export")),
+        "erasure_over_full_export": ratio(summary.get("erasure"), summary.get("stedi-export")),
         "stedi_over_floor_export": ratio(summary.get("stedi-export"), summary.get("floor-export")),
         "peer_over_stedi_export": ratio(summary.get("peer-export"), summary.get("stedi-export")),
     }

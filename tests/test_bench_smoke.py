@@ -34,6 +34,7 @@ def test_bench_runs_on_tiny_data_and_writes_its_report(tmp_path: Path) -> None:
         "stedi-export",
         "delivery-base",
         "delivery",
+        "erasure",
     }  # no Spark
     for name, summary in result["summary"].items():
         assert summary["runs"] == 1 and summary["ok_runs"] == 1, (name, summary["errors"])
@@ -48,12 +49,14 @@ def test_bench_runs_on_tiny_data_and_writes_its_report(tmp_path: Path) -> None:
         "stedi_over_floor_export",
         "peer_over_stedi_export",
         "delivery_over_full_export",
+        "erasure_over_full_export",
     }
     assert result["ratios"]["peer_over_stedi"] is None
     assert all({"target", "value", "met", "applies"} <= t.keys() for t in result["targets"])
     assert result["runs"]["incremental"][0]["new_files"] == result["incremental_batch"]["files"]
     assert result["runs"]["noop"][0]["new_files"] == 0
     assert result["runs"]["delivery"][0]["new_files"] == 3  # one file per feed
+    assert result["runs"]["stedi"][0]["landing_s"] > 0 and result["runs"]["stedi"][0]["landing_cpu_percent"] > 0
     assert result["delivery"]["customer"] > 200  # the new customers, and the few this tiny lake has to revoke or grant
     assert 0 < result["runs"]["incremental-readings"][0]["new_files"] < result["incremental_batch"]["files"]
     assert set(result["rows"]) == {"floor", "stedi", "floor-export", "stedi-export"}
