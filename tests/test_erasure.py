@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -418,6 +419,24 @@ def test_identities_are_normalized_as_the_models_normalize_them(written):
     from stedi.identities import normalize
 
     assert normalize(written) == duckdb.execute("SELECT lower(trim(?))", [written]).fetchone()[0]
+
+
+@pytest.mark.parametrize("secret", [b"k" * 32, b"s" * 64, b"a longer key than a SHA-256 block" * 3, b""], ids=["32 bytes", "64 bytes", "99 bytes", "empty"])
+def test_a_tombstone_is_the_same_computed_in_sql(secret):
+    """A table's many identity values are looked up among the tombstones in DuckDB, a short text's
+    tokens in Python: both must mark a value alike."""
+    import duckdb
+
+    from stedi.identities import normalize
+    from stedi.tombstones import mark, mark_sql, register_key
+
+    values = [normalize(v) for v in NORMALIZATION] + ["", "a@x.com", "zoë 🏃@x.com", "eca7f9f1-ab69-4a96-a0ad-b3f552c0bff4"]
+    conn = duckdb.connect()
+    register_key(conn, secret)
+    conn.register("identities", pa.table({"value": values}))
+    for kind in ("email", "serial"):
+        in_sql = dict(conn.execute(f"SELECT value, {mark_sql(kind, 'value')} FROM identities").fetchall())
+        assert in_sql == {v: mark(secret, kind, v) for v in values}
 
 
 def test_a_customer_whose_email_python_and_duckdb_would_normalize_apart_is_forgotten(harness):

@@ -22,8 +22,9 @@ Identity columns are recognised by name in any table of any zone:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import unquote
 
 import duckdb
@@ -137,39 +138,52 @@ class Identities:
         conn.register("erase_paths", pa.table({"value": pa.array(list(self.paths), pa.string()), "redacted": pa.array(list(self.paths.values()), pa.string())}))
 
 
-def find_identities(
-    conn: duckdb.DuckDBPyConnection,
-    source: str,
-    columns: Iterable[str],
-    erased: Callable[[str, str], bool],
-    redact: Callable[[str], str],
-    keys: Iterable[str] = (),
-) -> Identities:
-    """The identity values in `source` (a relation with `columns`) that `erased(kind, value)` says
-    belong to forgotten people (kind: "email" or "serial", value normalized); `keys` are the
-    pseudonyms to look for."""
+class Erasures(Protocol):
+    """Who is forgotten, asked in Python of a few values (tokens of free text, file names) and in
+    SQL of a column's many values, which would cost a keyed hash each in Python."""
+
+    def erased(self, kind: str, value: str) -> bool:
+        """Whether a normalized identity of that kind ("email" or "serial") is forgotten."""
+        ...
+
+    def erased_sql(self, conn: duckdb.DuckDBPyConnection, kind: str, value: str) -> str:
+        """The same as a SQL predicate over the normalized SQL expression `value`, with what it
+        reads registered on `conn`."""
+        ...
+
+    def redact(self, path: str) -> str:
+        """The name the lake records instead of a file name that names a forgotten person."""
+        ...
+
+
+def find_identities(conn: duckdb.DuckDBPyConnection, source: str, columns: Iterable[str], erasures: Erasures, keys: Iterable[str] = ()) -> Identities:
+    """The identity values in `source` (a relation with `columns`) that belong to forgotten
+    people (emails and serial numbers normalized); `keys` are the pseudonyms to look for."""
     roles = identity_columns(columns)
     found = Identities(keys=set(keys))
 
     def distinct(sql: str) -> list[str]:
         return [v for (v,) in conn.execute(sql).fetchall() if v is not None]
 
+    def erased_values(kind: str, column: str, where: str = "true") -> set[str]:
+        values = f"SELECT DISTINCT lower(trim({quote(column)})) AS value FROM {source} WHERE {where}"
+        return set(distinct(f"SELECT value FROM ({values}) WHERE value IS NOT NULL AND {erasures.erased_sql(conn, kind, 'value')}"))
+
     for column in roles["email"]:
-        found.emails |= {v for v in distinct(f"SELECT DISTINCT lower(trim({quote(column)})) FROM {source}") if erased("email", v)}
+        found.emails |= erased_values("email", column)
     no_email = " AND ".join(f"{quote(c)} IS NULL" for c in roles["email"]) or "true"
     for column in roles["serial"]:
-        values = distinct(f"SELECT DISTINCT lower(trim({quote(column)})) FROM {source} WHERE {no_email}")
-        found.serials |= {v for v in values if erased("serial", v)}
+        found.serials |= erased_values("serial", column, no_email)
 
     def names_someone(tokens: set[str]) -> bool:
-        return any(erased("email", t) or erased("serial", t) for t in tokens)
+        return any(erasures.erased("email", t) or erasures.erased("serial", t) for t in tokens)
 
     for column in roles["text"]:
         values = distinct(f"SELECT DISTINCT {quote(column)} FROM {source}")
         found.texts |= {v for v in values if names_someone(text_tokens(v))}
     for column in roles["path"]:
         values = distinct(f"SELECT DISTINCT {quote(column)} FROM {source}")
-        found.paths |= {v: redact(v) for v in values if names_someone(name_tokens(v))}
+        found.paths |= {v: erasures.redact(v) for v in values if names_someone(name_tokens(v))}
     return found
 
 

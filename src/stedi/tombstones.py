@@ -15,6 +15,9 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import duckdb
+import pyarrow as pa
+
 from stedi.contract import FEED_SUFFIXES
 from stedi.identities import Identities, column_names, find_identities, kept_rows_sql, match_sql, name_tokens
 from stedi.lake import Lake
@@ -27,6 +30,24 @@ def mark(secret: bytes, kind: str, value: str) -> str:
     """The tombstone of one identity: `kind` is "email" or "serial", `value` normalized
     (`stedi.identities.normalize`, as DuckDB's lower(trim()) in the models gives it)."""
     return hmac.new(secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+HMAC_BLOCK = 64  # bytes: SHA-256's block, to which HMAC pads its key
+
+
+def mark_sql(kind: str, value: str) -> str:
+    """`mark` in DuckDB's SQL, for a column of values at once: HMAC-SHA256 spelled out with its
+    two padded keys, which `register_key` puts on the connection (never in the SQL text, which
+    may be logged)."""
+    inner = f"unhex(sha256((SELECT inner_pad FROM tombstone_key) || encode({literal(kind + ':')} || {value})))"
+    return f"sha256((SELECT outer_pad FROM tombstone_key) || {inner})"
+
+
+def register_key(conn: duckdb.DuckDBPyConnection, secret: bytes) -> None:
+    """The lake's key as HMAC pads it, in the connection's memory, for `mark_sql`."""
+    key = (hashlib.sha256(secret).digest() if len(secret) > HMAC_BLOCK else secret).ljust(HMAC_BLOCK, b"\0")
+    pads = {name: bytes(byte ^ pad for byte in key) for name, pad in (("inner_pad", 0x36), ("outer_pad", 0x5C))}
+    conn.register("tombstone_key", pa.table({name: pa.array([value], pa.binary()) for name, value in pads.items()}))
 
 
 @dataclass
@@ -53,7 +74,17 @@ class Tombstones:
 
     def erased(self, kind: str, value: str) -> bool:
         """Whether a normalized identity of that kind ("email" or "serial") is tombstoned."""
-        return mark(self.secret, kind, value) in (self.emails if kind == "email" else self.serials)
+        return mark(self.secret, kind, value) in self._marks(kind)
+
+    def erased_sql(self, conn: duckdb.DuckDBPyConnection, kind: str, value: str) -> str:
+        """`erased` as a SQL predicate over the normalized SQL expression `value`; registers the
+        key and the tombstones it reads on `conn`."""
+        register_key(conn, self.secret)
+        conn.register(f"tombstoned_{kind}", pa.table({"mark": pa.array(sorted(self._marks(kind)), pa.string())}))
+        return f"{mark_sql(kind, value)} IN (SELECT mark FROM tombstoned_{kind})"
+
+    def _marks(self, kind: str) -> set[str]:
+        return self.emails if kind == "email" else self.serials
 
     def names_someone(self, path: str) -> bool:
         """Whether a file name names a forgotten person (`stedi.identities.name_tokens`)."""
@@ -77,7 +108,7 @@ class Tombstones:
 
         `keys` are the customer_key pseudonyms to look for too.
         """
-        return find_identities(conn, source, columns, self.erased, self.redact, keys)
+        return find_identities(conn, source, columns, self, keys)
 
 
 def _path(lake: Lake) -> str:
