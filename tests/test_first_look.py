@@ -4,7 +4,7 @@ DuckDB lands most lines after one parse (`first_look_sql`) and sends only the re
 judge (`judge_sql`): see `land_lines`. Whatever the line, landing it that way must give exactly what the full judge
 gives on its own: the same values, reasons, `_extra` and raw text. A plain line
 (`plain_line_pattern`) is typed by its shape alone, so every hand-made line is also tried compact,
-spaced, and with its fields in reverse order.
+spaced, with its fields in reverse order and with its non-ASCII characters escaped.
 """
 
 from __future__ import annotations
@@ -123,8 +123,9 @@ def test_what_fits_at_first_look(tmp_path, feed, line, fits):
 
 
 def rewritten(line: str) -> list[str]:
-    """The line as other writers would write the same object: compact, spaced, and with its
-    fields in reverse order (repeated keys collapse: json.loads keeps the last)."""
+    """The line as other writers would write the same object: compact, spaced, with its fields
+    in reverse order, and with every character outside ASCII escaped (repeated keys collapse:
+    json.loads keeps the last)."""
     try:
         document = json.loads(line)
     except ValueError:
@@ -136,6 +137,7 @@ def rewritten(line: str) -> list[str]:
         json.dumps(document, separators=(",", ":"), ensure_ascii=False),
         json.dumps(document, separators=(" , ", " : "), ensure_ascii=False),
         json.dumps(reversed_fields, ensure_ascii=False),
+        json.dumps(document, ensure_ascii=True),
     ]
 
 
