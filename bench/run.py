@@ -453,7 +453,7 @@ def targets(summary: dict, ratios: dict, data_bytes: int) -> list[dict]:
     size = size_class(data_bytes)
     stedi = summary.get("stedi") or {}
     stedi_peak = stedi["peak_mb"]["max"] / 1000 if stedi.get("peak_mb") else None
-    completed = stedi.get("runs", 0) > 0 and stedi.get("ok_runs") == stedi.get("runs")
+    completed = stedi.get("ok_runs") == stedi["runs"] if stedi.get("runs") else None  # None: not run
 
     def target(name: str, value, met, applies: bool) -> dict:
         return {"target": name, "value": value, "met": met, "applies": applies}
