@@ -629,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help=f"comma-separated subset of: {', '.join(COMMANDS)} (incremental-base, "
-        "incremental and noop run together, readings-base and incremental-readings, and delivery-base and delivery)",
+        "incremental and noop run together, readings-base and incremental-readings, and delivery-base, delivery and erasure)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before one command is killed")

@@ -432,11 +432,26 @@ def test_a_tombstone_is_the_same_computed_in_sql(secret):
 
     values = [normalize(v) for v in NORMALIZATION] + ["", "a@x.com", "zoë 🏃@x.com", "eca7f9f1-ab69-4a96-a0ad-b3f552c0bff4"]
     conn = duckdb.connect()
-    register_key(conn, secret)
+    register_key(conn, secret, "key")
     conn.register("identities", pa.table({"value": values}))
     for kind in ("email", "serial"):
-        in_sql = dict(conn.execute(f"SELECT value, {mark_sql(kind, 'value')} FROM identities").fetchall())
+        in_sql = dict(conn.execute(f"SELECT value, {mark_sql(kind, 'value', 'key')} FROM identities").fetchall())
         assert in_sql == {v: mark(secret, kind, v) for v in values}
+
+
+def test_a_tombstone_predicate_reads_its_own_tombstones_when_another_was_made_after_it():
+    import duckdb
+
+    from stedi.tombstones import Tombstones
+
+    first, second = Tombstones(b"k1"), Tombstones(b"k2")
+    first.add(["a@x.com"], [])
+    second.add(["b@x.com"], [])
+    conn = duckdb.connect()
+    conn.register("identities", pa.table({"value": ["a@x.com", "b@x.com"]}))
+    predicates = [t.erased_sql(conn, "email", "value") for t in (first, second)]
+    found = [conn.execute(f"SELECT value FROM identities WHERE {p}").fetchall() for p in predicates]
+    assert found == [[("a@x.com",)], [("b@x.com",)]]
 
 
 def test_a_customer_whose_email_python_and_duckdb_would_normalize_apart_is_forgotten(harness):

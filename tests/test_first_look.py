@@ -10,10 +10,11 @@ spaced, with its fields in reverse order and with its non-ASCII characters escap
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
-from stedi.contract import ACCELEROMETER, CUSTOMER, FEEDS, STEP_TRAINER
+from stedi.contract import ACCELEROMETER, CUSTOMER, FEEDS, STEP_TRAINER, Kind
 from stedi.engines.duckdb import connect, judge_sql, land_lines
 from stedi.generate import generate_feeds
 from stedi.lines import FilePiece, FileStream
@@ -92,10 +93,12 @@ FIRST_LOOK = [
     (ACCELEROMETER, ' {"user":"a","timestamp":5,"x":1,"y":2,"z":3}', True),
     (ACCELEROMETER, '{"user": "a", "timestamp": 5, "x": 1, "y": 2, "z": 3}', True),
     (ACCELEROMETER, '{ "user" : "a" ,\t"timestamp":5 , "x":1,"y":2,"z":3 }', True),
+    (ACCELEROMETER, '\t\r {"user":"a","timestamp":5,"x":1,"y":2,"z":3}\t\r ', True),  # JSON whitespace outside
+    (ACCELEROMETER, '\x0c{"user":"a","timestamp":5,"x":1,"y":2,"z":3}', False),  # a form feed is not JSON whitespace
     (ACCELEROMETER, '{"user": "a", "timestamp": 5, "x": 1, "y": 2, "z": 3 , }', False),  # a trailing comma
     (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1,"y":2,"z":3,"x":null}', False),
     (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1,"y":2,"z":3,"serialNumber":null}', False),  # null is judged
-    # What DuckDB's parser takes and JSON does not never has the compact shape.
+    # What DuckDB's parser takes and JSON does not is never plain.
     (ACCELEROMETER, '{"user":"a","timestamp":5,"x":NaN,"y":2,"z":3}', False),
     (ACCELEROMETER, '{"user":"a","timestamp":5,"x":-Infinity,"y":2,"z":3}', False),
     (ACCELEROMETER, '{"user":"a","timestamp":5,"x":1e400,"y":2,"z":3}', False),
@@ -172,6 +175,42 @@ def test_hand_made_lines_land_the_same_either_way(tmp_path, feed):
     shortcut, judged, (fits, looked_at) = both_ways(feed, [str(path)])
     assert shortcut == judged
     assert 0 < fits < looked_at  # both ways were taken
+
+
+# Values at the edges of what a plain line holds, for lines made at random (`random_lines`).
+EDGE_VALUES = {
+    "string": ['"a@x.com"', '""', '"Zoë 🏃"', '"a\\"b"', '"\\u0041"', "5", "null", '"  A@X.com "'],
+    "number": ["0", "-0", "-0.0", "1.5", "-3", "1e5", "2E-3", "999999999999999999", "1.0", "1655564444103", "NaN", '"1"', "null", "1e400"],
+    "whole": ["0", "-0", "5", "1655564444103", "999999999999999999", "9223372036854775808", "1.0", "1.6e12", "5.5", '"5"', "null"],
+}
+KIND_VALUES = {Kind.STRING: "string", Kind.STRING_OR_NUMBER: "string", Kind.EPOCH_MS: "whole", Kind.INTEGER: "whole", Kind.DOUBLE: "number"}
+
+
+def random_lines(feed, count: int, seed: int) -> list[str]:
+    """Lines of the feed's fields in a random order, with random JSON whitespace (and a form feed
+    now and then), edge values, and now and then a missing, repeated or unknown key."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(count):
+        members = [(f.name, rng.choice(EDGE_VALUES[KIND_VALUES[f.kind]])) for f in feed.fields if rng.random() > 0.1]
+        if rng.random() < 0.05 and members:
+            members.append(rng.choice(members))
+        if rng.random() < 0.05:
+            members.append(("appVersion", '"2.1"'))
+        rng.shuffle(members)
+        space = lambda: rng.choice(["", "", " ", "\t", "\r", "  ", "\x0c" if rng.random() < 0.02 else ""])  # noqa: E731
+        body = ",".join(f"{space()}{json.dumps(name)}{space()}:{space()}{value}{space()}" for name, value in members)
+        lines.append(f"{space()}{{{body}}}{space()}")
+    return lines
+
+
+@pytest.mark.parametrize("feed", FEEDS, ids=[f.name for f in FEEDS])
+def test_random_lines_land_the_same_either_way(tmp_path, feed):
+    path = tmp_path / "random.json"
+    path.write_text("\n".join(random_lines(feed, 1500, seed=7)) + "\n")
+    shortcut, judged, (fits, looked_at) = both_ways(feed, [str(path)])
+    assert shortcut == judged
+    assert 0 < fits < looked_at
 
 
 def test_generated_feeds_with_defects_land_the_same_either_way(tmp_path):

@@ -94,7 +94,8 @@ def print_ingest(report: IngestReport) -> None:
     columns = ["feed", "new files", "skipped", "lines", "accepted", "rejected", *(["erased"] if erased else [])]
     console.print(table(f"Ingest {report.run_id}", columns, rows))
     if report.seconds:
-        console.print(f"ingested in {report.seconds:.1f} s at {100 * report.cpu_seconds / report.seconds:.0f} % CPU ({os.cpu_count()} cores)", style="dim")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # the ones this process may use
+        console.print(f"ingested in {report.seconds:.1f} s at {100 * report.cpu_seconds / report.seconds:.0f} % CPU ({cores} cores)", style="dim")
     for feed in report.feeds.values():
         for problem in feed.problems:
             console.print(display.safe(f"quarantined file problem: {problem}"), style="yellow")

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import posixpath
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -35,19 +36,19 @@ def mark(secret: bytes, kind: str, value: str) -> str:
 HMAC_BLOCK = 64  # bytes: SHA-256's block, to which HMAC pads its key
 
 
-def mark_sql(kind: str, value: str) -> str:
+def mark_sql(kind: str, value: str, key_table: str) -> str:
     """`mark` in DuckDB's SQL, for a column of values at once: HMAC-SHA256 spelled out with its
-    two padded keys, which `register_key` puts on the connection (never in the SQL text, which
-    may be logged)."""
-    inner = f"unhex(sha256((SELECT inner_pad FROM tombstone_key) || encode({literal(kind + ':')} || {value})))"
-    return f"sha256((SELECT outer_pad FROM tombstone_key) || {inner})"
+    two padded keys, which `register_key` puts on the connection as `key_table` (never in the SQL
+    text, which may be logged)."""
+    inner = f"unhex(sha256((SELECT inner_pad FROM {key_table}) || encode({literal(kind + ':')} || {value})))"
+    return f"sha256((SELECT outer_pad FROM {key_table}) || {inner})"
 
 
-def register_key(conn: duckdb.DuckDBPyConnection, secret: bytes) -> None:
-    """The lake's key as HMAC pads it, in the connection's memory, for `mark_sql`."""
+def register_key(conn: duckdb.DuckDBPyConnection, secret: bytes, key_table: str) -> None:
+    """The lake's key as HMAC pads it, in the connection's memory as `key_table`, for `mark_sql`."""
     key = (hashlib.sha256(secret).digest() if len(secret) > HMAC_BLOCK else secret).ljust(HMAC_BLOCK, b"\0")
     pads = {name: bytes(byte ^ pad for byte in key) for name, pad in (("inner_pad", 0x36), ("outer_pad", 0x5C))}
-    conn.register("tombstone_key", pa.table({name: pa.array([value], pa.binary()) for name, value in pads.items()}))
+    conn.register(key_table, pa.table({name: pa.array([value], pa.binary()) for name, value in pads.items()}))
 
 
 @dataclass
@@ -78,10 +79,12 @@ class Tombstones:
 
     def erased_sql(self, conn: duckdb.DuckDBPyConnection, kind: str, value: str) -> str:
         """`erased` as a SQL predicate over the normalized SQL expression `value`; registers the
-        key and the tombstones it reads on `conn`."""
-        register_key(conn, self.secret)
-        conn.register(f"tombstoned_{kind}", pa.table({"mark": pa.array(sorted(self._marks(kind)), pa.string())}))
-        return f"{mark_sql(kind, value)} IN (SELECT mark FROM tombstoned_{kind})"
+        key and the tombstones it reads on `conn`, under names of this call's own, so a predicate
+        made earlier keeps reading its own."""
+        names = f"{kind}_{uuid.uuid4().hex}"
+        register_key(conn, self.secret, f"tombstone_key_{names}")
+        conn.register(f"tombstoned_{names}", pa.table({"mark": pa.array(sorted(self._marks(kind)), pa.string())}))
+        return f"{mark_sql(kind, value, f'tombstone_key_{names}')} IN (SELECT mark FROM tombstoned_{names})"
 
     def _marks(self, kind: str) -> set[str]:
         return self.emails if kind == "email" else self.serials

@@ -163,7 +163,7 @@ def first_look_sql(feed: Feed) -> str:
 
     A line fits when it is plain (`plain_line_pattern`), names each field at most once (its keys
     are counted: the pattern cannot see a repeated one) and holds every required field: one
-    regular expression, one typed parse and a count of keys, whatever the order of the fields or
+    regular expression, one typed parse and a count of keys (`json_keys`, a second parse), whatever the order of the fields or
     the spacing. Nearly all lines fit; only the others are judged by `judge_sql`, whose renaming,
     `_extra` and reasons cost several JSON calls and map work per line.
     """
