@@ -414,6 +414,25 @@ def test_a_replacement_rewrites_only_the_files_that_hold_the_touched_customers(h
     assert set(harness.lake.state("accelerometer_trusted").files) == files_after
 
 
+@pytest.mark.parametrize("touched, built", [(1, "replaced"), (2, "replaced"), (3, "full"), (10, "full")])
+def test_a_delivery_that_touches_most_customers_is_built_in_full(harness, tmp_path, monkeypatch, touched, built):
+    """Replacing holds every touched row at once: past a fifth of the customer records (and past
+    ALWAYS_REPLACED customers, none here), a full build costs less and gives the same tables."""
+    monkeypatch.setattr(run_module, "ALWAYS_REPLACED", 0)
+    emails = [f"c{i}@x.com" for i in range(10)]
+    harness.feed("customer/c.json", [customer(e, f"S{i}") for i, e in enumerate(emails)])
+    harness.feed("accelerometer/1.json", [reading(e, 2000) for e in emails])
+    harness.feed("step_trainer/1.json", [step(f"S{i}", 2000) for i in range(10)])
+    assert harness.run().ok
+    harness.feed("customer/again.json", [customer(e, f"S{i}", consent=None, updated=20) for i, e in enumerate(emails[:touched])])
+    report = harness.run()
+    assert set(how_built(report).values()) == {built}
+    if built == "full":
+        assert all("a full build costs less than replacing" in t.note for t in report.tables if t.status == "built")
+    assert harness.count("customer_trusted") == 10 - touched
+    assert_every_model_is_its_sql(harness, tmp_path)
+
+
 def test_a_replacement_that_breaks_a_rule_fails_and_keeps_the_table(harness, monkeypatch):
     harness.feed("customer/c.json", [customer("a@x.com", "S1"), customer("no@x.com", "S2", consent=None)])
     harness.feed("accelerometer/1.json", [reading("a@x.com", 2000), reading("no@x.com", 2000)])

@@ -203,6 +203,7 @@ class Delivery:
     new_files: Mapping[str, frozenset[str]]
     changes: Changes
     replaced: dict[str, int | None] = field(default_factory=dict)
+    too_broad: str | None = None  # why replacing would cost more than a full build, when it would
 
     def confines(self, changed: Mapping[str, TableState], inputs: Mapping[str, TableState], built_from: Mapping[str, int | None]) -> bool:
         """Whether every input changed only in the touched customers' rows since the model was
@@ -220,6 +221,14 @@ class Replace:
 
 Build = Rebuild | Append | Replace  # the plans that write
 Plan = Unchanged | Build
+
+
+# A delivery that touches most customers (the whole customer table sent again, say) costs less built
+# in full than replaced, which holds every touched row at once: a 10 GB lake given all its feeds
+# again under new names took 341 s at a 21.7 GB peak replacing, against a full build's 131 s and
+# 4.1 GB. A delivery of fewer than ALWAYS_REPLACED customers is replaced whatever the lake's size.
+REPLACE_AT_MOST = 0.2  # of the customer records on record
+ALWAYS_REPLACED = 10_000
 
 
 def plan(lake: Lake, model: Model, inputs: Mapping[str, TableState], scope: str, delivery: Delivery | None = None) -> Plan:
@@ -248,6 +257,8 @@ def plan(lake: Lake, model: Model, inputs: Mapping[str, TableState], scope: str,
             changed[name] = before
     if not changed:
         return Unchanged()
+    if delivery is not None and delivery.too_broad:
+        return Rebuild(delivery.too_broad)
     if delivery is not None and model.rows_of and delivery.confines(changed, inputs, built_from):
         return Replace(delivery)
     if not model.incremental:
@@ -290,7 +301,15 @@ def arrived_delivery(lake: Lake, models: tuple[Model, ...]) -> Delivery | None:
         )
     finally:
         conn.close()
-    return Delivery({name: frozenset(files) for name, files in new_files.items()}, changes)
+    delivery = Delivery({name: frozenset(files) for name, files in new_files.items()}, changes)
+    records = lake.state("customer_landing").rows  # at least as many as the customers on record
+    touched_customers = changes.customers.num_rows
+    if touched_customers > max(ALWAYS_REPLACED, REPLACE_AT_MOST * records):
+        delivery.too_broad = (
+            f"the customer records that arrived touch {touched_customers} customers, against {records} records in all: "
+            "a full build costs less than replacing their rows"
+        )
+    return delivery
 
 
 # ---- write: the new rows, as one Parquet file -------------------------------------------------------
@@ -534,7 +553,7 @@ def run(
         keep_record()
         if on_table:
             on_table(table_run)
-    replaced = Replaced(delivery.changes, delivery.replaced) if delivery else None
+    replaced = Replaced(delivery.changes, delivery.replaced) if delivery and not delivery.too_broad else None
     report.funnel, report.funnel_over = _funnel(lake, scope, replaced)
     report.finished_at = datetime.now(UTC).isoformat()
     if report.changed:
