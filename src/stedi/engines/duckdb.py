@@ -163,8 +163,8 @@ def first_look_sql(feed: Feed) -> str:
 
     A line fits when it is plain (`plain_line_pattern`), names each field at most once (its keys
     are counted: the pattern cannot see a repeated one) and holds every required field: one
-    regular expression, one typed parse and a count of keys (`json_keys`, a second parse), whatever the order of the fields or
-    the spacing. Nearly all lines fit; only the others are judged by `judge_sql`, whose renaming,
+    regular expression, one typed parse and a count of keys (`json_keys`, a second parse),
+    whatever the order of the fields or the spacing. Nearly all lines fit; only the others are judged by `judge_sql`, whose renaming,
     `_extra` and reasons cost several JSON calls and map work per line.
     """
     typed = {f.key: f"typed.{quote(f.name)}" for f in feed.fields}
@@ -176,7 +176,7 @@ def first_look_sql(feed: Feed) -> str:
     return f"""
 SELECT _file, _source_line, problem, {values}, fits, CASE WHEN NOT fits THEN line END AS raw
 FROM (
-    SELECT *, coalesce(plain AND CASE WHEN plain THEN len(json_keys(line)) END = {present} AND {" AND ".join(required)}, false) AS fits
+    SELECT *, coalesce(CASE WHEN plain THEN len(json_keys(line)) = {present} AND {" AND ".join(required)} END, false) AS fits
     FROM (SELECT *, CASE WHEN plain THEN json_transform(line, {_typed_struct(feed)}) END AS typed
           FROM (SELECT _file, _source_line, problem, line,
                        problem IS NULL AND _source_line IS NOT NULL AND regexp_full_match(line, {literal(plain_line_pattern(feed))}) AS plain
