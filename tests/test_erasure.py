@@ -508,3 +508,30 @@ def test_no_export_while_an_erasure_is_unfinished(lake, tmp_path):
     with pytest.raises(ExportError, match="is unfinished"):
         export(lake.lake, str(tmp_path / "out"))
     assert runner.invoke(app, ["query", "SELECT 1 AS n", "--as-of", "²", "--lake", lake.lake.location]).exit_code == 2
+
+
+def test_the_people_an_erasure_holds_match_the_rows_their_tombstones_match(lake):
+    """A fresh erasure finds the customers by their values, one finished after an interruption by
+    their tombstones: in every table, both must take the same rows (Erin's, as ERIN_ROWS counts)."""
+    import duckdb
+
+    from stedi.identities import KnownPeople, column_names, match_sql, parquet_source
+    from stedi.tombstones import Tombstones
+
+    serials = {ERIN_SERIAL.lower(), ERIN_OLD_SERIAL.lower()}
+    tombstones = Tombstones(lake.lake.secret)
+    tombstones.add([ERIN], serials)
+    people = KnownPeople(frozenset([ERIN]), frozenset(serials), tombstones)
+    keys = {customer_key(lake.lake.secret, ERIN)}
+    matched = {}
+    for name in TABLES:
+        source = parquet_source(lake.lake.state(name).files)
+        conn = duckdb.connect()
+        columns = column_names(conn, source)
+        for finder in (people, tombstones):
+            finder.find(conn, source, columns, keys).register(conn)
+            rows = conn.execute(f"SELECT * FROM {source} WHERE {match_sql(columns) or 'false'} ORDER BY ALL").fetchall()
+            matched.setdefault(name, []).append(rows)
+        conn.close()
+    assert {name: len(by_values) for name, (by_values, _) in matched.items()} == ERIN_ROWS
+    assert all(by_values == by_tombstones for by_values, by_tombstones in matched.values())

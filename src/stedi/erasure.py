@@ -5,8 +5,11 @@
    record, `_stedi/pending-erasure.json`, names the erasure and the customers' pseudonyms
    (`customer_key`). From here on no ingest can bring them back, and every command that writes the
    lake finishes the erasure before anything else (`finish_pending_erasure`).
-2. Per table, rows are found through the tombstones (`stedi.identities`), never through another
-   table an interrupted erasure may already have rewritten. The data files holding them are
+2. Per table, rows are found by the customers' normalized emails and serial numbers, which the
+   erasure holds in memory (`stedi.identities.KnownPeople`), or, when a later command finishes an
+   interrupted erasure, through the tombstones (`Tombstones.find`: the pending record keeps no
+   email); never through another table an interrupted erasure may already have rewritten. Free
+   text and file names are searched for them token by token. The data files holding them are
    replaced by filtered copies, and only the snapshots that hold the customers are expired
    (`stedi.snapshots`), in one atomic commit per table. A table without their rows is not touched.
 3. Files that no retained snapshot references any more are deleted, and so are spill files left
@@ -34,14 +37,26 @@ import pyarrow as pa
 from stedi import records
 from stedi.contract import FEEDS
 from stedi.errors import ErasureError, LakeError
-from stedi.identities import Identities, column_names, kept_rows_sql, match_sql, name_tokens, normalize, parquet_source, text_tokens, touched_sql
+from stedi.identities import (
+    Identities,
+    KnownPeople,
+    column_names,
+    identity_columns,
+    kept_rows_sql,
+    match_sql,
+    name_tokens,
+    normalize,
+    parquet_source,
+    text_tokens,
+    touched_sql,
+)
 from stedi.lake import BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN_PROPERTY, SAME_CONTENT_PROPERTY, Lake, new_run_id, run_of_data_file
 from stedi.models import load_models, run_order
 from stedi.records import ERASURES, RUNS
 from stedi.scratch import remove_abandoned
 from stedi.secret import customer_key
 from stedi.snapshots import rewrite, snapshot_files, unreferenced_files
-from stedi.sql import literal, one_row
+from stedi.sql import literal, one_row, quote
 from stedi.tombstones import Tombstones, load_tombstones, mark, save_tombstones
 
 PENDING_FILE = "pending-erasure.json"
@@ -173,7 +188,7 @@ def table_order(lake: Lake) -> list[str]:
 
 
 def _plan_table(
-    conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, tombstones: Tombstones, keys: set[str], requested: set[str]
+    conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, people: KnownPeople | Tombstones, keys: set[str], requested: set[str]
 ) -> tuple[TableErasure, set[str]]:
     """The table's current files holding the customers' rows, the snapshots that hold them (in any
     retained file), and which of the requested emails it names."""
@@ -184,18 +199,26 @@ def _plan_table(
         return plan, set()
     source = parquet_source(files)
     columns = column_names(conn, source)
-    found = tombstones.find(conn, source, columns, keys)
+    found = people.find(conn, source, columns, keys)
     if not found:
         return plan, set()
     found.register(conn)
     plan.found = found
     condition = match_sql(columns) or "false"
+    emails = [f"lower(trim({quote(c)}))" for c in identity_columns(columns)["email"]]
+    named_emails = "".join(f", list(DISTINCT {e}) FILTER (WHERE {e} IN (SELECT value FROM erase_emails))" for e in emails)
     with_names = source.replace("union_by_name = true", "union_by_name = true, filename = true")
-    held = dict(conn.execute(f"SELECT filename, count(*) FILTER (WHERE {condition}) FROM {with_names} WHERE {touched_sql(columns)} GROUP BY ALL").fetchall())
+    held: dict[str, int] = {}
+    named: set[str] = set()
+    for path, rows, *lists in conn.execute(
+        f"SELECT filename, count(*) FILTER (WHERE {condition}){named_emails} FROM {with_names} WHERE {touched_sql(columns)} GROUP BY ALL"
+    ).fetchall():
+        held[path] = rows
+        named.update(*(values or () for values in lists))
     current = set(lake.state(name).files)
     plan.files = {path: rows for path, rows in held.items() if path in current}
     plan.expire = [s.snapshot_id for s in snapshots if s.mentioned & held.keys()]
-    named = found.emails | {t for text in found.texts for t in text_tokens(text)} | {t for p in found.paths for t in name_tokens(p)}
+    named |= {t for text in found.texts for t in text_tokens(text)} | {t for p in found.paths for t in name_tokens(p)}
     return plan, named & requested
 
 
@@ -293,8 +316,9 @@ def forget(lake: Lake, emails: Iterable[str], dry_run: bool = False) -> ErasureR
     asked = Tombstones(lake.secret)
     asked.add(requested, serials)
     report.email_marks = set(asked.emails)
+    people = KnownPeople(frozenset(requested), frozenset(serials), asked)
     if dry_run:
-        return _carry_out(lake, report, asked, set(keys))
+        return _carry_out(lake, report, people, set(keys))
 
     # Intent first: the pending record names everything the erasure needs, so that a writer that
     # finds it can finish it; then the tombstones, from which on no ingest brings them back.
@@ -303,7 +327,7 @@ def forget(lake: Lake, emails: Iterable[str], dry_run: bool = False) -> ErasureR
     lake.storage.write_bytes(_pending_path(lake), json.dumps(pending).encode(), private=True)
     report.tombstones_added = _tombstone(lake, asked)
     records.write(lake.storage, ERASURES, report.erasure_id, report.audit_record())
-    return _carry_out(lake, report, load_tombstones(lake) or asked, set(keys))
+    return _carry_out(lake, report, people, set(keys))
 
 
 def _tombstone(lake: Lake, asked: Tombstones) -> int:
@@ -324,7 +348,8 @@ def pending_erasure(lake: Lake) -> str | None:
 
 def finish_pending_erasure(lake: Lake) -> ErasureReport | None:
     """Finish an erasure that was interrupted, if there is one; the caller holds the write lock.
-    Its customers are found through the tombstones, whatever tables it had already rewritten."""
+    Its customers are found through the tombstones (the record keeps no email), whatever tables
+    it had already rewritten."""
     path = _pending_path(lake)
     if not lake.storage.exists(path):
         return None
@@ -338,11 +363,11 @@ def finish_pending_erasure(lake: Lake) -> ErasureReport | None:
     return _carry_out(lake, report, load_tombstones(lake) or asked, set(pending["customer_keys"]))
 
 
-def _carry_out(lake: Lake, report: ErasureReport, tombstones: Tombstones, keys: set[str]) -> ErasureReport:
+def _carry_out(lake: Lake, report: ErasureReport, people: KnownPeople | Tombstones, keys: set[str]) -> ErasureReport:
     conn = lake.connect()
     found: set[str] = set()
     for name in table_order(lake):
-        plan, named = _plan_table(conn, lake, name, tombstones, keys, set(report.requested))
+        plan, named = _plan_table(conn, lake, name, people, keys, set(report.requested))
         found |= named
         report.tables.append(plan)
     report.unknown = [e for e in report.requested if e not in found]

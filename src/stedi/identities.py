@@ -1,9 +1,10 @@
 """Which rows of a table belong to forgotten people: shared by erasure and by tombstone filtering.
 
-People are known only by keyed hashes (`stedi.tombstones`), so a table is first searched for the
-identity values whose hash is tombstoned (`find_identities`), then its rows are matched through
-those values (`match_sql`). An erasure interrupted after rewriting some tables is finished the same
-way: nothing depends on a table that may already be rewritten.
+A table is first searched for the identity values of the people (`find_identities`: those whose
+keyed hash is tombstoned, `stedi.tombstones`; or `KnownPeople.find`, for an erasure that holds the
+values it was asked for and needs to search only free text and file names), then its rows are
+matched through those values (`match_sql`). An erasure interrupted after rewriting some tables is
+finished the same way: nothing depends on a table that may already be rewritten.
 
 Identity columns are recognised by name in any table of any zone:
 
@@ -138,17 +139,11 @@ class Identities:
         conn.register("erase_paths", pa.table({"value": pa.array(list(self.paths), pa.string()), "redacted": pa.array(list(self.paths.values()), pa.string())}))
 
 
-class Erasures(Protocol):
-    """Who is forgotten, asked in Python of a few values (tokens of free text, file names) and in
-    SQL of a column's many values, which would cost a keyed hash each in Python."""
+class NamesPeople(Protocol):
+    """Who is forgotten, asked in Python of a few values: tokens of free text, file names."""
 
     def erased(self, kind: str, value: str) -> bool:
         """Whether a normalized identity of that kind ("email" or "serial") is forgotten."""
-        ...
-
-    def erased_sql(self, conn: duckdb.DuckDBPyConnection, kind: str, value: str) -> str:
-        """The same as a SQL predicate over the normalized SQL expression `value`, with what it
-        reads registered on `conn`."""
         ...
 
     def redact(self, path: str) -> str:
@@ -156,35 +151,78 @@ class Erasures(Protocol):
         ...
 
 
+class Erasures(NamesPeople, Protocol):
+    """Who is forgotten, asked in SQL too, of a column's many values, which would cost a keyed
+    hash each in Python."""
+
+    def erased_sql(self, conn: duckdb.DuckDBPyConnection, kind: str, value: str) -> str:
+        """`erased` as a SQL predicate over the normalized SQL expression `value`, with what it
+        reads registered on `conn`."""
+        ...
+
+
+@dataclass(frozen=True)
+class KnownPeople:
+    """The people an erasure was asked for, by their normalized emails and serial numbers: their
+    rows are matched by value, without hashing every value of the lake (`find`). `names` redacts
+    file names as the tombstones do."""
+
+    emails: frozenset[str]
+    serials: frozenset[str]
+    names: NamesPeople
+
+    def erased(self, kind: str, value: str) -> bool:
+        """Whether a normalized identity of that kind is one of theirs."""
+        return value in (self.emails if kind == "email" else self.serials)
+
+    def redact(self, path: str) -> str:
+        """The name the lake records instead of a file name that names them."""
+        return self.names.redact(path)
+
+    def find(self, conn: duckdb.DuckDBPyConnection, source: str, columns: Iterable[str], keys: Iterable[str] = ()) -> Identities:
+        """Their values, and the free text and file names in `source` that name them; whether a
+        table holds their rows at all is for `match_sql` to say."""
+        found = find_in_text(conn, source, columns, self)
+        found.emails, found.serials, found.keys = set(self.emails), set(self.serials), set(keys)
+        return found
+
+
 def find_identities(conn: duckdb.DuckDBPyConnection, source: str, columns: Iterable[str], erasures: Erasures, keys: Iterable[str] = ()) -> Identities:
     """The identity values in `source` (a relation with `columns`) that belong to forgotten
     people (emails and serial numbers normalized); `keys` are the pseudonyms to look for."""
     roles = identity_columns(columns)
-    found = Identities(keys=set(keys))
-
-    def distinct(sql: str) -> list[str]:
-        return [v for (v,) in conn.execute(sql).fetchall() if v is not None]
+    found = find_in_text(conn, source, columns, erasures)
+    found.keys = set(keys)
 
     def erased_values(kind: str, column: str, where: str = "true") -> set[str]:
         values = f"SELECT DISTINCT lower(trim({quote(column)})) AS value FROM {source} WHERE {where}"
-        return set(distinct(f"SELECT value FROM ({values}) WHERE value IS NOT NULL AND {erasures.erased_sql(conn, kind, 'value')}"))
+        return _distinct(conn, f"SELECT value FROM ({values}) WHERE value IS NOT NULL AND {erasures.erased_sql(conn, kind, 'value')}")
 
     for column in roles["email"]:
         found.emails |= erased_values("email", column)
     no_email = " AND ".join(f"{quote(c)} IS NULL" for c in roles["email"]) or "true"
     for column in roles["serial"]:
         found.serials |= erased_values("serial", column, no_email)
+    return found
+
+
+def find_in_text(conn: duckdb.DuckDBPyConnection, source: str, columns: Iterable[str], people: NamesPeople) -> Identities:
+    """The free text values and file names in `source` that name one of the people."""
+    roles = identity_columns(columns)
+    found = Identities()
 
     def names_someone(tokens: set[str]) -> bool:
-        return any(erasures.erased("email", t) or erasures.erased("serial", t) for t in tokens)
+        return any(people.erased("email", t) or people.erased("serial", t) for t in tokens)
 
     for column in roles["text"]:
-        values = distinct(f"SELECT DISTINCT {quote(column)} FROM {source}")
-        found.texts |= {v for v in values if names_someone(text_tokens(v))}
+        found.texts |= {v for v in _distinct(conn, f"SELECT DISTINCT {quote(column)} FROM {source}") if names_someone(text_tokens(v))}
     for column in roles["path"]:
-        values = distinct(f"SELECT DISTINCT {quote(column)} FROM {source}")
-        found.paths |= {v: erasures.redact(v) for v in values if names_someone(name_tokens(v))}
+        found.paths |= {v: people.redact(v) for v in _distinct(conn, f"SELECT DISTINCT {quote(column)} FROM {source}") if names_someone(name_tokens(v))}
     return found
+
+
+def _distinct(conn: duckdb.DuckDBPyConnection, sql: str) -> set[str]:
+    return {v for (v,) in conn.execute(sql).fetchall() if v is not None}
 
 
 def match_sql(columns: Iterable[str]) -> str | None:
