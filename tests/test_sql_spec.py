@@ -556,11 +556,16 @@ CUSTOMER_IN = "IN (SELECT changed_email FROM changed_customers)"
 SERIAL_IN = "IN (SELECT changed_serial FROM changed_serials)"
 
 KV = 'SELECT "k", "v" FROM'  # both sides list the table's columns, here k and v
+# The inputs' columns: a stage reads those the model names (and all of them when it selects a star).
+INPUT_COLUMNS = {"a": ["email", "v", "_source_file"], "b": ["email", "v", "_extra"], "r": ["user", "serial", "x", "_source_line"]}
 REPLACEMENT = [
     pytest.param(
         keyed("SELECT a.email, b.v FROM a JOIN b ON a.email = b.email", {"customer": "email"}),
         {"a": {"customer": "email"}, "b": {"customer": "lower(trim(email))"}},
-        {"a__changed": f"SELECT * FROM a WHERE email {CUSTOMER_IN}", "b__changed": f"SELECT * FROM b WHERE LOWER(TRIM(email)) {CUSTOMER_IN}"},
+        {
+            "a__changed": f'SELECT "email", "v" FROM a WHERE email {CUSTOMER_IN}',
+            "b__changed": f'SELECT "email", "v" FROM b WHERE LOWER(TRIM(email)) {CUSTOMER_IN}',
+        },
         f"{KV} (SELECT a.email, b.v FROM a__changed AS a JOIN b__changed AS b ON a.email = b.email) AS replacing "
         f"WHERE email {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
         id="each-input-is-read-as-its-touched-rows-and-the-kept-rows-are-everyone-elses",
@@ -568,7 +573,7 @@ REPLACEMENT = [
     pytest.param(
         keyed("SELECT r.user, o.serial FROM r JOIN o ON o.serial = r.serial", {"customer": "user"}),
         {"r": {"customer": "lower(trim(user))", "serial": "serial"}},
-        {"r__changed": f'SELECT * FROM r WHERE LOWER(TRIM("user")) {CUSTOMER_IN} OR serial {SERIAL_IN}'},
+        {"r__changed": f'SELECT "user", "serial" FROM r WHERE LOWER(TRIM("user")) {CUSTOMER_IN} OR serial {SERIAL_IN}'},
         f'{KV} (SELECT r."user", o.serial FROM r__changed AS r JOIN o ON o.serial = r.serial) AS replacing '
         f'WHERE "user" {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE ("user" IS NULL OR "user" NOT {CUSTOMER_IN})',
         id="a-row-named-by-customer-or-serial-number-is-read-by-either-and-an-input-without-rows-of-in-full",
@@ -576,15 +581,31 @@ REPLACEMENT = [
     pytest.param(
         keyed("WITH s AS (SELECT email FROM a) SELECT s.email FROM s", {"customer_key": "sha256(email)"}),
         {"a": {"customer": "email"}},
-        {"a__changed": f"SELECT * FROM a WHERE email {CUSTOMER_IN}"},
+        {"a__changed": f'SELECT "email" FROM a WHERE email {CUSTOMER_IN}'},
         f"{KV} (WITH s AS (SELECT email FROM a__changed AS a) SELECT s.email FROM s) AS replacing "
         "WHERE SHA256(email) IN (SELECT changed_customer_key FROM changed_customers)\nUNION ALL\n"
         f"{KV} kept WHERE (SHA256(email) IS NULL OR SHA256(email) NOT IN (SELECT changed_customer_key FROM changed_customers))",
         id="a-table-read-inside-a-cte-is-renamed-and-a-pseudonym-key-matches-the-changed-keys",
+    ),
+    pytest.param(
+        keyed("SELECT a.*, count(*) OVER () AS v FROM a", {"customer": "email"}),
+        {"a": {"customer": "email"}},
+        {"a__changed": f"SELECT * FROM a WHERE email {CUSTOMER_IN}"},
+        f"{KV} (SELECT a.*, COUNT(*) OVER () AS v FROM a__changed AS a) AS replacing "
+        f"WHERE email {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
+        id="a-model-that-selects-a-star-reads-every-column-of-the-touched-rows-a-count-star-does-not-count",
+    ),
+    pytest.param(
+        keyed("SELECT a.email, count(*) AS n FROM a JOIN b USING (email) GROUP BY ALL", {"customer": "email"}),
+        {"a": {"customer": "email"}, "b": {"customer": "email"}},
+        {"a__changed": f'SELECT "email" FROM a WHERE email {CUSTOMER_IN}', "b__changed": f'SELECT "email" FROM b WHERE email {CUSTOMER_IN}'},
+        f"{KV} (SELECT a.email, COUNT(*) AS n FROM a__changed AS a JOIN b__changed AS b USING (email) GROUP BY ALL) AS replacing "
+        f"WHERE email {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
+        id="a-count-star-reads-no-column-and-a-using-list-names-its-columns",
     ),
 ]
 
 
 @pytest.mark.parametrize("keyed_model, rows_of, stages, select", REPLACEMENT)
 def test_replacement_sql(keyed_model, rows_of, stages, select):
-    assert replacement_sql(keyed_model, rows_of, "kept", ["k", "v"]) == (stages, select)
+    assert replacement_sql(keyed_model, rows_of, "kept", ["k", "v"], INPUT_COLUMNS) == (stages, select)

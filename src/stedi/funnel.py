@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from stedi.errors import LakeError
-from stedi.models import added_name, compile_sql, load_sources, of_changed, tables_read
+from stedi.models import added_name, columns_read, compile_sql, load_sources, of_changed, tables_read
 from stedi.sql import TableInput, one_row, register_tables
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ READING_FEEDS = {
         "accelerometer_trusted",
         f"""
         WITH attributed AS (
-            SELECT reading.*, coalesce(lower(trim(reading.user)), owner.email) AS customer_email,
+            SELECT reading.timestamp, coalesce(lower(trim(reading.user)), owner.email) AS customer_email,
                    CASE WHEN reading.user IS NULL THEN owner.customers END AS serial_customers
             FROM {READINGS} AS reading
             LEFT JOIN serial_number_owners AS owner ON owner.serialNumber = reading.serialNumber)
@@ -116,7 +116,7 @@ READING_FEEDS = {
         growth_affects={
             # A customer newly curated (new phone readings) takes the readings of their serial number along.
             "customers_curated": f"""
-            SELECT * FROM {READINGS} WHERE serialNumber IN (
+            SELECT sensorReadingTime, serialNumber FROM {READINGS} WHERE serialNumber IN (
                 SELECT serialNumber FROM serial_number_owners WHERE email IN (SELECT email FROM {added_name("customers_curated")}))""",
         },
     ),
@@ -202,7 +202,8 @@ def _reading_counts(
             for name, then in sorted(recount.grown.items())
         ]
         if recount.replaced:  # only the readings of touched customers and serial numbers can have a new fate
-            steps.append((recount.replaced, f"SELECT * FROM {READINGS} WHERE {of_changed(load_sources()[reading.landing])}", {}))
+            affected = f"SELECT {columns_read(reading.fates_sql, [c for c, _ in columns])} FROM {READINGS} WHERE {of_changed(load_sources()[reading.landing])}"
+            steps.append((recount.replaced, affected, {}))
         for changed, affected_sql, views in steps:
             register_tables(conn, {READINGS: TableInput(recount.counted, columns), **views})
             conn.execute(f"CREATE OR REPLACE TEMP TABLE affected_readings AS {affected_sql}")

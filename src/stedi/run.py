@@ -366,7 +366,8 @@ def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableSt
         columns = lake.columns(model.name)
         tables = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
         tables[KEPT] = TableInput(rewritten, columns)
-        stages, sql = replacement_sql(model, rows_of_tables(load_models()), KEPT, [name for name, _ in columns])
+        input_columns = {name: [column for column, _ in table.columns] for name, table in tables.items()}
+        stages, sql = replacement_sql(model, rows_of_tables(load_models()), KEPT, [name for name, _ in columns], input_columns)
         rows = engine.build(ModelBuild(sql, tables, settings, path, stages, lake.scratch, lake.storage, how.delivery.changes.tables()))
         return Written(path, rows, tuple(f for f in lake.state(model.name).files if f not in set(rewritten)), rewritten)
     stages, sql, tables = _query(lake, model, inputs, how)

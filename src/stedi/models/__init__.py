@@ -102,6 +102,28 @@ def tables_read(sql: str) -> frozenset[str]:
     return frozenset(t.name for t in tree.find_all(exp.Table) if t.name not in ctes and t.name != RUN_SETTINGS)
 
 
+@cache
+def _names_spelled(sql: str) -> frozenset[str] | None:
+    """Every name a SQL statement spells (columns, tables, aliases, USING lists), lower-cased;
+    None when it selects a star (`*`, `t.*`), and so may read any column."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    if any(isinstance(star.parent, (exp.Select, exp.Column)) for star in tree.find_all(exp.Star)):
+        return None
+    return frozenset(identifier.name.lower() for identifier in tree.find_all(exp.Identifier))
+
+
+def columns_read(sql: str, columns: Iterable[str]) -> str:
+    """The select list of the table's `columns` that `sql` may read: those it names, or `*`.
+
+    A stage that filters a wide table for a few rows reads much less this way: DuckDB cannot push
+    an `IN (SELECT ...)` filter into the scan, so each column selected is decoded for every row
+    (for 76 million phone readings: 3.5 s selecting every column, 1.7 s the six a model reads)."""
+    named = _names_spelled(sql)
+    if named is None:
+        return "*"
+    return ", ".join(f'"{c}"' for c in columns if c.lower() in named) or "*"
+
+
 def added_name(table: str) -> str:
     """The view of the rows a table gained since a model was last built."""
     return f"{table}__added"
@@ -178,15 +200,22 @@ def _key_sql(key: str) -> str:
     return sqlglot.parse_one(key, read="duckdb").sql(dialect="duckdb")
 
 
-def replacement_sql(model: Model, rows_of: Mapping[str, Mapping[str, str]], kept: str, columns: list[str]) -> tuple[dict[str, str], str]:
+def replacement_sql(
+    model: Model, rows_of: Mapping[str, Mapping[str, str]], kept: str, columns: list[str], input_columns: Mapping[str, list[str]]
+) -> tuple[dict[str, str], str]:
     """The rows a model's table holds after a delivery, in the files it rewrites: its SQL over
-    just the changed customers' rows of each input whose `rows_of` is known (a stage each),
-    limited to those customers, then the rows of `kept` (the table's files that hold changed
-    customers) that belong to someone else. Both sides list the table's `columns`, in order.
+    just the changed customers' rows of each input whose `rows_of` is known (a stage each, of the
+    columns the model reads, `columns_read`), limited to those customers, then the rows of `kept`
+    (the table's files that hold changed customers) that belong to someone else. Both sides list
+    the table's `columns`, in order.
 
     The inputs' `rows_of` may name more rows than the changed customers' own (a reading that names
     a user and a changed serial number): the result is limited to the model's own `rows_of`."""
-    stages = {changed_name(name): f"SELECT * FROM {name} WHERE {of_changed(rows_of[name])}" for name in sorted(model.reads) if name in rows_of}
+    stages = {
+        changed_name(name): f"SELECT {columns_read(model.sql, input_columns[name])} FROM {name} WHERE {of_changed(rows_of[name])}"
+        for name in sorted(model.reads)
+        if name in rows_of
+    }
     tree = sqlglot.parse_one(model.sql, read="duckdb")
     for table in tree.find_all(exp.Table):
         if table.name in rows_of and table.name in model.reads:
