@@ -512,10 +512,11 @@ def test_no_export_while_an_erasure_is_unfinished(lake, tmp_path):
 
 def test_the_people_an_erasure_holds_match_the_rows_their_tombstones_match(lake):
     """A fresh erasure finds the customers by their values, one finished after an interruption by
-    their tombstones: in every table, both must take the same rows (Erin's, as ERIN_ROWS counts)."""
+    their tombstones: in every table, the ledger included, both must find the same free text and
+    file names and take the same rows (Erin's, as ERIN_ROWS counts)."""
     import duckdb
 
-    from stedi.identities import KnownPeople, column_names, match_sql, parquet_source
+    from stedi.identities import KnownPeople, column_names, parquet_source, touched_sql
     from stedi.tombstones import Tombstones
 
     serials = {ERIN_SERIAL.lower(), ERIN_OLD_SERIAL.lower()}
@@ -524,14 +525,15 @@ def test_the_people_an_erasure_holds_match_the_rows_their_tombstones_match(lake)
     people = KnownPeople(frozenset([ERIN]), frozenset(serials), tombstones)
     keys = {customer_key(lake.lake.secret, ERIN)}
     matched = {}
-    for name in TABLES:
+    for name in lake.lake.table_names():
         source = parquet_source(lake.lake.state(name).files)
         conn = duckdb.connect()
         columns = column_names(conn, source)
         for finder in (people, tombstones):
-            finder.find(conn, source, columns, keys).register(conn)
-            rows = conn.execute(f"SELECT * FROM {source} WHERE {match_sql(columns) or 'false'} ORDER BY ALL").fetchall()
-            matched.setdefault(name, []).append(rows)
+            found = finder.find(conn, source, columns, keys)
+            found.register(conn)
+            rows = conn.execute(f"SELECT * FROM {source} WHERE {touched_sql(columns)} ORDER BY ALL").fetchall()
+            matched.setdefault(name, []).append((rows, found.texts, found.paths))
         conn.close()
-    assert {name: len(by_values) for name, (by_values, _) in matched.items()} == ERIN_ROWS
+    assert {name: len(by_values[0]) for name, (by_values, _) in matched.items() if name in TABLES} == ERIN_ROWS
     assert all(by_values == by_tombstones for by_values, by_tombstones in matched.values())

@@ -20,7 +20,7 @@ import pytest
 
 from stedi.checks import check_sql, offending_rows_sql, run_check
 from stedi.engines.spark import spark_sql
-from stedi.models import CheckSpec, Model, growth_sql, replacement_sql, tables_read
+from stedi.models import CheckSpec, Model, columns_read, growth_sql, replacement_sql, tables_read
 
 # The Unicode space separators (category Zs), written out: what DuckDB's trim() strips.
 ZS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
@@ -593,13 +593,13 @@ REPLACEMENT = [
         {"a__changed": f"SELECT * FROM a WHERE email {CUSTOMER_IN}"},
         f"{KV} (SELECT a.*, COUNT(*) OVER () AS v FROM a__changed AS a) AS replacing "
         f"WHERE email {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
-        id="a-model-that-selects-a-star-reads-every-column-of-the-touched-rows-a-count-star-does-not-count",
+        id="a-model-that-selects-a-star-reads-every-column-of-the-touched-rows",
     ),
     pytest.param(
-        keyed("SELECT a.email, count(*) AS n FROM a JOIN b USING (email) GROUP BY ALL", {"customer": "email"}),
+        keyed("SELECT a.v, count(*) AS n FROM a JOIN b USING (email) GROUP BY ALL", {"customer": "email"}),
         {"a": {"customer": "email"}, "b": {"customer": "email"}},
-        {"a__changed": f'SELECT "email" FROM a WHERE email {CUSTOMER_IN}', "b__changed": f'SELECT "email" FROM b WHERE email {CUSTOMER_IN}'},
-        f"{KV} (SELECT a.email, COUNT(*) AS n FROM a__changed AS a JOIN b__changed AS b USING (email) GROUP BY ALL) AS replacing "
+        {"a__changed": f'SELECT "email", "v" FROM a WHERE email {CUSTOMER_IN}', "b__changed": f'SELECT "email", "v" FROM b WHERE email {CUSTOMER_IN}'},
+        f"{KV} (SELECT a.v, COUNT(*) AS n FROM a__changed AS a JOIN b__changed AS b USING (email) GROUP BY ALL) AS replacing "
         f"WHERE email {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
         id="a-count-star-reads-no-column-and-a-using-list-names-its-columns",
     ),
@@ -609,3 +609,26 @@ REPLACEMENT = [
 @pytest.mark.parametrize("keyed_model, rows_of, stages, select", REPLACEMENT)
 def test_replacement_sql(keyed_model, rows_of, stages, select):
     assert replacement_sql(keyed_model, rows_of, "kept", ["k", "v"], INPUT_COLUMNS) == (stages, select)
+
+
+# The columns of a table `t` (k, v, w) that a stage of touched rows must hold for a SQL to read:
+# those it names, or every one (`*`) when it may read a column without naming it.
+COLUMNS_READ = [
+    pytest.param("SELECT t.k FROM t WHERE t.v > 0", '"k", "v"', id="the-columns-it-names-anywhere"),
+    pytest.param("SELECT count(*) FROM t JOIN u USING (w)", '"w"', id="a-using-list-names-its-columns-a-count-star-reads-none"),
+    pytest.param("SELECT t.k AS w FROM t", '"k", "w"', id="an-alias-that-spells-a-column-keeps-it-harmlessly"),
+    pytest.param("SELECT * FROM t", "*", id="a-star"),
+    pytest.param("SELECT t.* EXCLUDE (w) FROM t", "*", id="a-qualified-star-with-exclude"),
+    pytest.param("SELECT * LIKE 'k%' FROM t", "*", id="a-star-like"),
+    pytest.param("SELECT max(COLUMNS(*)) FROM t", "*", id="columns-star"),
+    pytest.param("SELECT k FROM t NATURAL JOIN u", "*", id="a-natural-join-joins-on-columns-it-never-names"),
+    pytest.param("SELECT to_json(t) FROM t", "*", id="a-whole-row-named-by-its-table"),
+    pytest.param("SELECT #1 FROM t", "*", id="a-positional-column"),
+    pytest.param("PIVOT t ON k USING sum(v)", "*", id="a-pivot-groups-by-the-columns-it-does-not-name"),
+    pytest.param("SELECT 1 FROM t", "*", id="naming-no-column-reads-them-all-rather-than-none"),
+]
+
+
+@pytest.mark.parametrize("sql, listed", COLUMNS_READ)
+def test_columns_read(sql, listed):
+    assert columns_read(sql, ["k", "v", "w"]) == listed

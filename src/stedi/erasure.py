@@ -348,8 +348,8 @@ def pending_erasure(lake: Lake) -> str | None:
 
 def finish_pending_erasure(lake: Lake) -> ErasureReport | None:
     """Finish an erasure that was interrupted, if there is one; the caller holds the write lock.
-    Its customers are found through the tombstones (the record keeps no email), whatever tables
-    it had already rewritten."""
+    Its customers are found through their tombstones (the record keeps no email), whatever
+    tables it had already rewritten."""
     path = _pending_path(lake)
     if not lake.storage.exists(path):
         return None
@@ -360,7 +360,7 @@ def finish_pending_erasure(lake: Lake) -> ErasureReport | None:
     asked = Tombstones(lake.secret, set(pending["emails"]), set(pending["serials"]))
     report.email_marks = set(asked.emails)
     report.tombstones_added = _tombstone(lake, asked)  # again: the interrupted attempt may not have got there
-    return _carry_out(lake, report, load_tombstones(lake) or asked, set(pending["customer_keys"]))
+    return _carry_out(lake, report, asked, set(pending["customer_keys"]))
 
 
 def _carry_out(lake: Lake, report: ErasureReport, people: KnownPeople | Tombstones, keys: set[str]) -> ErasureReport:

@@ -164,12 +164,12 @@ class Erasures(NamesPeople, Protocol):
 @dataclass(frozen=True)
 class KnownPeople:
     """The people an erasure was asked for, by their normalized emails and serial numbers: their
-    rows are matched by value, without hashing every value of the lake (`find`). `names` redacts
-    file names as the tombstones do."""
+    rows are matched by value, without hashing every value of the lake (`find`). A file name that
+    names them is redacted as their `tombstones` redact it."""
 
     emails: frozenset[str]
     serials: frozenset[str]
-    names: NamesPeople
+    tombstones: NamesPeople
 
     def erased(self, kind: str, value: str) -> bool:
         """Whether a normalized identity of that kind is one of theirs."""
@@ -177,7 +177,7 @@ class KnownPeople:
 
     def redact(self, path: str) -> str:
         """The name the lake records instead of a file name that names them."""
-        return self.names.redact(path)
+        return self.tombstones.redact(path)
 
     def find(self, conn: duckdb.DuckDBPyConnection, source: str, columns: Iterable[str], keys: Iterable[str] = ()) -> Identities:
         """Their values, and the free text and file names in `source` that name them; whether a

@@ -105,15 +105,22 @@ def tables_read(sql: str) -> frozenset[str]:
 @cache
 def _names_spelled(sql: str) -> frozenset[str] | None:
     """Every name a SQL statement spells (columns, tables, aliases, USING lists), lower-cased;
-    None when it selects a star (`*`, `t.*`), and so may read any column."""
+    None when it may read a column without spelling it: a star other than `count(*)`, `COLUMNS`,
+    a PIVOT, a NATURAL join, a positional column (`#1`), or a whole row named by its table."""
     tree = sqlglot.parse_one(sql, read="duckdb")
-    if any(isinstance(star.parent, (exp.Select, exp.Column)) for star in tree.find_all(exp.Star)):
+    if any(not isinstance(star.parent, exp.Count) for star in tree.find_all(exp.Star)):
+        return None
+    if tree.find(exp.Columns, exp.Pivot, exp.PositionalColumn) or any(join.args.get("method") for join in tree.find_all(exp.Join)):
+        return None
+    tables = {name.lower() for table in tree.find_all(exp.Table) for name in (table.name, table.alias) if name}
+    if any(column.name.lower() in tables for column in tree.find_all(exp.Column) if not column.table):
         return None
     return frozenset(identifier.name.lower() for identifier in tree.find_all(exp.Identifier))
 
 
 def columns_read(sql: str, columns: Iterable[str]) -> str:
-    """The select list of the table's `columns` that `sql` may read: those it names, or `*`.
+    """The select list of the table's `columns` that `sql` may read: those it names, or `*` when
+    it may read one without naming it (`_names_spelled`).
 
     A stage that filters a wide table for a few rows reads much less this way: DuckDB cannot push
     an `IN (SELECT ...)` filter into the scan, so each column selected is decoded for every row
