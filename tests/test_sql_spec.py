@@ -587,22 +587,6 @@ REPLACEMENT = [
         f"{KV} kept WHERE (SHA256(email) IS NULL OR SHA256(email) NOT IN (SELECT changed_customer_key FROM changed_customers))",
         id="a-table-read-inside-a-cte-is-renamed-and-a-pseudonym-key-matches-the-changed-keys",
     ),
-    pytest.param(
-        keyed("SELECT a.*, count(*) OVER () AS v FROM a", {"customer": "email"}),
-        {"a": {"customer": "email"}},
-        {"a__changed": f"SELECT * FROM a WHERE email {CUSTOMER_IN}"},
-        f"{KV} (SELECT a.*, COUNT(*) OVER () AS v FROM a__changed AS a) AS replacing "
-        f"WHERE email {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
-        id="a-model-that-selects-a-star-reads-every-column-of-the-touched-rows",
-    ),
-    pytest.param(
-        keyed("SELECT a.v, count(*) AS n FROM a JOIN b USING (email) GROUP BY ALL", {"customer": "email"}),
-        {"a": {"customer": "email"}, "b": {"customer": "email"}},
-        {"a__changed": f'SELECT "email", "v" FROM a WHERE email {CUSTOMER_IN}', "b__changed": f'SELECT "email", "v" FROM b WHERE email {CUSTOMER_IN}'},
-        f"{KV} (SELECT a.v, COUNT(*) AS n FROM a__changed AS a JOIN b__changed AS b USING (email) GROUP BY ALL) AS replacing "
-        f"WHERE email {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
-        id="a-count-star-reads-no-column-and-a-using-list-names-its-columns",
-    ),
 ]
 
 
