@@ -7,7 +7,7 @@
    lake finishes the erasure before anything else (`finish_pending_erasure`).
 2. Per table, rows are found by the customers' normalized emails and serial numbers, which the
    erasure holds in memory (`stedi.identities.KnownPeople`), or, when a later command finishes an
-   interrupted erasure, through the tombstones (`Tombstones.find`: the pending record keeps no
+   interrupted erasure, through its own tombstones (`Tombstones.find`: the pending record keeps no
    email); never through another table an interrupted erasure may already have rewritten. Free
    text and file names are searched for them token by token. The data files holding them are
    replaced by filtered copies, and only the snapshots that hold the customers are expired
