@@ -293,11 +293,19 @@ def land_batch(
     files.raise_if_failed()
     conn.register("file_facts", files.file_facts())
     conn.register("pieces", pa.table({"_file": pa.array(range(len(batch.files)), pa.int32()), "_source_file": [p.path for p in batch.files]}))
+    # The lineage strings are the same on every row of a file: as ENUMs, the Parquet writer takes
+    # each row's dictionary index as it is instead of hashing the string again (they are still
+    # written as plain strings). 7.6 M rows: 3.3 s -> 2.6 s.
+    conn.execute("CREATE TYPE source_file AS ENUM (SELECT DISTINCT _source_file FROM pieces)")
+    conn.execute("CREATE TYPE source_sha256 AS ENUM (SELECT DISTINCT sha256 FROM file_facts WHERE sha256 IS NOT NULL)")
+    conn.execute(f"CREATE TYPE ingest_run AS ENUM ({literal(batch.run_id)})")
     conn.execute(
-        "CREATE TEMP TABLE sources AS SELECT _file, _source_file, sha256 AS _source_sha256, size, mtime_ns, problem FROM pieces JOIN file_facts USING (_file)"
+        "CREATE TEMP TABLE sources AS SELECT _file, _source_file::source_file AS _source_file, sha256::source_sha256 AS _source_sha256, "
+        "size, mtime_ns, problem FROM pieces JOIN file_facts USING (_file)"
     )
     lineage = (
-        f"_source_file, _source_line, _source_sha256, CAST({literal(batch.ingested_at)} AS TIMESTAMPTZ) AS _ingested_at, {literal(batch.run_id)} AS _ingest_run"
+        f"_source_file, _source_line, _source_sha256, CAST({literal(batch.ingested_at)} AS TIMESTAMPTZ) AS _ingested_at, "
+        f"{literal(batch.run_id)}::ingest_run AS _ingest_run"
     )
     fields = ", ".join(f"v_{f.key} AS {quote(f.name)}" for f in batch.feed.fields)
     conn.execute(
