@@ -266,7 +266,7 @@ def cut(storage: Storage, info: FileInfo, stopped: threading.Event | None = None
     Cutting reads the file once, in pieces, to count the lines before each piece and to hash it; it
     is read again as each piece lands. The hash of each piece is taken in a thread of its own while
     the next piece is read and counted (both release the GIL): the file's first batch cannot land
-    before its cut ends (a 698 MB file: 1.4 s -> 0.8 s). Once `stopped` is set (the ingest
+    before its cut ends (a 698 MB file: 1.4 s -> 0.65 s). Once `stopped` is set (the ingest
     stopped), it stops reading and returns no piece.
     """
     if info.size <= PIECE_BYTES or info.path.lower().endswith(".gz"):
