@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import socket
@@ -10,6 +11,7 @@ import tracemalloc
 import zlib
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from stedi.errors import SourceError
@@ -67,10 +69,20 @@ def test_accepted_customer_values(harness, fields, column, expected):
 
 
 def test_lineage_columns(harness):
-    path = harness.feed("accelerometer/batch.json", ["", GOOD_READING, GOOD_READING])
+    path = harness.feed("accelerometer/batch.json", ["", GOOD_READING, GOOD_READING, "broken"])
     report = harness.ingest()
     rows = harness.rows("SELECT _source_file, _source_line, _ingest_run, _ingested_at IS NOT NULL FROM accelerometer_landing ORDER BY 2")
     assert rows == [(str(path), 2, report.run_id, True), (str(path), 3, report.run_id, True)]
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert harness.rows("SELECT DISTINCT _source_sha256 FROM accelerometer_landing") == [(sha256,)]
+    assert harness.rows("SELECT _source_line, _source_sha256, _ingest_run FROM accelerometer_landing_rejected") == [(4, sha256, report.run_id)]
+    # Landing writes them as ENUMs for speed; every reader (Spark, Athena, pyarrow) must still find plain strings.
+    for table in ("accelerometer_landing", "accelerometer_landing_rejected"):
+        (data_file,) = harness.lake.state(table).files
+        schema = pq.ParquetFile(data_file).schema
+        for name in ("_source_file", "_source_sha256", "_ingest_run"):
+            column = schema.column(schema.names.index(name))
+            assert (column.physical_type, str(column.logical_type)) == ("BYTE_ARRAY", "String"), (table, name)
 
 
 def conservation(harness) -> list[tuple]:
