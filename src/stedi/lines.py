@@ -265,9 +265,9 @@ def cut(storage: Storage, info: FileInfo, stopped: threading.Event | None = None
 
     Cutting reads the file once, in pieces, to count the lines before each piece and to hash it; it
     is read again as each piece lands. The hash of each piece is taken in a thread of its own while
-    the next piece is read and counted (both release the GIL): the file's first batch cannot land
-    before its cut ends (a 698 MB file: 1.4 s -> 0.65 s). Once `stopped` is set (the ingest
-    stopped), it stops reading and returns no piece.
+    the next piece is read and its line ends counted with numpy (both release the GIL): the file's
+    first batch cannot land before its cut ends (a 698 MB file: 1.4 s -> 0.6 s). Once `stopped` is
+    set (the ingest stopped), it stops reading and returns no piece.
     """
     if info.size <= PIECE_BYTES or info.path.lower().endswith(".gz"):
         return [FilePiece(info.path)]
@@ -301,11 +301,18 @@ def cut(storage: Storage, info: FileInfo, stopped: threading.Event | None = None
             hashed = hashing.submit(digest.update, memoryview(text)[:length])
             end = start + length
             bounds.append((start, end, line))
-            start, line = end, line + int(np.count_nonzero(np.frombuffer(text, np.uint8, length) == NEWLINE))
+            start, line = end, line + _line_ends(text, length)
         if hashed:
             hashed.result()
     sha256 = digest.hexdigest()
     return [FilePiece(info.path, start, end, first, info, sha256) for start, end, first in bounds]
+
+
+def _line_ends(text: bytes, length: int) -> int:
+    """The line ends among the first `length` bytes, counted a chunk at a time: numpy releases the
+    GIL, and a piece grown around a very long line needs no array of its size."""
+    data = np.frombuffer(text, np.uint8, length)
+    return sum(int(np.count_nonzero(data[start : start + CHUNK_BYTES] == NEWLINE)) for start in range(0, length, CHUNK_BYTES))
 
 
 _END_OF_FILE = None
