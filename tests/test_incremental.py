@@ -444,8 +444,8 @@ def test_a_replacement_that_breaks_a_rule_fails_and_keeps_the_table(harness, mon
     leaky = "SELECT 'no@x.com' AS user, 2000::BIGINT AS timestamp, 0.5::DOUBLE AS x, 1.0::DOUBLE AS y, -1.0::DOUBLE AS z"
 
     def leaky_replacement(model, *args):
-        stages, sql = replacement_sql(model, *args)
-        return stages, f"{sql} UNION ALL {leaky}" if model.name == "accelerometer_trusted" else sql
+        stages, touched, others = replacement_sql(model, *args)
+        return stages, f"{touched} UNION ALL {leaky}" if model.name == "accelerometer_trusted" else touched, others
 
     monkeypatch.setattr(run_module, "replacement_sql", leaky_replacement)
     harness.feed("customer/d.json", [customer("no@x.com", "S2", consent=None, updated=20)])

@@ -567,7 +567,8 @@ REPLACEMENT = [
             "b__changed": f'SELECT "email", "v" FROM b WHERE LOWER(TRIM(email)) {CUSTOMER_IN}',
         },
         f"{KV} (SELECT a.email, b.v FROM a__changed AS a JOIN b__changed AS b ON a.email = b.email) AS replacing "
-        f"WHERE email {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
+        f"WHERE email {CUSTOMER_IN}",
+        f"{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
         id="each-input-is-read-as-its-touched-rows-and-the-kept-rows-are-everyone-elses",
     ),
     pytest.param(
@@ -575,7 +576,8 @@ REPLACEMENT = [
         {"r": {"customer": "lower(trim(user))", "serial": "serial"}},
         {"r__changed": f'SELECT "user", "serial" FROM r WHERE LOWER(TRIM("user")) {CUSTOMER_IN} OR serial {SERIAL_IN}'},
         f'{KV} (SELECT r."user", o.serial FROM r__changed AS r JOIN o ON o.serial = r.serial) AS replacing '
-        f'WHERE "user" {CUSTOMER_IN}\nUNION ALL\n{KV} kept WHERE ("user" IS NULL OR "user" NOT {CUSTOMER_IN})',
+        f'WHERE "user" {CUSTOMER_IN}',
+        f'{KV} kept WHERE ("user" IS NULL OR "user" NOT {CUSTOMER_IN})',
         id="a-row-named-by-customer-or-serial-number-is-read-by-either-and-an-input-without-rows-of-in-full",
     ),
     pytest.param(
@@ -583,16 +585,16 @@ REPLACEMENT = [
         {"a": {"customer": "email"}},
         {"a__changed": f'SELECT "email" FROM a WHERE email {CUSTOMER_IN}'},
         f"{KV} (WITH s AS (SELECT email FROM a__changed AS a) SELECT s.email FROM s) AS replacing "
-        "WHERE SHA256(email) IN (SELECT changed_customer_key FROM changed_customers)\nUNION ALL\n"
+        "WHERE SHA256(email) IN (SELECT changed_customer_key FROM changed_customers)",
         f"{KV} kept WHERE (SHA256(email) IS NULL OR SHA256(email) NOT IN (SELECT changed_customer_key FROM changed_customers))",
         id="a-table-read-inside-a-cte-is-renamed-and-a-pseudonym-key-matches-the-changed-keys",
     ),
 ]
 
 
-@pytest.mark.parametrize("keyed_model, rows_of, stages, select", REPLACEMENT)
-def test_replacement_sql(keyed_model, rows_of, stages, select):
-    assert replacement_sql(keyed_model, rows_of, "kept", ["k", "v"], INPUT_COLUMNS) == (stages, select)
+@pytest.mark.parametrize("keyed_model, rows_of, stages, touched, others", REPLACEMENT)
+def test_replacement_sql(keyed_model, rows_of, stages, touched, others):
+    assert replacement_sql(keyed_model, rows_of, "kept", ["k", "v"], INPUT_COLUMNS) == (stages, touched, others)
 
 
 # The columns of a table `t` (k, v, w) that a stage of touched rows must hold for a SQL to read:

@@ -312,15 +312,26 @@ def arrived_delivery(lake: Lake, models: tuple[Model, ...]) -> Delivery | None:
     return delivery
 
 
-# ---- write: the new rows, as one Parquet file -------------------------------------------------------
+# ---- write: the new rows, as one Parquet file (and the rows a replacement carries over) -------------
 @dataclass(frozen=True)
 class Written:
-    """A model's new rows as the engine wrote them: one Parquet file, not yet published."""
+    """A model's new rows as the engine wrote them: one Parquet file, not yet published.
 
-    path: str  # the data file the engine wrote, not yet published
+    A replacement writes the rows it carries over from the files it rewrites (other customers'
+    rows) as a file of their own, so that the touched customers' rows stay in a small file: the
+    checks judge just that file, and a later erasure or delivery that reaches those customers
+    rewrites it and not the bulk of the table."""
+
+    path: str  # the new rows: all of them, an append's added ones, or the touched customers'
     rows: int
     kept: tuple[str, ...]  # the table's files it keeps besides it: all for an append, none for a rebuild
     replaces: tuple[str, ...] = ()  # the table's files it takes the place of, for a replacement
+    carried: str | None = None  # for a replacement, the other customers' rows of the files in `replaces`
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The data files written, to be published."""
+        return (self.path, self.carried) if self.carried else (self.path,)
 
 
 def _query(lake: Lake, model: Model, inputs: Mapping[str, TableState], how: Rebuild | Append) -> tuple[dict[str, str], str, dict[str, TableInput]]:
@@ -365,11 +376,16 @@ def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableSt
         rewritten = files_holding(lake, model, how.delivery.changes)
         columns = lake.columns(model.name)
         tables = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
-        tables[KEPT] = TableInput(rewritten, columns)
         input_columns = {name: [column for column, _ in table.columns] for name, table in tables.items()}
-        stages, sql = replacement_sql(model, rows_of_tables(load_models()), KEPT, [name for name, _ in columns], input_columns)
-        rows = engine.build(ModelBuild(sql, tables, settings, path, stages, lake.scratch, lake.storage, how.delivery.changes.tables()))
-        return Written(path, rows, tuple(f for f in lake.state(model.name).files if f not in set(rewritten)), rewritten)
+        stages, touched_sql, others_sql = replacement_sql(model, rows_of_tables(load_models()), KEPT, [name for name, _ in columns], input_columns)
+        changed = how.delivery.changes.tables()
+        rows = engine.build(ModelBuild(touched_sql, tables, settings, path, stages, lake.scratch, lake.storage, changed))
+        kept = tuple(f for f in lake.state(model.name).files if f not in set(rewritten))
+        carried = lake.new_data_file(model.name, run_id) if rewritten else None
+        if carried and not engine.build(ModelBuild(others_sql, {KEPT: TableInput(rewritten, columns)}, settings, carried, {}, lake.scratch, lake.storage, changed)):
+            lake.storage.delete(carried)  # the rewritten files held only touched customers
+            carried = None
+        return Written(path, rows, kept, rewritten, carried)
     stages, sql, tables = _query(lake, model, inputs, how)
     rows = engine.build(ModelBuild(sql, tables, settings, path, stages, lake.scratch, lake.storage))
     return Written(path, rows, lake.state(model.name).files if isinstance(how, Append) else ())
@@ -385,23 +401,16 @@ def _audit_connection(lake: Lake, settings: pa.Table, all_models: tuple[Model, .
     return conn
 
 
-def audit(
-    lake: Lake, model: Model, written: Written, new_rows_only: bool, settings: pa.Table, all_models: tuple[Model, ...], changes: Changes | None = None
-) -> list[CheckResult]:
+def audit(lake: Lake, model: Model, written: Written, new_rows_only: bool, settings: pa.Table, all_models: tuple[Model, ...]) -> list[CheckResult]:
     """Run the model's checks on its new contents, against every published table they relate to.
-    With `new_rows_only`, a check that judges rows one by one judges just the written file's, and
-    of those, after a replacement, just the touched customers' (the others' were judged before and
-    nothing they relate to changed)."""
+    With `new_rows_only`, a check that judges rows one by one judges just the new rows' file: an
+    append's added rows, a replacement's touched customers' rows (the rows it carried over were
+    judged before, and nothing they relate to changed)."""
     conn = _audit_connection(lake, settings, all_models)
     columns = tuple(parquet_columns(written.path, lake.storage))
-    register_tables(conn, {model.name: TableInput((*written.kept, written.path), columns)})
+    register_tables(conn, {model.name: TableInput((*written.kept, *written.files), columns)})
     new_rows = added_name(model.name) if new_rows_only else None
-    if new_rows and changes:
-        for name, values in changes.tables().items():
-            conn.register(name, values)
-        register_tables(conn, {f"{new_rows}__written": TableInput((written.path,), columns)})
-        conn.execute(f"CREATE VIEW {new_rows} AS SELECT * FROM {new_rows}__written WHERE {of_changed(model.rows_of)}")
-    elif new_rows:
+    if new_rows:
         register_tables(conn, {new_rows: TableInput((written.path,), columns)})
     try:
         return [run_check(conn, model.name, check, new_rows) for check in model.checks]
@@ -439,10 +448,10 @@ def publish(lake: Lake, model: Model, written: Written, rebuilt: bool, inputs: M
         SCOPE_PROPERTY: scope,
         MODEL_PROPERTY: model.fingerprint,
     }
-    files = [written.path]
+    files = list(written.files)
     if not rebuilt and written.rows == 0:  # nothing new: the snapshot only records what it was built from
         lake.storage.delete(written.path)
-        files = []
+        files.remove(written.path)
     return lake.publish(model.name, files, properties, replace=rebuilt, remove=written.replaces)
 
 
@@ -486,9 +495,10 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
     written = write(lake, engine, model, inputs, how, run_id, settings)
     rebuilt = isinstance(how, Rebuild)
     result.method, result.touched_customers, result.note = describe(how, written)
-    result.checks = audit(lake, model, written, not rebuilt, settings, all_models, how.delivery.changes if isinstance(how, Replace) else None)
+    result.checks = audit(lake, model, written, not rebuilt, settings, all_models)
     if any(c.blocks_publish for c in result.checks):
-        lake.storage.delete(written.path)
+        for path in written.files:
+            lake.storage.delete(path)
         result.status = "failed"
         result.note = "failed checks; the previous snapshot stays live"
         result.output_snapshot, result.rows_out = before.snapshot_id, before.rows

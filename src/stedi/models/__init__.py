@@ -209,12 +209,12 @@ def _key_sql(key: str) -> str:
 
 def replacement_sql(
     model: Model, rows_of: Mapping[str, Mapping[str, str]], kept: str, columns: list[str], input_columns: Mapping[str, list[str]]
-) -> tuple[dict[str, str], str]:
-    """The rows a model's table holds after a delivery, in the files it rewrites: its SQL over
-    just the changed customers' rows of each input whose `rows_of` is known (a stage each, of the
-    columns the model reads, `columns_read`), limited to those customers, then the rows of `kept`
-    (the table's files that hold changed customers) that belong to someone else. Both sides list
-    the table's `columns`, in order.
+) -> tuple[dict[str, str], str, str]:
+    """What a model's table holds after a delivery, in the files it rewrites, as two SELECTs: the
+    touched customers' rows, by its SQL over just the changed customers' rows of each input whose
+    `rows_of` is known (a stage each, of the columns the model reads, `columns_read`), limited to
+    those customers; and the rows of `kept` (the table's files that hold changed customers) that
+    belong to someone else. Both list the table's `columns`, in order.
 
     The inputs' `rows_of` may name more rows than the changed customers' own (a reading that names
     a user and a changed serial number): the result is limited to the model's own `rows_of`."""
@@ -231,9 +231,10 @@ def replacement_sql(
             if not table.alias:
                 table.set("alias", exp.TableAlias(this=exp.to_identifier(original)))
     listed = ", ".join(f'"{c}"' for c in columns)
-    return stages, (
-        f"SELECT {listed} FROM ({tree.sql(dialect='duckdb', comments=False)}) AS replacing WHERE {of_changed(model.rows_of)}\n"
-        f"UNION ALL\nSELECT {listed} FROM {kept} WHERE {not_of_changed(model.rows_of)}"
+    return (
+        stages,
+        f"SELECT {listed} FROM ({tree.sql(dialect='duckdb', comments=False)}) AS replacing WHERE {of_changed(model.rows_of)}",
+        f"SELECT {listed} FROM {kept} WHERE {not_of_changed(model.rows_of)}",
     )
 
 
