@@ -472,6 +472,29 @@ def test_erasure_after_a_replacement_leaves_no_byte_behind(harness):
     assert harness.rows("SELECT DISTINCT user FROM accelerometer_trusted ORDER BY 1") == [("b@x.com",), ("d@x.com",), ("e@x.com",), ("f@x.com",)]
 
 
+def test_forgetting_a_customer_a_delivery_touched_leaves_the_other_customers_files_as_they_were(harness):
+    """A replacement writes the touched customers' rows apart from the rows it carries over, so the
+    erasure of a customer it touched removes that small file and rewrites no file of anyone else."""
+    base_lake(harness)
+    zed, serial = "zed@x.com", "S-ZED"
+    harness.feed("customer/d.json", [customer("a@x.com", "S1", consent=None, updated=20), customer(zed, serial)])
+    harness.feed("accelerometer/2.json", [reading(zed, 2000)])
+    harness.feed("step_trainer/2.json", [step(serial, 2000)])
+    assert set(how_built(harness.run()).values()) == {"replaced"}
+    files = {name: set(harness.lake.state(name).files) for name in INCREMENTAL}
+    others = {name: sorted(harness.rows(f"SELECT * FROM {name} WHERE {key} <> '{zed}'")) for name, key in KEYED_BY_ZED}
+    with harness.lake.writing():
+        forget(harness.lake, [zed])
+    for name, before in files.items():
+        after = set(harness.lake.state(name).files)
+        assert after < before and len(before - after) == 1, name  # one file dropped, none written
+    assert {name: sorted(harness.rows(f"SELECT * FROM {name}")) for name, _ in KEYED_BY_ZED} == others
+
+
+# The column that names zed in the tables whose other rows the test above compares.
+KEYED_BY_ZED = [("accelerometer_trusted", "user"), ("customers_curated", "email"), ("step_trainer_trusted", "email")]
+
+
 def test_generated_deliveries_over_several_runs_match_a_full_build(harness, tmp_path):
     """Realistic feeds with defects, delivered a customer file and some reading files at a time:
     later customer files revoke, grant and change consents and serial numbers."""
