@@ -67,6 +67,19 @@ def write_delivery(source: Path, out: Path, revocations: int, grants: int, new: 
     return written
 
 
+def held_customer(source: Path, revocations: int, seed: int = 0) -> str:
+    """A customer who consents in SOURCE and whom the delivery of that many revocations (same
+    seed) leaves alone: the next one in the order revocations are picked in (on feeds with fewer
+    consenting customers than that, the last one picked)."""
+    conn = duckdb.connect()
+    consenting = latest_customers(conn, source).filter("consents").order(f"hash(email || '{seed}')")
+    emails = [email for (email,) in consenting.select("email").limit(revocations + 1).fetchall()]
+    conn.close()
+    if not emails:
+        raise SystemExit(f"{source} has no consenting customer to forget")
+    return emails[-1]
+
+
 def record(email: str, serial: str, updated: int, consent: int | None) -> dict:
     """A customer record as the app writes it, with research consent from `consent` or none."""
     line = {

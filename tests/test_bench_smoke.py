@@ -35,6 +35,7 @@ def test_bench_runs_on_tiny_data_and_writes_its_report(tmp_path: Path) -> None:
         "delivery-base",
         "delivery",
         "erasure",
+        "erasure-held",
     }  # no Spark
     for name, summary in result["summary"].items():
         assert summary["runs"] == 1 and summary["ok_runs"] == 1, (name, summary["errors"])
@@ -50,6 +51,7 @@ def test_bench_runs_on_tiny_data_and_writes_its_report(tmp_path: Path) -> None:
         "peer_over_stedi_export",
         "delivery_over_full_export",
         "erasure_over_full_export",
+        "erasure_held_over_full_export",
     }
     assert result["ratios"]["peer_over_stedi"] is None
     assert all({"target", "value", "met", "applies"} <= t.keys() for t in result["targets"])
