@@ -16,6 +16,8 @@ from stedi import run as run_module
 from stedi.api import Lakehouse
 from stedi.cli import app
 from stedi.errors import ConservationError, GateFailure, InternalError, LakeError, StediError, UserError
+from support.deletes import delete_rows
+from support.lakes import MODEL_TABLES
 from support.records import customer, reading
 
 
@@ -57,6 +59,31 @@ def test_each_kind_of_error_ends_a_command_with_its_code_and_one_line(harness, m
     result = invoke("status", "--lake", harness.lake.location)
     assert (result.exit_code, result.stderr.splitlines()) == (code, [line])
     assert result.stdout == ""
+
+
+def test_a_table_another_engine_deleted_rows_of_in_place_is_refused_by_every_command_that_reads_it(harness):
+    """Athena's DELETE writes Iceberg delete files; stedi reads data files whole, so reading such a
+    table would bring the deleted rows back (and build them into the tables downstream)."""
+    harness.feed("customer/c.json", [customer("a@x.com"), customer("b@x.com")])
+    harness.feed("accelerometer/1.json", [reading("a@x.com", 2000), reading("b@x.com", 2000)])
+    assert harness.run().ok
+    lake, name = harness.lake, "accelerometer_trusted"
+    (data_file,) = lake.state(name).files
+    delete_rows(lake, name, {data_file: [0]})
+    assert len(lake.table(name).scan().to_arrow()) == 1  # a real delete file: pyiceberg applies it
+    models = {t: lake.table(t).metadata.current_snapshot_id for t in MODEL_TABLES}
+    harness.feed("customer/d.json", [customer("a@x.com", consent=None, updated=20)])
+    location = lake.location
+    for args in (("run", str(harness.source)), ("query", f"SELECT count(*) FROM {name}"), ("status",), ("forget", "a@x.com")):
+        result = invoke(*args, "--lake", location)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.splitlines() == [
+            f"error: the table '{name}' of the lake at {location} holds row-level deletes (Iceberg delete files, as Athena's DELETE "
+            "and UPDATE write them), which stedi does not apply: reading it would bring the deleted rows back. Merge them into its data "
+            f"files first (in Athena: OPTIMIZE stedi.{name} REWRITE DATA USING BIN_PACK), then run the command again"
+        ], args
+    lake.refresh()  # the run landed the new customer file, then refused to build anything from the table
+    assert {t: lake.table(t).metadata.current_snapshot_id for t in MODEL_TABLES} == models
 
 
 def test_debug_shows_the_traceback_of_an_internal_error_only(harness, monkeypatch):

@@ -566,8 +566,7 @@ REPLACEMENT = [
             "a__changed": f'SELECT "email", "v" FROM a WHERE email {CUSTOMER_IN}',
             "b__changed": f'SELECT "email", "v" FROM b WHERE LOWER(TRIM(email)) {CUSTOMER_IN}',
         },
-        f"{KV} (SELECT a.email, b.v FROM a__changed AS a JOIN b__changed AS b ON a.email = b.email) AS replacing "
-        f"WHERE email {CUSTOMER_IN}",
+        f"{KV} (SELECT a.email, b.v FROM a__changed AS a JOIN b__changed AS b ON a.email = b.email) AS replacing WHERE email {CUSTOMER_IN}",
         f"{KV} kept WHERE (email IS NULL OR email NOT {CUSTOMER_IN})",
         id="each-input-is-read-as-its-touched-rows-and-the-kept-rows-are-everyone-elses",
     ),
@@ -575,8 +574,7 @@ REPLACEMENT = [
         keyed("SELECT r.user, o.serial FROM r JOIN o ON o.serial = r.serial", {"customer": "user"}),
         {"r": {"customer": "lower(trim(user))", "serial": "serial"}},
         {"r__changed": f'SELECT "user", "serial" FROM r WHERE LOWER(TRIM("user")) {CUSTOMER_IN} OR serial {SERIAL_IN}'},
-        f'{KV} (SELECT r."user", o.serial FROM r__changed AS r JOIN o ON o.serial = r.serial) AS replacing '
-        f'WHERE "user" {CUSTOMER_IN}',
+        f'{KV} (SELECT r."user", o.serial FROM r__changed AS r JOIN o ON o.serial = r.serial) AS replacing WHERE "user" {CUSTOMER_IN}',
         f'{KV} kept WHERE ("user" IS NULL OR "user" NOT {CUSTOMER_IN})',
         id="a-row-named-by-customer-or-serial-number-is-read-by-either-and-an-input-without-rows-of-in-full",
     ),

@@ -395,12 +395,30 @@ class Lake:
             return TableState.empty(name)
         key = (name, snapshot.snapshot_id)
         if key not in self._states:  # a snapshot never changes: plan its files once
-            files = tuple(task.file.file_path for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
+            try:
+                tasks = list(table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
+            except ValueError as error:  # pyiceberg plans no equality delete
+                if "equality deletes" not in str(error):
+                    raise
+                raise self._row_level_deletes(name) from None
+            if any(task.delete_files for task in tasks):
+                raise self._row_level_deletes(name)
+            files = tuple(task.file.file_path for task in tasks)
             summary = snapshot.summary
             rows = int(summary.get("total-records", 0)) if summary else 0
             properties = dict(summary.additional_properties) if summary else {}
             self._states[key] = TableState(name, snapshot.snapshot_id, rows, properties, files)
         return self._states[key]
+
+    def _row_level_deletes(self, name: str) -> LakeError:
+        """The refusal to read a table that another engine deleted rows of in place (Athena's DELETE
+        and UPDATE write Iceberg delete files): stedi reads data files whole, so it would bring the
+        deleted rows back, and the tables built from them."""
+        return LakeError(
+            f"the table '{name}' of the lake at {self.location} holds row-level deletes (Iceberg delete files, as Athena's "
+            "DELETE and UPDATE write them), which stedi does not apply: reading it would bring the deleted rows back. "
+            f"Merge them into its data files first (in Athena: OPTIMIZE {NAMESPACE}.{name} REWRITE DATA USING BIN_PACK), then run the command again"
+        )
 
     def columns(self, name: str) -> tuple[tuple[str, str], ...]:
         """The table's columns as (name, kind), each kind a key of ICEBERG_TYPES."""

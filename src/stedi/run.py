@@ -382,9 +382,11 @@ def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableSt
         rows = engine.build(ModelBuild(touched_sql, tables, settings, path, stages, lake.scratch, lake.storage, changed))
         kept = tuple(f for f in lake.state(model.name).files if f not in set(rewritten))
         carried = lake.new_data_file(model.name, run_id) if rewritten else None
-        if carried and not engine.build(ModelBuild(others_sql, {KEPT: TableInput(rewritten, columns)}, settings, carried, {}, lake.scratch, lake.storage, changed)):
-            lake.storage.delete(carried)  # the rewritten files held only touched customers
-            carried = None
+        if carried:
+            others = ModelBuild(others_sql, {KEPT: TableInput(rewritten, columns)}, settings, carried, {}, lake.scratch, lake.storage, changed)
+            if not engine.build(others):
+                lake.storage.delete(carried)  # the rewritten files held only touched customers
+                carried = None
         return Written(path, rows, kept, rewritten, carried)
     stages, sql, tables = _query(lake, model, inputs, how)
     rows = engine.build(ModelBuild(sql, tables, settings, path, stages, lake.scratch, lake.storage))
