@@ -23,6 +23,8 @@ the command's whole process tree (the JVM of a Spark run included):
                readings) on the lake the delivery left
   erasure-held then stedi forget of a customer held since the first build, whom the delivery left
                alone: their rows lie in the bulk of each table
+  after-erasure
+               then stedi run with nothing new: what the erasures leave the next run to do
 
 Writes OUT/latest.json and OUT/latest.md and prints the table.
 """
@@ -79,12 +81,13 @@ COMMANDS = {  # name -> what it is, in the order of each repetition
     "delivery": "stedi run after a daily delivery arrives (revocations, new consents, new customers with readings)",
     "erasure": "stedi forget of one of the delivery's new customers, on the lake the delivery left",
     "erasure-held": "then stedi forget of a customer held since the first build, whom the delivery left alone",
+    "after-erasure": "then stedi run with nothing new: what the erasures leave the next run to do",
 }
-EXPORT_COMMANDS = {"floor-export", "peer-export", "stedi-export", "delivery-base", "delivery", "erasure", "erasure-held"}
+EXPORT_COMMANDS = {"floor-export", "peer-export", "stedi-export", "delivery-base", "delivery", "erasure", "erasure-held", "after-erasure"}
 INCREMENTAL_GROUPS = (
     {"incremental-base", "incremental", "noop"},
     {"readings-base", "incremental-readings"},
-    {"delivery-base", "delivery", "erasure", "erasure-held"},
+    {"delivery-base", "delivery", "erasure", "erasure-held", "after-erasure"},
 )
 SPARK_COMMANDS = ("peer", "stedi-spark", "peer-export")
 
@@ -737,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
         arrivals = (
             ("incremental-base", "incremental", data, base_files, data, batch, ("noop",)),
             ("readings-base", "incremental-readings", data, base_files, data, readings, ()),
-            ("delivery-base", "delivery", export_data, all_feed_files(export_data), delivery, all_feed_files(delivery), ("erasure", "erasure-held")),
+            ("delivery-base", "delivery", export_data, all_feed_files(export_data), delivery, all_feed_files(delivery), ("erasure", "erasure-held", "after-erasure")),
         )
         for base_name, name, base_root, base_paths, arriving_root, arriving, then in arrivals:
             if name not in runs:

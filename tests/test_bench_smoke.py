@@ -36,6 +36,7 @@ def test_bench_runs_on_tiny_data_and_writes_its_report(tmp_path: Path) -> None:
         "delivery",
         "erasure",
         "erasure-held",
+        "after-erasure",
     }  # no Spark
     for name, summary in result["summary"].items():
         assert summary["runs"] == 1 and summary["ok_runs"] == 1, (name, summary["errors"])

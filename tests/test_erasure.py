@@ -151,7 +151,7 @@ def test_forget_removes_every_row_and_every_byte(lake):
     tombstones = (root / "_stedi" / "tombstones.json").read_text()
     assert len(json.loads(tombstones)["emails"]) == 1 and len(json.loads(tombstones)["serial_numbers"]) == 2
 
-    # The next run rebuilds from the erased landing zone: nothing comes back.
+    # Erin shared no serial number: the next run keeps every table as the erasure left it, and nothing comes back.
     assert lake.run(with_source=False).ok
     assert counts(lake) == {name: BEFORE[name] - ERIN_ROWS[name] for name in TABLES}
     assert files_holding(root, [ERIN, ERIN_SERIAL, "Erin Gone", key]) == {}

@@ -24,6 +24,7 @@ from stedi.lake import parquet_columns
 from stedi.models import load_models
 from stedi.run import published_inputs, run_settings_table
 from stedi.secret import customer_key
+from support.lakes import MODEL_TABLES
 from support.leftovers import files_holding
 from support.records import customer, reading, step
 
@@ -493,6 +494,33 @@ def test_forgetting_a_customer_a_delivery_touched_leaves_the_other_customers_fil
 
 # The column that names zed in the tables whose other rows the test above compares.
 KEYED_BY_ZED = [("accelerometer_trusted", "user"), ("customers_curated", "email"), ("step_trainer_trusted", "email")]
+
+
+def test_after_forgetting_a_customer_who_shares_no_serial_number_the_next_run_builds_nothing(harness, tmp_path):
+    """Every table the erasure leaves is still its SQL over its inputs: the next run keeps them all,
+    counts the funnel over them once, and a later delivery replaces customers as usual."""
+    base_lake(harness)
+    with harness.lake.writing():
+        assert forget(harness.lake, ["b@x.com"]).shared_serial_numbers == 0
+    after = harness.run(with_source=False)
+    assert after.ok and {t.name: t.status for t in after.tables} == dict.fromkeys(MODEL_TABLES, "unchanged")
+    assert after.changed and after.funnel == funnel(harness.lake, "since-consent")
+    assert_every_model_is_its_sql(harness, tmp_path)
+    assert not harness.run(with_source=False).changed  # its funnel is kept, and reused
+
+    harness.feed("customer/d.json", [customer("a@x.com", "S1", consent=None, updated=20)])
+    assert set(how_built(harness.run()).values()) == {"replaced"}
+    assert_every_model_is_its_sql(harness, tmp_path)
+
+
+def test_after_forgetting_a_customer_who_shared_a_serial_number_the_next_run_rebuilds(harness, tmp_path):
+    """The number's readings went with the customer, and the one who stays owns it now."""
+    base_lake(harness)
+    with harness.lake.writing():
+        assert forget(harness.lake, ["e@x.com"]).shared_serial_numbers == 1
+    assert set(how_built(harness.run(with_source=False)).values()) == {"full"}
+    assert harness.rows("SELECT email FROM serial_number_owners WHERE serialNumber = 'SHARED'") == [("f@x.com",)]
+    assert_every_model_is_its_sql(harness, tmp_path)
 
 
 def test_generated_deliveries_over_several_runs_match_a_full_build(harness, tmp_path):

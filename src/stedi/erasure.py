@@ -240,10 +240,14 @@ def _rewrite_file(conn: duckdb.DuckDBPyConnection, lake: Lake, name: str, path: 
     return new_path
 
 
-def _properties(erasure_id: str, parent: dict[str, str], parent_id: int | None, changed: bool, renamed: dict[str, tuple[int, int]]) -> dict[str, str]:
-    """The summary of the snapshot an erasure leaves. When the rows changed, the inputs stay those
-    the rows were built from (so the next run rebuilds the table); when they did not, the table
-    names the snapshot it stands for, and inputs that were only re-committed are renamed."""
+def _properties(
+    erasure_id: str, parent: dict[str, str], parent_id: int | None, changed: bool, renamed: dict[str, tuple[int, int]], self_contained: bool
+) -> dict[str, str]:
+    """The summary of the snapshot an erasure leaves. When the rows did not change, the table names
+    the snapshot it stands for. The inputs the rows were built from are renamed to the snapshots
+    the erasure left of them when the rows are still the model's SQL over those: when they did not
+    change and the inputs were only re-committed, or when the erasure is `self_contained`.
+    Otherwise they stay, and the next run rebuilds the table."""
     properties = {k: v for k, v in parent.items() if k.startswith("stedi.")}
     if RUN_PROPERTY in parent:
         properties[BUILT_BY_PROPERTY] = parent.get(BUILT_BY_PROPERTY, parent[RUN_PROPERTY])
@@ -251,12 +255,12 @@ def _properties(erasure_id: str, parent: dict[str, str], parent_id: int | None, 
     properties[ERASURE_PROPERTY] = erasure_id
     if changed:
         properties.pop(SAME_CONTENT_PROPERTY, None)
-        return properties
-    same = json.loads(parent.get(SAME_CONTENT_PROPERTY, "[]"))
-    if parent_id is not None:
-        same.append(parent_id)
-    properties[SAME_CONTENT_PROPERTY] = json.dumps(same)
-    if INPUTS_PROPERTY in parent:
+    else:
+        same = json.loads(parent.get(SAME_CONTENT_PROPERTY, "[]"))
+        if parent_id is not None:
+            same.append(parent_id)
+        properties[SAME_CONTENT_PROPERTY] = json.dumps(same)
+    if INPUTS_PROPERTY in parent and (self_contained or not changed):
         inputs = json.loads(parent[INPUTS_PROPERTY])
         for table, (old, new) in renamed.items():
             if inputs.get(table) == old:
@@ -385,10 +389,18 @@ def _carry_out(lake: Lake, report: ErasureReport, people: KnownPeople | Tombston
             report.expired[plan.name] = done["expired"]
         plan.committed = not plan.expire
 
-    renamed: dict[str, tuple[int, int]] = {}  # tables re-committed with unchanged rows: old → new snapshot
+    # Forgetting customers who share no serial number with anyone who stays changes no one else's
+    # rows: every model's rows of the others are its SQL over their rows alone (`rows_of`), so
+    # the tables stay their SQL over their inputs, and the next run need not rebuild them. A shared
+    # number's readings go with the customer, and the one who stays may own it now: the tables
+    # downstream of it are rebuilt.
+    self_contained = report.shared_serial_numbers == 0
+    renamed: dict[str, tuple[int, int]] = {}  # tables committed with rows their readers may take as built from: old → new snapshot
     for plan in report.tables:
         if not plan.expire:
             plan.snapshots_expired = len(report.expired.get(plan.name, []))
+            if self_contained:
+                _rename_inputs(lake, plan.name, report.erasure_id, renamed)
             continue
         state = lake.state(plan.name)
         committed = {s.snapshot_id: s.committed_ms for s in snapshot_files(lake, plan.name)}
@@ -396,13 +408,13 @@ def _carry_out(lake: Lake, report: ErasureReport, people: KnownPeople | Tombston
         plan.found.register(conn)
         added = [new for path, rows in plan.files.items() if (new := _rewrite_file(conn, lake, plan.name, path, rows))]
         changed = bool(plan.files)
-        properties = _properties(report.erasure_id, state.properties, state.snapshot_id, changed, renamed)
+        properties = _properties(report.erasure_id, state.properties, state.snapshot_id, changed, renamed, self_contained)
         expired = report.expired.get(plan.name, []) + [{"snapshot_id": sid, "committed_ms": committed[sid]} for sid in plan.expire if sid in committed]
         progress = {"erasure_id": report.erasure_id, "rows_removed": plan.rows_earlier + plan.rows_now, "expired": expired}
         head = rewrite(
             lake, plan.name, properties, remove=plan.files, add=added, expire=plan.expire, table_properties={PROGRESS_PROPERTY: json.dumps(progress)}
         )
-        if not changed and head != state.snapshot_id and state.snapshot_id is not None and head is not None:
+        if (self_contained or not changed) and head != state.snapshot_id and state.snapshot_id is not None and head is not None:
             renamed[plan.name] = (state.snapshot_id, head)
         retained = {s.snapshot_id for s in snapshot_files(lake, plan.name)}
         report.expired[plan.name] = [e for e in expired if e["snapshot_id"] not in retained]
@@ -420,6 +432,19 @@ def _carry_out(lake: Lake, report: ErasureReport, people: KnownPeople | Tombston
     records.write(lake.storage, ERASURES, report.erasure_id, report.audit_record())
     lake.storage.delete(_pending_path(lake))
     return report
+
+
+def _rename_inputs(lake: Lake, name: str, erasure_id: str, renamed: dict[str, tuple[int, int]]) -> None:
+    """Re-commit a table that holds none of the customers but was built from a table the erasure
+    committed anew, its rows unchanged and its inputs renamed, so the next run keeps it."""
+    if not lake.has_table(name) or not renamed:
+        return
+    state = lake.state(name)
+    built_from = json.loads(state.properties.get(INPUTS_PROPERTY, "{}"))
+    if state.snapshot_id is None or not any(built_from.get(table) == old for table, (old, _) in renamed.items()):
+        return
+    head = lake.publish(name, [], _properties(erasure_id, state.properties, state.snapshot_id, False, renamed, True))
+    renamed[name] = (state.snapshot_id, head)
 
 
 def _runs_touching(lake: Lake, expired: dict[str, list[dict]]) -> list[str]:

@@ -107,6 +107,7 @@ class RunReport:
     tables: list[TableRun] = field(default_factory=list)
     funnel: dict = field(default_factory=dict)
     funnel_over: dict = field(default_factory=dict)  # the consent scope and table snapshots it counted
+    funnel_counted: bool = False  # counted afresh, not the last run's: the tables changed since (an erasure, say)
 
     @property
     def ok(self) -> bool:
@@ -124,11 +125,14 @@ class RunReport:
 
     @property
     def changed(self) -> bool:
-        """Whether the run ingested a new file or built, failed or skipped a table.
+        """Whether the run ingested a new file, built, failed or skipped a table, or counted the
+        funnel over tables that changed since the last run (an erasure leaves its tables as their
+        models' SQL over their inputs, and the next run builds none of them).
 
-        Only a run that changed something leaves a manifest.
+        Only a run that changed something leaves a manifest, whose funnel the next run reuses.
         """
-        return any(t.status not in ("unchanged", NOT_SELECTED) for t in self.tables) or bool(self.ingest and self.ingest.new_files)
+        built = any(t.status not in ("unchanged", NOT_SELECTED) for t in self.tables)
+        return built or bool(self.ingest and self.ingest.new_files) or self.funnel_counted
 
     def as_dict(self) -> dict:
         """The run manifest, as `_stedi/runs/<run_id>.json` and `--json` hold it."""
@@ -567,7 +571,7 @@ def run(
         if on_table:
             on_table(table_run)
     replaced = Replaced(delivery.changes, delivery.replaced) if delivery and not delivery.too_broad else None
-    report.funnel, report.funnel_over = _funnel(lake, scope, replaced)
+    report.funnel, report.funnel_over, report.funnel_counted = _funnel(lake, scope, replaced)
     report.finished_at = datetime.now(UTC).isoformat()
     if report.changed:
         records.write(lake.storage, RUNS, run_id, report.as_dict())
@@ -631,15 +635,16 @@ def _rows_at(lake: Lake, name: str, snapshot_id: int | None) -> int:
     return int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0
 
 
-def _funnel(lake: Lake, scope: str, replaced: Replaced | None) -> tuple[dict, dict]:
-    """The zone funnel, and what it counted. Counting scans every landing row, so when the tables
-    are at the snapshots the last run counted, its funnel is reused: a run with nothing new stays
-    cheap however large the lake (counting would be most of a no-op run)."""
+def _funnel(lake: Lake, scope: str, replaced: Replaced | None) -> tuple[dict, dict, bool]:
+    """The zone funnel, what it counted, and whether it was counted afresh. Counting scans every
+    landing row, so when the tables are at the snapshots the last run counted, its funnel is
+    reused: a run with nothing new stays cheap however large the lake (counting would be most of a
+    no-op run)."""
     over = {"consent_scope": scope, "snapshots": {name: lake.state(name).snapshot_id for name in lake.table_names()}}
     last = latest_run(lake)
     if last and last.get("funnel_over") == over:
-        return last["funnel"], over
-    return funnel(lake, scope, last, replaced), over
+        return last["funnel"], over, False
+    return funnel(lake, scope, last, replaced), over, True
 
 
 def latest_run(lake: Lake) -> dict | None:
