@@ -90,6 +90,7 @@ INCREMENTAL_GROUPS = (
     {"delivery-base", "delivery", "erasure", "erasure-held", "after-erasure"},
 )
 SPARK_COMMANDS = ("peer", "stedi-spark", "peer-export")
+AFTER_DELIVERY = ("erasure", "erasure-held", "after-erasure")  # measured in turn on the lake the delivery left
 
 
 # ---- measuring one command ------------------------------------------------------------------------
@@ -740,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         arrivals = (
             ("incremental-base", "incremental", data, base_files, data, batch, ("noop",)),
             ("readings-base", "incremental-readings", data, base_files, data, readings, ()),
-            ("delivery-base", "delivery", export_data, all_feed_files(export_data), delivery, all_feed_files(delivery), ("erasure", "erasure-held", "after-erasure")),
+            ("delivery-base", "delivery", export_data, all_feed_files(export_data), delivery, all_feed_files(delivery), AFTER_DELIVERY),
         )
         for base_name, name, base_root, base_paths, arriving_root, arriving, then in arrivals:
             if name not in runs:
