@@ -15,6 +15,7 @@ from stedi import models as models_module
 from stedi import run as run_module
 from stedi.api import Lakehouse
 from stedi.cli import app
+from stedi.erasure import pending_erasure
 from stedi.errors import ConservationError, GateFailure, InternalError, LakeError, StediError, UserError
 from support.deletes import delete_rows
 from support.lakes import MODEL_TABLES
@@ -82,6 +83,7 @@ def test_a_table_another_engine_deleted_rows_of_in_place_is_refused_by_every_com
             "and UPDATE write them), which stedi does not apply: reading it would bring the deleted rows back. Merge them into its data "
             f"files first (in Athena: OPTIMIZE stedi.{name} REWRITE DATA USING BIN_PACK), then run the command again"
         ], args
+    assert pending_erasure(lake) is None  # the erasure was refused before it wrote its intent
     lake.refresh()  # the run landed the new customer file, then refused to build anything from the table
     assert {t: lake.table(t).metadata.current_snapshot_id for t in MODEL_TABLES} == models
 

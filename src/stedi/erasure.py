@@ -54,7 +54,7 @@ from stedi.identities import (
     touched_sql,
 )
 from stedi.lake import BUILT_BY_PROPERTY, ERASURE_PROPERTY, INPUTS_PROPERTY, RUN_PROPERTY, SAME_CONTENT_PROPERTY, Lake, new_run_id, run_of_data_file
-from stedi.models import load_models, run_order
+from stedi.models import LANDING_TABLES, load_models, run_order
 from stedi.records import ERASURES, RUNS
 from stedi.scratch import remove_abandoned
 from stedi.secret import customer_key
@@ -274,16 +274,17 @@ def _properties(
 
 def _serial_numbers(conn: duckdb.DuckDBPyConnection, lake: Lake, emails: list[str]) -> tuple[set[str], int]:
     """The customers' serial numbers (from all their customer_landing records), and how many of
-    them other customers also carry."""
+    them other customers also carry. A blank one is no serial number to erase by, but it counts
+    as shared when someone else carries it too: the models take any value for one."""
     if not lake.has_table("customer_landing") or not lake.state("customer_landing").files:
         return set(), 0
     conn.register("erase_requested", pa.table({"value": pa.array(emails, pa.string())}))
     rows = conn.execute(
         f"""SELECT lower(trim(serialNumber)) AS serial, bool_or(lower(trim(email)) NOT IN (SELECT value FROM erase_requested))
-            FROM {parquet_source(lake.state("customer_landing").files)} WHERE serialNumber IS NOT NULL AND trim(serialNumber) <> ''
+            FROM {parquet_source(lake.state("customer_landing").files)} WHERE serialNumber IS NOT NULL
             GROUP BY ALL HAVING bool_or(lower(trim(email)) IN (SELECT value FROM erase_requested))"""
     ).fetchall()
-    return {serial for serial, _ in rows}, sum(1 for _, shared in rows if shared)
+    return {serial for serial, _ in rows if serial}, sum(1 for _, shared in rows if shared)
 
 
 def _pending_path(lake: Lake) -> str:
@@ -307,6 +308,8 @@ def forget(lake: Lake, emails: Iterable[str], dry_run: bool = False) -> ErasureR
     requested = list(dict.fromkeys(normalize(e) for e in emails))
     if not requested or any(not e for e in requested):
         raise ErasureError("give the email of at least one customer to forget (blank emails are not allowed)")
+    for name in lake.table_names():  # a table that cannot be read as it is is refused before anything is written
+        lake.state(name)
     if not dry_run:
         finished = finish_pending_erasure(lake)  # an earlier erasure that was interrupted comes first
         if finished and {mark(lake.secret, "email", e) for e in requested} <= finished.email_marks:
@@ -392,12 +395,7 @@ def _carry_out(lake: Lake, report: ErasureReport, people: KnownPeople | Tombston
             report.expired[plan.name] = done["expired"]
         plan.committed = not plan.expire
 
-    # Forgetting customers who share no serial number with anyone who stays changes no one else's
-    # rows: every model's rows of the others are its SQL over their rows alone (`rows_of`), so
-    # the tables stay their SQL over their inputs, and the next run need not rebuild them. A shared
-    # number's readings go with the customer, and the one who stays may own it now: the tables
-    # downstream of it are rebuilt.
-    self_contained = report.shared_serial_numbers == 0
+    self_contained = _self_contained(report)
     renamed: dict[str, tuple[int, int]] = {}  # tables committed with rows their readers may take as built from: old → new snapshot
     for plan in report.tables:
         if not plan.expire:
@@ -435,6 +433,18 @@ def _carry_out(lake: Lake, report: ErasureReport, people: KnownPeople | Tombston
     records.write(lake.storage, ERASURES, report.erasure_id, report.audit_record())
     lake.storage.delete(_pending_path(lake))
     return report
+
+
+def _self_contained(report: ErasureReport) -> bool:
+    """Whether the erasure changes no row of anyone who stays in the landing tables the models
+    read, so that every model's rows of the others stay its SQL over their rows alone (`rows_of`),
+    the tables the erasure leaves stay their SQL over their inputs, and the next run need not
+    rebuild them. Not so when someone who stays carries one of their serial numbers (its readings
+    go with the customer, and the one who stays may own it now), or when a landing row was matched
+    or changed through free text or a file name: another customer's row whose `_extra` names them
+    goes, and a file name redacted may reorder records that tie."""
+    through_text = any(p.found and (p.found.texts or p.found.paths) for p in report.tables if p.name in LANDING_TABLES)
+    return report.shared_serial_numbers == 0 and not through_text
 
 
 def _rename_inputs(lake: Lake, name: str, erasure_id: str, renamed: dict[str, tuple[int, int]]) -> None:
