@@ -209,6 +209,9 @@ class Delivery:
     new_files: Mapping[str, frozenset[str]]
     changes: Changes
     replaced: dict[str, int | None] = field(default_factory=dict)
+    # For each table replaced, the file its touched customers' rows are in now (none when they have
+    # none): the other files hold no row of theirs, so the tables built from it read just that one.
+    touched_rows: dict[str, tuple[str, ...]] = field(default_factory=dict)
     too_broad: str | None = None  # why replacing would cost more than a full build, when it would
 
     def confines(self, changed: Mapping[str, TableState], inputs: Mapping[str, TableState], built_from: Mapping[str, int | None]) -> bool:
@@ -381,7 +384,7 @@ def write(lake: Lake, engine: Engine, model: Model, inputs: Mapping[str, TableSt
     if isinstance(how, Replace):
         rewritten = files_holding(lake, model, how.delivery.changes)
         columns = lake.columns(model.name)
-        tables = {name: TableInput(state.files, lake.columns(name)) for name, state in inputs.items()}
+        tables = {name: TableInput(how.delivery.touched_rows.get(name, state.files), lake.columns(name)) for name, state in inputs.items()}
         input_columns = {name: [column for column, _ in table.columns] for name, table in tables.items()}
         stages, touched_sql, others_sql = replacement_sql(model, rows_of_tables(load_models()), KEPT, [name for name, _ in columns], input_columns)
         changed = how.delivery.changes.tables()
@@ -516,6 +519,7 @@ def build_model(lake: Lake, engine: Engine, model: Model, run_id: str, scope: st
         result.status = "built"
         if isinstance(how, Replace):
             how.delivery.replaced[model.name] = before.snapshot_id
+            how.delivery.touched_rows[model.name] = (written.path,) if written.rows else ()
     result.duration_s = round(time.perf_counter() - started, 3)
     return result
 
