@@ -19,10 +19,10 @@
    Running the same erasure again after a crash at any instant finishes it.
 
 Derived tables keep their rows minus the erased ones; their snapshot records that it was made by
-an erasure. When the customers share no serial number with anyone who stays, those rows are still
+an erasure. When it changed no row of anyone who stays (`_self_contained`), those rows are still
 each model's SQL over its inputs, and the snapshots say they were built from the inputs the erasure
 left, so the next `stedi run` builds nothing; otherwise the next run rebuilds whatever read a
-changed table (see `_carry_out`).
+changed table.
 """
 
 from __future__ import annotations
