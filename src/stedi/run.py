@@ -9,9 +9,9 @@ leaves nothing to repair. How a model is brought up to date (`plan`):
 - customers replaced: when customer records arrived, a model that declares whose rows it holds
   (`rows_of`) replaces just the rows of the customers and serial numbers the delivery touches
   (`stedi.changes`), rewriting only the data files that hold them;
-- rebuilt: any other change (a new definition or consent scope, a recovered ingest, an erasure of a
-  customer who shared a serial number: other erasures leave the tables their SQL over their inputs,
-  and say so in their snapshots).
+- rebuilt: any other change (a new definition or consent scope, a recovered ingest, an erasure that
+  reached someone who stays: other erasures leave the tables their SQL over their inputs, and say
+  so in their snapshots, `stedi.erasure`).
 
 The run's manifest, `_stedi/runs/<run_id>.json`, is written at the end. Meanwhile the run keeps it
 up to date as `_stedi/runs-unfinished/<run_id>.json` after each step, so a run killed on the way
